@@ -1,0 +1,1 @@
+"""Model architectures (LGAE, GNNAE baselines) and the bundled model zoo."""

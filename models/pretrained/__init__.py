@@ -1,0 +1,1 @@
+"""Bundled pretrained models: checkpoints and JSON model cards."""

@@ -1,0 +1,1 @@
+"""coffea processors that run trained models over event files."""
