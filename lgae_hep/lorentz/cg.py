@@ -10,7 +10,7 @@ factors are orthogonal, stacking the tensors over every allowed output gives an 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -41,17 +41,19 @@ def allowed_products(rep1: Irrep, rep2: Irrep, maxdim: int | None = None) -> lis
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _clebsch_gordan(rep1: Irrep, rep2: Irrep, rep: Irrep) -> np.ndarray:
     (k1, n1), (k2, n2), (k, n) = rep1, rep2, rep
     ck = su2_cg_table(k1, k2, k)  # (k1+1, k2+1, k+1)
     cn = su2_cg_table(n1, n2, n)  # (n1+1, n2+1, n+1)
     # spinor index of (k, n) is a * (n+1) + b
-    csp = np.einsum("ace,bdf->abcdef", ck, cn).reshape(
+    csp = np.einsum("ace,bdf->abcdef", ck, cn, optimize=True).reshape(
         (k1 + 1) * (n1 + 1), (k2 + 1) * (n2 + 1), (k + 1) * (n + 1)
     )
     t1, t2, t = spinor_to_canonical(rep1), spinor_to_canonical(rep2), spinor_to_canonical(rep)
-    c = np.einsum("ia,jb,kc,abc->ijk", t1, t2, t, csp).astype(np.complex128)
+    c = np.tensordot(t1, csp, axes=(1, 0))  # (i, b, c)
+    c = np.tensordot(t2, c, axes=(1, 1)).transpose(1, 0, 2)  # (i, j, c)
+    c = np.tensordot(c, t, axes=(2, 1)).astype(np.complex128)  # (i, j, k)
     c.setflags(write=False)
     return c
 
@@ -78,12 +80,12 @@ def cg_triples(maxdim: int) -> list[tuple[Irrep, Irrep, Irrep]]:
     return [(r1, r2, r) for r1 in reps for r2 in reps for r in allowed_products(r1, r2, maxdim)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cg_tables(maxdim: int, dtype, device):  # noqa: ANN001, ANN202
     import torch
 
     return {
-        tr: torch.as_tensor(clebsch_gordan(*tr), dtype=dtype, device=device)
+        tr: torch.tensor(np.array(clebsch_gordan(*tr)), dtype=dtype, device=device)
         for tr in cg_triples(maxdim)
     }
 
@@ -114,7 +116,7 @@ def cg_tables(maxdim: int, dtype=None, device=None) -> dict:  # noqa: ANN001
     return _cg_tables(int(maxdim), dtype, torch.device(device) if device is not None else None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _invariant_form(rep: Irrep) -> np.ndarray:
     d = irrep_dim(rep)
     m = np.sqrt(d) * clebsch_gordan(rep, rep, (0, 0))[:, :, 0]

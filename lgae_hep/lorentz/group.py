@@ -21,7 +21,7 @@ Conventions (see DESIGN.md section 3):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy.linalg import expm, null_space
@@ -105,7 +105,7 @@ def irrep_spins(rep: Irrep) -> list[tuple[int, int]]:
     return [(tl, tm) for tl in range(abs(k - n), k + n + 1, 2) for tm in range(-tl, tl + 1, 2)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def spinor_to_canonical(rep: Irrep) -> np.ndarray:
     """Real orthogonal matrix T (d, d): canonical components = T @ spinor-product components.
 
@@ -124,7 +124,7 @@ def spinor_to_canonical(rep: Irrep) -> np.ndarray:
     return t
 
 
-@lru_cache(maxsize=None)
+@cache
 def irrep_generators(rep: Irrep) -> tuple[np.ndarray, np.ndarray]:
     """Generators ``(K, L)`` of irrep ``rep`` in the canonical basis, each of shape (3, d, d).
 
@@ -239,7 +239,8 @@ def _fourvec_intertwiner() -> np.ndarray:
     ki, li = irrep_generators((1, 1))
     eye = np.eye(4)
     # U X - G U = 0  <=>  (X^T kron I - I kron G) vec(U) = 0 (column-major vec)
-    rows = [np.kron(x.T, eye) - np.kron(eye, g) for x, g in zip([*kc, *lc], [*ki, *li], strict=True)]
+    pairs = zip([*kc, *lc], [*ki, *li], strict=True)
+    rows = [np.kron(x.T, eye) - np.kron(eye, g) for x, g in pairs]
     ns = null_space(np.concatenate(rows, axis=0))
     if ns.shape[1] != 1:  # pragma: no cover - would be a bug in the generators
         raise RuntimeError("no unique intertwiner between Cartesian and (1,1) bases")
@@ -277,8 +278,9 @@ def _apply(mat: np.ndarray, x):  # noqa: ANN001, ANN202 - numpy or torch
     if type(x).__module__.startswith("torch"):
         import torch
 
-        cdtype = torch.complex128 if x.dtype in (torch.float64, torch.complex128) else torch.complex64
-        m = torch.as_tensor(mat, dtype=cdtype, device=x.device)
+        double = x.dtype in (torch.float64, torch.complex128)
+        cdtype = torch.complex128 if double else torch.complex64
+        m = torch.tensor(np.array(mat), dtype=cdtype, device=x.device)
         return torch.einsum("ij,...j->...i", m, x.to(cdtype))
     return np.einsum("ij,...j->...i", mat, np.asarray(x))
 

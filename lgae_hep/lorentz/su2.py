@@ -11,7 +11,7 @@ Conventions: Condon-Shortley phases; components of spin ``j`` are ordered ``m = 
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from math import factorial, sqrt
 
 import numpy as np
@@ -24,7 +24,7 @@ def _check_doubled(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a non-negative integer (twice the spin), got {value!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def cg_squared_signed(tj1: int, tm1: int, tj2: int, tm2: int, tj: int, tm: int) -> Fraction:
     """Exact ``sign(C) * C**2`` of <j1 m1; j2 m2 | j m>, all arguments doubled.
 
@@ -87,7 +87,7 @@ def su2_cg(j1: float, m1: float, j2: float, m2: float, j: float, m: float) -> fl
     return float(np.sign(s)) * sqrt(abs(s))
 
 
-@lru_cache(maxsize=None)
+@cache
 def su2_cg_table(tj1: int, tj2: int, tj: int) -> np.ndarray:
     """All coefficients <j1 m1; j2 m2 | j m> as an array of shape (2j1+1, 2j2+1, 2j+1).
 
@@ -108,7 +108,7 @@ def su2_cg_table(tj1: int, tj2: int, tj: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def spin_matrices(tj: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hermitian spin matrices (Jx, Jy, Jz) of spin j = tj/2, basis m = -j..j (complex128)."""
     _check_doubled("tj", tj)
