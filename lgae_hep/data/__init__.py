@@ -1,9 +1,21 @@
 """Jet readers (NanoAOD/PFNano, JetNet HDF5), tensors, and the Pythia 8 + FastJet generator.
 
-Nothing here imports torch at import time (``to_tensors(backend="torch")`` imports it lazily).
+Nothing here imports torch at import time (``to_tensors(backend="torch")`` imports it lazily),
+and jetnet is never imported unless asked for.
 """
 
-from .nanoaod import METADATA_KEY, read_metadata, write_pfnano
+from .jetnet import read_jetnet
+from .nanoaod import (
+    METADATA_KEY,
+    NanoLayout,
+    constituents_from_events,
+    detect_layout,
+    iter_nanoaod,
+    read_metadata,
+    read_nanoaod,
+    write_pfnano,
+)
+from .tensors import ABS_TOL, REL_TOL, JetTensors, from_tensors, to_tensors, unflatten_like
 from .vectors import (
     cartesian_components,
     eta_rel,
@@ -15,14 +27,26 @@ from .vectors import (
 )
 
 __all__ = [
+    "ABS_TOL",
     "METADATA_KEY",
+    "REL_TOL",
+    "JetTensors",
+    "NanoLayout",
     "cartesian_components",
+    "constituents_from_events",
+    "detect_layout",
     "eta_rel",
+    "from_tensors",
+    "iter_nanoaod",
     "jet_p4",
     "phi_rel",
     "pt_rel",
+    "read_jetnet",
     "read_metadata",
+    "read_nanoaod",
     "relative_coordinates",
+    "to_tensors",
+    "unflatten_like",
     "wrap_phi",
     "write_pfnano",
 ]

@@ -19,7 +19,8 @@ which real PFNano files such as the CMS fixture do not have).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .vectors import MOMENTUM_FIELDS, cartesian_components, pt_eta_phi_mass
+from .vectors import MOMENTUM_FIELDS, cartesian_components, momentum4d, pt_eta_phi_mass
 
 __all__ = [
     "METADATA_KEY",
@@ -271,3 +272,571 @@ def _open_root(path: str | Path) -> Any:
         return uproot.open(path)
     except (ValueError, OSError) as err:  # uproot: "not a ROOT file: first four bytes are ..."
         raise ValueError(f"{path} is not a readable ROOT file ({err})") from err
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+#: Optional per-candidate fields kept when present.
+DEFAULT_PF_FIELDS = ("charge", "pdgId")
+#: Optional per-jet fields kept in the jet records (``with_jets=True``) when present.
+DEFAULT_JET_FIELDS = ("msoftdrop", "label")
+
+
+@dataclass(frozen=True)
+class NanoLayout:
+    """Branch names of one jet collection and its PF-candidate index table.
+
+    Attributes
+    ----------
+    jets : str
+        Jet collection (``FatJet``).
+    table : str
+        Index table collection (``FatJetPFCands`` in PFNano, ``FatJetPFCand`` in Run-3 NanoAOD).
+    jet_idx, cand_idx : str
+        Fields of the table pointing into ``jets`` and ``cands`` (per event, 0-based).
+    cands : str
+        PF candidate collection (``PFCands`` / ``PFCand``).
+    cand_fields : tuple of str
+        Candidate fields to read (pt, eta, phi, mass + optional ones present).
+    jet_fields : tuple of str
+        Jet fields to read (pt, eta, phi, mass + optional ones present).
+    flavour : str
+        ``"pfnano"`` or ``"run3"``.
+    """
+
+    jets: str
+    table: str
+    jet_idx: str
+    cand_idx: str
+    cands: str
+    cand_fields: tuple[str, ...]
+    jet_fields: tuple[str, ...]
+    flavour: str
+
+    def branches(self) -> list[str]:
+        """Flat branch names this layout reads."""
+        return (
+            [f"{self.jets}_{f}" for f in self.jet_fields]
+            + [f"{self.table}_{self.jet_idx}", f"{self.table}_{self.cand_idx}"]
+            + [f"{self.cands}_{f}" for f in self.cand_fields]
+        )
+
+
+def detect_layout(
+    available: set[str] | Sequence[str],
+    jets: str = "FatJet",
+    *,
+    pf_fields: Sequence[str] | None = None,
+    jet_fields: Sequence[str] | None = None,
+    where: str = "input",
+) -> NanoLayout:
+    """Find the PF-candidate layout of ``jets`` among the ``available`` flat branch names.
+
+    Parameters
+    ----------
+    available : set of str
+        Flat branch names (``FatJet_pt``, ``PFCands_pt``, ...).
+    jets : str
+        Jet collection name.
+    pf_fields, jet_fields : sequence of str, optional
+        Extra candidate / jet fields. ``None`` means the defaults
+        (:data:`DEFAULT_PF_FIELDS`, :data:`DEFAULT_JET_FIELDS`), kept only when present;
+        explicitly requested fields must exist.
+    where : str
+        Description of the input for error messages.
+
+    Raises
+    ------
+    ValueError
+        If a required branch is missing; the message names it and the expected layouts.
+    """
+    available = set(available)
+    layout_doc = _PFNANO_LAYOUT.format(jets=jets)
+    candidates = [
+        ("pfnano", f"{jets}PFCands", "jetIdx", "pFCandsIdx", "PFCands"),
+        ("run3", f"{jets}PFCand", "jetIdx", "pfCandIdx", "PFCand"),
+    ]
+    found = [
+        c for c in candidates if f"{c[1]}_{c[2]}" in available or f"{c[1]}_{c[3]}" in available
+    ]
+    if not found:
+        raise ValueError(
+            f"branch '{jets}PFCands_jetIdx' (PFNano) or '{jets}PFCand_jetIdx' (Run-3 NanoAOD) "
+            f"not found in {where}; expected the {layout_doc}"
+        )
+    flavour, table, jet_idx, cand_idx, cands = found[0]
+
+    def resolve(
+        coll: str, required: Sequence[str], optional: Sequence[str] | None, default: Sequence[str]
+    ) -> tuple[str, ...]:
+        names = list(required)
+        if optional is None:
+            names += [f for f in default if f"{coll}_{f}" in available and f not in names]
+        else:
+            names += [f for f in optional if f not in names]
+        return tuple(names)
+
+    cand_fields = resolve(cands, MOMENTUM_FIELDS, pf_fields, DEFAULT_PF_FIELDS)
+    jet_field_names = resolve(jets, MOMENTUM_FIELDS, jet_fields, DEFAULT_JET_FIELDS)
+    layout = NanoLayout(
+        jets, table, jet_idx, cand_idx, cands, cand_fields, jet_field_names, flavour
+    )
+    for branch in layout.branches():
+        if branch not in available:
+            raise ValueError(f"branch {branch!r} not found in {where}; expected the {layout_doc}")
+    return layout
+
+
+def _available_names(events: Any) -> tuple[set[str], bool]:
+    """Flat branch names available in ``events`` and whether it is nested (NanoEvents)."""
+    if isinstance(events, Mapping):
+        return set(events), False
+    fields = ak.fields(events)
+    nested = False
+    names: set[str] = set()
+    for field in fields:
+        sub = events[field]
+        sub_fields = ak.fields(sub)
+        if sub_fields:
+            nested = True
+            names.update(f"{field}_{f}" for f in sub_fields)
+        else:
+            names.add(field)
+    return names, nested
+
+
+def _to_flat(values: Any, dtype: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``[event][item]`` awkward array -> (flat numpy values, counts per event)."""
+    arr = values if isinstance(values, ak.Array) else ak.Array(values)
+    if arr.ndim != 2:
+        raise ValueError(f"expected an [event][item] jagged array, got type {arr.type}")
+    counts = np.asarray(ak.to_numpy(ak.num(arr, axis=1)), dtype=np.int64)
+    flat = np.asarray(ak.to_numpy(ak.flatten(ak.without_parameters(arr), axis=1)))
+    if dtype is not None:
+        flat = flat.astype(dtype, copy=False)
+    return flat, counts
+
+
+def constituents_from_events(
+    events: Any,
+    jets: str = "FatJet",
+    max_particles: int | None = 30,
+    *,
+    pt_min: float | None = None,
+    eta_max: float | None = None,
+    mass_range: tuple[float, float] | None = None,
+    flat: bool = False,
+    with_jets: bool = False,
+    pf_fields: Sequence[str] | None = None,
+    jet_fields: Sequence[str] | None = None,
+    layout: NanoLayout | None = None,
+) -> ak.Array | tuple[ak.Array, ak.Array]:
+    """Group PF candidates into jets through the jet-candidate index table.
+
+    Works on already loaded arrays: plain uproot arrays (a record array or dict with flat
+    branch names such as ``FatJet_pt``) or coffea NanoEvents (eager or virtual), with PFNano
+    (``FatJetPFCands_{jetIdx,pFCandsIdx}``, ``PFCands_*``) or official Run-3 NanoAOD names
+    (``FatJetPFCand_{jetIdx,pfCandIdx}``, ``PFCand_*``). It does not use coffea's
+    ``FatJet.constituents`` (which needs ``FatJet_nConstituents`` and a jet-ordered table).
+
+    Parameters
+    ----------
+    events : ak.Array or mapping
+        One chunk of events.
+    jets : str
+        Jet collection name.
+    max_particles : int or None
+        Keep the N hardest constituents per jet (``None``: all).
+    pt_min, eta_max, mass_range : optional
+        Jet selection on the jet collection's own kinematics: ``pt > pt_min``,
+        ``|eta| < eta_max``, ``mass_range[0] <= mass < mass_range[1]``.
+    flat : bool
+        Return ``[jet][particle]`` instead of ``[event][jet][particle]``.
+    with_jets : bool
+        Also return the selected jets as Momentum4D records (``pt, eta, phi, mass``, the
+        optional ``jet_fields`` and ``nConstituents``, the number of table entries of the jet
+        before truncation), with the same outer structure.
+    pf_fields, jet_fields : sequence of str, optional
+        Extra fields to carry (defaults: ``charge``, ``pdgId`` / ``msoftdrop``, ``label`` when
+        present).
+    layout : NanoLayout, optional
+        Pre-computed layout (skips detection).
+
+    Returns
+    -------
+    ak.Array or (ak.Array, ak.Array)
+        Constituents as Momentum4D records (``pt, eta, phi, mass`` + carried fields), sorted by
+        pT (descending) within each jet; with ``with_jets`` also the jet records.
+
+    Notes
+    -----
+    Values are passed through as stored: non-finite or unphysical candidates are not repaired
+    here but sorted *first* within their jet (so truncation never hides them) and flagged by
+    :func:`lgae_hep.data.to_tensors` (``valid=False``).
+
+    Raises
+    ------
+    ValueError
+        Missing branches, or an inconsistent index table: ``jetIdx`` / candidate index out of
+        range, table columns or candidate columns of different lengths.
+    """
+    if max_particles is not None and (
+        not isinstance(max_particles, int | np.integer) or max_particles < 1
+    ):
+        raise ValueError(f"max_particles must be a positive integer or None, got {max_particles!r}")
+    available, nested = _available_names(events)
+    if layout is None:
+        layout = detect_layout(
+            available, jets, pf_fields=pf_fields, jet_fields=jet_fields, where="the events"
+        )
+    else:
+        for branch in layout.branches():
+            if branch not in available:
+                raise ValueError(
+                    f"branch {branch!r} not found in the events; expected the "
+                    f"{_PFNANO_LAYOUT.format(jets=layout.jets)}"
+                )
+
+    def get(coll: str, field: str) -> Any:
+        return events[coll][field] if nested else events[f"{coll}_{field}"]
+
+    # jets -----------------------------------------------------------------------------------
+    jet_cols: dict[str, np.ndarray] = {}
+    n_jets = None
+    for field in layout.jet_fields:
+        values, counts = _to_flat(get(layout.jets, field))
+        if n_jets is None:
+            n_jets = counts
+        elif not np.array_equal(counts, n_jets):
+            raise ValueError(
+                f"{layout.jets}_{field} has different per-event lengths than {layout.jets}_pt"
+            )
+        jet_cols[field] = values
+    # candidates -----------------------------------------------------------------------------
+    pf_cols: dict[str, np.ndarray] = {}
+    n_pf = None
+    for field in layout.cand_fields:
+        values, counts = _to_flat(get(layout.cands, field))
+        if n_pf is None:
+            n_pf = counts
+        elif not np.array_equal(counts, n_pf):
+            raise ValueError(
+                f"{layout.cands}_{field} has different per-event lengths than "
+                f"{layout.cands}_pt: the candidate table is inconsistent"
+            )
+        pf_cols[field] = values
+    # index table ----------------------------------------------------------------------------
+    jet_idx, n_tab = _to_flat(get(layout.table, layout.jet_idx), np.int64)
+    cand_idx, n_tab2 = _to_flat(get(layout.table, layout.cand_idx), np.int64)
+    t_jet, t_cand = f"{layout.table}_{layout.jet_idx}", f"{layout.table}_{layout.cand_idx}"
+    if len(n_tab) != len(n_jets) or len(n_pf) != len(n_jets) or not np.array_equal(n_tab, n_tab2):
+        bad = np.flatnonzero(n_tab != n_tab2)[:5] if len(n_tab) == len(n_tab2) else "all"
+        raise ValueError(
+            f"index table lengths mismatch: {t_jet} and {t_cand} differ in events "
+            f"{bad}; both must have one entry per jet-candidate pair"
+        )
+    event_of_entry = np.repeat(np.arange(len(n_tab)), n_tab)
+    jet_limit = n_jets[event_of_entry]
+    bad = (jet_idx < 0) | (jet_idx >= jet_limit)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{t_jet} out of range: value {jet_idx[i]} in event "
+            f"{event_of_entry[i]} with {jet_limit[i]} {layout.jets} jets"
+        )
+    pf_limit = n_pf[event_of_entry]
+    bad = (cand_idx < 0) | (cand_idx >= pf_limit)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{t_cand} out of range: value {cand_idx[i]} in event "
+            f"{event_of_entry[i]} with {pf_limit[i]} {layout.cands}"
+        )
+
+    jet_off = np.zeros(len(n_jets) + 1, np.int64)
+    np.cumsum(n_jets, out=jet_off[1:])
+    pf_off = np.zeros(len(n_pf) + 1, np.int64)
+    np.cumsum(n_pf, out=pf_off[1:])
+    total_jets = int(jet_off[-1])
+    gjet = jet_idx + jet_off[:-1][event_of_entry]
+    gcand = cand_idx + pf_off[:-1][event_of_entry]
+
+    # jet selection --------------------------------------------------------------------------
+    selected = np.ones(total_jets, bool)
+    if pt_min is not None:
+        selected &= jet_cols["pt"] > pt_min
+    if eta_max is not None:
+        selected &= np.abs(jet_cols["eta"]) < eta_max
+    if mass_range is not None:
+        lo, hi = mass_range
+        selected &= (jet_cols["mass"] >= lo) & (jet_cols["mass"] < hi)
+    n_const_all = np.bincount(gjet, minlength=total_jets)
+
+    if not selected.all():
+        keep_entry = selected[gjet]
+        gjet, gcand = gjet[keep_entry], gcand[keep_entry]
+        new_index = np.cumsum(selected) - 1
+        gjet = new_index[gjet]
+        event_of_jet = np.repeat(np.arange(len(n_jets)), n_jets)
+        n_jets = np.bincount(event_of_jet[selected], minlength=len(n_jets))
+        jet_cols = {k: v[selected] for k, v in jet_cols.items()}
+        n_const_all = n_const_all[selected]
+        total_jets = int(selected.sum())
+
+    # sort by (jet, pT descending), non-finite pT first -----------------------------------------
+    pt = pf_cols["pt"][gcand]
+    key = np.where(np.isfinite(pt), -pt, -np.inf)
+    if len(gjet) and np.all(gjet[1:] >= gjet[:-1]):
+        # already jet-ordered (all PFNano writers): skip the sort when every jet is pT-sorted
+        starts_ok = np.ones(len(gjet), bool)
+        starts_ok[1:] = gjet[1:] != gjet[:-1]
+        unsorted = (~starts_ok[1:]) & (key[1:] < key[:-1])
+        order = np.lexsort((key, gjet)) if unsorted.any() else None
+    else:
+        order = np.lexsort((key, gjet))
+    if order is not None:
+        gjet, gcand = gjet[order], gcand[order]
+    counts = n_const_all
+    if max_particles is not None:
+        starts = np.zeros(total_jets + 1, np.int64)
+        np.cumsum(counts, out=starts[1:])
+        rank = np.arange(len(gjet)) - starts[:-1][gjet]
+        keep = rank < max_particles
+        if not keep.all():
+            gcand = gcand[keep]
+        counts = np.minimum(counts, max_particles)
+
+    particles = momentum4d({f: pf_cols[f][gcand] for f in layout.cand_fields})
+    out = ak.unflatten(particles, counts)
+    if not flat:
+        out = ak.unflatten(out, n_jets)
+    if not with_jets:
+        return out
+    jet_record = dict(jet_cols)
+    jet_record["nConstituents"] = n_const_all.astype(np.int32)
+    jets_out = momentum4d(jet_record)
+    if not flat:
+        jets_out = ak.unflatten(jets_out, n_jets)
+    return out, jets_out
+
+
+def _is_path_like(source: Any) -> bool:
+    return isinstance(source, str | Path)
+
+
+def _normalise_sources(source: Any, tree: str) -> list[tuple[Path, str]]:
+    if _is_path_like(source):
+        items = [source]
+    elif isinstance(source, Sequence) and source and all(_is_path_like(s) for s in source):
+        items = list(source)
+    else:
+        raise ValueError(
+            "source must be a path, a non-empty list of paths, coffea NanoEvents or an awkward "
+            f"array of events; got {type(source).__name__}"
+        )
+    out = []
+    for item in items:
+        text = str(item)
+        # allow uproot's "file.root:Tree" spelling
+        if ":" in text and not Path(text).exists() and text.rsplit(":", 1)[1]:
+            path, name = text.rsplit(":", 1)
+            out.append((Path(path), name))
+        else:
+            out.append((Path(text), tree))
+    return out
+
+
+def _check_files(
+    files: list[tuple[Path, str]], jets: str, pf_fields: Any, jet_fields: Any
+) -> tuple[NanoLayout, int]:
+    layout = None
+    total = 0
+    for path, tree in files:
+        with _open_root(path) as file:
+            if tree not in file:
+                trees = [k for k, c in file.classnames().items() if c == "TTree"]
+                raise ValueError(f"{path} has no tree {tree!r}; trees in the file: {trees}")
+            ttree = file[tree]
+            if not hasattr(ttree, "keys") or not hasattr(ttree, "num_entries"):
+                raise ValueError(f"{path}:{tree} is not a TTree ({type(ttree).__name__})")
+            file_layout = detect_layout(
+                set(ttree.keys()),
+                jets,
+                pf_fields=pf_fields,
+                jet_fields=jet_fields,
+                where=f"tree {tree!r} of {path}",
+            )
+            if layout is None:
+                layout = file_layout
+            elif file_layout != layout:
+                raise ValueError(
+                    f"{path} has a different layout ({file_layout.flavour}, fields "
+                    f"{file_layout.cand_fields}) than the first file ({layout.flavour}, "
+                    f"{layout.cand_fields}); pass pf_fields/jet_fields explicitly"
+                )
+            total += int(ttree.num_entries)
+    if total == 0:
+        names = ", ".join(f"{p}:{t}" for p, t in files)
+        raise ValueError(f"empty tree: {names} has 0 events")
+    assert layout is not None
+    return layout, total
+
+
+def iter_nanoaod(
+    source: Any,
+    jets: str = "FatJet",
+    max_particles: int | None = 30,
+    *,
+    tree: str = "Events",
+    step_size: int | str = "100 MB",
+    progress: bool | None = None,
+    **kwargs: Any,
+) -> Iterator[ak.Array | tuple[ak.Array, ak.Array]]:
+    """Stream jets chunk by chunk from ROOT files (bounded memory).
+
+    Reads only the needed branches with ``uproot.iterate`` and yields, per chunk, what
+    :func:`constituents_from_events` returns (same keyword arguments: ``pt_min``,
+    ``eta_max``, ``mass_range``, ``flat``, ``with_jets``, ``pf_fields``, ``jet_fields``).
+
+    Parameters
+    ----------
+    source : str, Path or list of them
+        ROOT file(s); ``"file.root:Tree"`` selects a tree.
+    jets, max_particles : see :func:`read_nanoaod`.
+    tree : str
+        Tree name when not given in the path.
+    step_size : int or str
+        Entries per chunk, or a memory size such as ``"100 MB"`` (uproot's ``step_size``).
+    progress : bool or None
+        tqdm progress bar over events; ``None`` shows it only on a terminal.
+    """
+    from tqdm.auto import tqdm
+
+    files = _normalise_sources(source, tree)
+    layout, total = _check_files(files, jets, kwargs.get("pf_fields"), kwargs.get("jet_fields"))
+    kwargs.pop("pf_fields", None)
+    kwargs.pop("jet_fields", None)
+    bar = tqdm(
+        total=total,
+        unit="evt",
+        desc="read_nanoaod",
+        disable=None if progress is None else not progress,
+    )
+    try:
+        for chunk in uproot.iterate(
+            [{str(p): t} for p, t in files],
+            expressions=layout.branches(),
+            step_size=step_size,
+            library="ak",
+        ):
+            bar.update(len(chunk))
+            if len(chunk) == 0:
+                continue
+            yield constituents_from_events(chunk, jets, max_particles, layout=layout, **kwargs)
+    finally:
+        bar.close()
+
+
+def read_nanoaod(
+    source: Any,
+    jets: str = "FatJet",
+    max_particles: int | None = 30,
+    *,
+    pt_min: float | None = None,
+    eta_max: float | None = None,
+    mass_range: tuple[float, float] | None = None,
+    flat: bool = False,
+    with_jets: bool = False,
+    pf_fields: Sequence[str] | None = None,
+    jet_fields: Sequence[str] | None = None,
+    tree: str = "Events",
+    step_size: int | str = "100 MB",
+    progress: bool | None = None,
+) -> ak.Array | tuple[ak.Array, ak.Array]:
+    """Read jets and their PF-candidate constituents from NanoAOD / PFNano.
+
+    Parameters
+    ----------
+    source : path, list of paths, NanoEvents or awkward array
+        ROOT file(s) (streamed with ``uproot.iterate``, only the needed branches), an already
+        opened coffea NanoEvents object (eager or virtual), or an awkward record array / dict
+        of flat branches (e.g. ``tree.arrays()``).
+    jets : str
+        Jet collection (``FatJet``; ``Jet`` uses ``JetPFCands``).
+    max_particles : int or None
+        Keep the N hardest constituents by pT (``None``: keep all).
+    pt_min, eta_max, mass_range : optional
+        Jet selection on the jet collection's kinematics: ``pt > pt_min``, ``|eta| < eta_max``,
+        ``mass_range[0] <= mass < mass_range[1]`` (GeV).
+    flat : bool
+        Return ``[jet][particle]`` instead of ``[event][jet][particle]``.
+    with_jets : bool
+        Return ``(constituents, jets)``: the jet records are Momentum4D with ``pt, eta, phi,
+        mass``, the ``jet_fields`` (default ``msoftdrop``, ``label`` when present) and
+        ``nConstituents`` (table entries per jet before truncation), with the same outer
+        structure as the constituents (one jet record per constituent list).
+    pf_fields, jet_fields : sequence of str, optional
+        Candidate / jet fields to carry besides the kinematics (``None``: ``charge``, ``pdgId``
+        / ``msoftdrop``, ``label``, each when present; explicit names must exist).
+    tree : str
+        Tree name for paths (``"file.root:Tree"`` also works).
+    step_size : int or str
+        Chunk size for streaming (entries or e.g. ``"100 MB"``).
+    progress : bool or None
+        tqdm progress bar (``None``: only on a terminal).
+
+    Returns
+    -------
+    ak.Array or (ak.Array, ak.Array)
+        ``[event][jet][particle]`` (or ``[jet][particle]``) Momentum4D records with ``pt, eta,
+        phi, mass`` (+ ``charge``, ``pdgId`` when present), sorted by pT, N hardest kept.
+
+    Raises
+    ------
+    ValueError
+        Missing branches (naming the branch and the expected layout), not a ROOT file, missing
+        or empty tree, inconsistent index tables.
+    FileNotFoundError
+        A path that does not exist.
+
+    Examples
+    --------
+    >>> jets = read_nanoaod("nano.root", max_particles=30)                   # doctest: +SKIP
+    >>> consts, fatjets = read_nanoaod("nano.root", flat=True, with_jets=True)  # doctest: +SKIP
+    """
+    options = dict(
+        pt_min=pt_min,
+        eta_max=eta_max,
+        mass_range=mass_range,
+        flat=flat,
+        with_jets=with_jets,
+        pf_fields=pf_fields,
+        jet_fields=jet_fields,
+    )
+    if not (
+        _is_path_like(source)
+        or (isinstance(source, list | tuple) and source and all(_is_path_like(s) for s in source))
+    ):
+        if isinstance(source, ak.Array | Mapping) or hasattr(source, "fields"):
+            if len(source) == 0 if isinstance(source, ak.Array) else False:
+                raise ValueError("empty input: the events array has 0 events")
+            return constituents_from_events(source, jets, max_particles, **options)
+        _normalise_sources(source, tree)  # raises the informative ValueError
+    chunks = list(
+        iter_nanoaod(
+            source,
+            jets,
+            max_particles,
+            tree=tree,
+            step_size=step_size,
+            progress=progress,
+            **options,
+        )
+    )
+    if not chunks:  # every chunk empty (cannot happen after _check_files, kept for safety)
+        raise ValueError(f"empty tree: no events read from {source}")
+    if with_jets:
+        return (ak.concatenate([c[0] for c in chunks]), ak.concatenate([c[1] for c in chunks]))
+    return chunks[0] if len(chunks) == 1 else ak.concatenate(chunks)
