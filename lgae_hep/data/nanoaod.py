@@ -67,6 +67,7 @@ def write_pfnano(
     float_dtype: Any = np.float32,
     step_size: int = 100_000,
     compression: Any = None,
+    sort_by_pt: bool = True,
 ) -> Path:
     """Write jets with their constituents as a PFNano-layout ``TTree``.
 
@@ -82,7 +83,6 @@ def write_pfnano(
     jets : ak.Array
         ``[event][jet][particle]`` Lorentz-vector records (pt/eta/phi/mass, px/py/pz/E, ...),
         optionally with integer fields ``charge`` and ``pdgId`` (written as 0 when absent).
-        Particles are written in the given order.
     jet_fields : mapping, optional
         Per-jet ``[event][jet]`` arrays written as ``FatJet_<name>`` (e.g. ``label``,
         ``msoftdrop``). ``pt``, ``eta``, ``phi``, ``mass`` override the default kinematics, which
@@ -103,6 +103,9 @@ def write_pfnano(
         Events per ``extend`` call (one basket per branch per call).
     compression : uproot compression, optional
         Passed to ``uproot.recreate`` (default: uproot's default, ZLIB level 1).
+    sort_by_pt : bool
+        Write each jet's constituents in decreasing pT (as PFNano does; readers then skip their
+        sort). ``False`` keeps the given order.
 
     Returns
     -------
@@ -128,6 +131,12 @@ def write_pfnano(
     if step_size < 1:
         raise ValueError(f"step_size must be >= 1, got {step_size}")
     n_events = len(jets)
+    if sort_by_pt:
+        energy, px, py, pz = cartesian_components(jets)
+        pt_flat = np.hypot(px, py)
+        counts_flat = _as_numpy(ak.flatten(ak.num(jets, axis=2), axis=None), np.int64)
+        pt_jagged = ak.unflatten(ak.unflatten(pt_flat, counts_flat), ak.num(jets, axis=1))
+        jets = jets[ak.argsort(pt_jagged, axis=-1, ascending=False, stable=True)]
     jet_fields = dict(jet_fields or {})
     event_fields = dict(event_fields or {})
 
@@ -537,31 +546,16 @@ def constituents_from_events(
             f"index table lengths mismatch: {t_jet} and {t_cand} differ in events "
             f"{bad}; both must have one entry per jet-candidate pair"
         )
-    event_of_entry = np.repeat(np.arange(len(n_tab)), n_tab)
-    jet_limit = n_jets[event_of_entry]
-    bad = (jet_idx < 0) | (jet_idx >= jet_limit)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{t_jet} out of range: value {jet_idx[i]} in event "
-            f"{event_of_entry[i]} with {jet_limit[i]} {layout.jets} jets"
-        )
-    pf_limit = n_pf[event_of_entry]
-    bad = (cand_idx < 0) | (cand_idx >= pf_limit)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{t_cand} out of range: value {cand_idx[i]} in event "
-            f"{event_of_entry[i]} with {pf_limit[i]} {layout.cands}"
-        )
-
     jet_off = np.zeros(len(n_jets) + 1, np.int64)
     np.cumsum(n_jets, out=jet_off[1:])
     pf_off = np.zeros(len(n_pf) + 1, np.int64)
     np.cumsum(n_pf, out=pf_off[1:])
     total_jets = int(jet_off[-1])
-    gjet = jet_idx + jet_off[:-1][event_of_entry]
-    gcand = cand_idx + pf_off[:-1][event_of_entry]
+    # global indices (per-entry event offsets); range checks on the global values
+    gjet = jet_idx + np.repeat(jet_off[:-1], n_tab)
+    gcand = cand_idx + np.repeat(pf_off[:-1], n_tab)
+    _check_range(jet_idx, gjet, jet_off, n_tab, t_jet, f"{layout.jets} jets")
+    _check_range(cand_idx, gcand, pf_off, n_tab, t_cand, layout.cands)
 
     # jet selection --------------------------------------------------------------------------
     selected = np.ones(total_jets, bool)
@@ -585,31 +579,36 @@ def constituents_from_events(
         n_const_all = n_const_all[selected]
         total_jets = int(selected.sum())
 
-    # sort by (jet, pT descending), non-finite pT first -----------------------------------------
-    pt = pf_cols["pt"][gcand]
-    key = np.where(np.isfinite(pt), -pt, -np.inf)
-    if len(gjet) and np.all(gjet[1:] >= gjet[:-1]):
-        # already jet-ordered (all PFNano writers): skip the sort when every jet is pT-sorted
-        starts_ok = np.ones(len(gjet), bool)
-        starts_ok[1:] = gjet[1:] != gjet[:-1]
-        unsorted = (~starts_ok[1:]) & (key[1:] < key[:-1])
-        order = np.lexsort((key, gjet)) if unsorted.any() else None
-    else:
-        order = np.lexsort((key, gjet))
-    if order is not None:
-        gjet, gcand = gjet[order], gcand[order]
+    # group by jet (stable), then sort by pT descending within jets, non-finite pT first -------
+    if len(gjet) > 1 and np.any(gjet[1:] < gjet[:-1]):
+        order = np.argsort(gjet, kind="stable")
+        gcand = gcand[order]
+    del gjet
     counts = n_const_all
-    if max_particles is not None:
-        starts = np.zeros(total_jets + 1, np.int64)
-        np.cumsum(counts, out=starts[1:])
-        rank = np.arange(len(gjet)) - starts[:-1][gjet]
-        keep = rank < max_particles
-        if not keep.all():
-            gcand = gcand[keep]
-        counts = np.minimum(counts, max_particles)
+    starts = np.zeros(total_jets + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    # files written by write_pfnano: the table is the identity, no gather needed
+    n_entries = len(gcand)
+    identity = (
+        n_entries == len(pf_cols["pt"])
+        and (n_entries == 0 or (gcand[0] == 0 and gcand[-1] == n_entries - 1))
+        and np.array_equal(gcand, np.arange(n_entries, dtype=gcand.dtype))
+    )
+    pt = pf_cols["pt"] if identity else pf_cols["pt"][gcand]
+    if _needs_sort(pt, starts):
+        key = np.negative(pt, dtype=np.float64)
+        key[~np.isfinite(pt)] = -np.inf
+        local = ak.argsort(ak.unflatten(key, counts), axis=1, stable=True)
+        order = np.asarray(ak.to_numpy(ak.flatten(local, axis=1)), np.int64)
+        order += np.repeat(starts[:-1], counts)
+        gcand = gcand[order]
+        identity = False
 
-    particles = momentum4d({f: pf_cols[f][gcand] for f in layout.cand_fields})
-    out = ak.unflatten(particles, counts)
+    columns = {f: pf_cols[f] if identity else pf_cols[f][gcand] for f in layout.cand_fields}
+    out = ak.unflatten(momentum4d(columns), counts)
+    if max_particles is not None and n_entries and counts.max() > max_particles:
+        # a view (ListArray starts/stops); no copy of the particle buffers
+        out = out[:, :max_particles]
     if not flat:
         out = ak.unflatten(out, n_jets)
     if not with_jets:
@@ -620,6 +619,40 @@ def constituents_from_events(
     if not flat:
         jets_out = ak.unflatten(jets_out, n_jets)
     return out, jets_out
+
+
+def _check_range(
+    local: np.ndarray,
+    glob: np.ndarray,
+    offsets: np.ndarray,
+    n_tab: np.ndarray,
+    branch: str,
+    what: str,
+) -> None:
+    """Raise if a per-event index points outside its event's collection."""
+    bad = (local < 0) | (glob >= np.repeat(offsets[1:], n_tab))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        event = int(np.searchsorted(np.cumsum(n_tab), i, side="right"))
+        size = int(offsets[event + 1] - offsets[event])
+        raise ValueError(
+            f"{branch} out of range: value {int(local[i])} in event {event} (0-based in the "
+            f"chunk) which has {size} {what}; indices must be in [0, {size})"
+        )
+
+
+def _needs_sort(pt: np.ndarray, starts: np.ndarray) -> bool:
+    """True unless every jet (segments given by ``starts``) is already pT-descending & finite."""
+    if len(pt) < 2:
+        return False
+    if not np.isfinite(pt).all():
+        return True
+    rises = np.flatnonzero(pt[1:] > pt[:-1]) + 1  # positions where pT increases
+    if len(rises) == 0:
+        return False
+    is_start = np.zeros(len(pt) + 1, bool)
+    is_start[starts] = True
+    return not bool(is_start[rises].all())
 
 
 def _is_path_like(source: Any) -> bool:

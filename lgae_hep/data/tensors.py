@@ -129,12 +129,13 @@ def flatten_outer(jets: Any) -> tuple[ak.Array, tuple[np.ndarray, ...]]:
             f"(at least two list levels), got type {arr.type}"
         )
     structure: list[np.ndarray] = []
+    has_option = "?" in str(arr.type) or "option" in str(arr.layout.form.type)
     while arr.ndim > 2:
-        if ak.any(ak.is_none(arr, axis=1)):
+        if has_option and ak.any(ak.is_none(arr, axis=1)):
             raise ValueError(f"missing (None) entries in the outer structure of type {jets.type}")
         structure.append(np.asarray(ak.to_numpy(ak.num(arr, axis=1)), dtype=np.int64))
         arr = ak.flatten(arr, axis=1)
-    if ak.any(ak.is_none(arr, axis=0)):
+    if has_option and ak.any(ak.is_none(arr, axis=0)):
         raise ValueError("missing (None) jets in the input; drop or fill them first")
     return arr, tuple(structure)
 
@@ -209,26 +210,31 @@ def to_tensors(
     total = int(counts.sum())
     starts = np.zeros(n_jets + 1, np.int64)
     np.cumsum(counts, out=starts[1:])
-    jet_id = np.repeat(np.arange(n_jets), counts)
 
-    comps = [np.asarray(c, dtype=np.float64) for c in cartesian_components(flat_jets)]
-    energy, px, py, pz = comps
+    energy, px, py, pz = (np.asarray(c, dtype=np.float64) for c in cartesian_components(flat_jets))
     pt = np.hypot(px, py)
 
-    # ---- validity (per particle, then per jet) ------------------------------------------------
+    # ---- validity (per particle, then per jet); cheap whole-array tests first -----------
     with np.errstate(invalid="ignore", over="ignore"):
         p_abs = np.sqrt(px * px + py * py + pz * pz)
-        finite = np.isfinite(energy) & np.isfinite(px) & np.isfinite(py) & np.isfinite(pz)
-        neg_e = finite & (energy < 0)
-        spacelike = finite & ~neg_e & (energy < p_abs * (1 - REL_TOL) - ABS_TOL)
-        neg_pt = np.zeros(total, bool)
+        all_finite = bool(np.isfinite(energy + p_abs).all())  # inf - inf, nan propagate
+        physical = bool((energy >= p_abs * (1 - REL_TOL) - ABS_TOL).all())
+        pt_field = None
         if "pt" in fields:
             pt_field = np.asarray(ak.to_numpy(ak.flatten(flat_jets["pt"], axis=None)))
-            neg_pt = pt_field < 0
-    bad_particle = ~finite | neg_e | spacelike | neg_pt
-    if bad_particle.any():
-        bad_jet = np.bincount(jet_id[bad_particle], minlength=n_jets) > 0
-        reason = np.full(n_jets, "", dtype=object)
+        pt_ok = pt_field is None or not bool((pt_field < 0).any())
+    reason = np.full(n_jets, "", dtype=object)
+    if all_finite and physical and pt_ok:
+        valid = np.ones(n_jets, bool)
+    else:
+        jet_id = np.repeat(np.arange(n_jets), counts)
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite = np.isfinite(energy) & np.isfinite(px) & np.isfinite(py) & np.isfinite(pz)
+            neg_e = finite & (energy < 0)
+            spacelike = finite & ~neg_e & (energy < p_abs * (1 - REL_TOL) - ABS_TOL)
+            neg_pt = np.zeros(total, bool) if pt_field is None else pt_field < 0
+        bad_particle = ~finite | neg_e | spacelike | neg_pt
+        valid = np.bincount(jet_id[bad_particle], minlength=n_jets) == 0
         for flag, text in (
             (neg_pt, "negative pt"),
             (spacelike, "E < |p| (spacelike / negative mass)"),
@@ -238,32 +244,47 @@ def to_tensors(
             if flag.any():
                 reason[np.unique(jet_id[flag])] = text
         if on_invalid == "raise":
-            first = int(np.flatnonzero(bad_jet)[0])
+            first = int(np.flatnonzero(~valid)[0])
             raise ValueError(
-                f"{int(bad_jet.sum())} invalid jet(s) (first: jet {first} of the flattened "
+                f"{int((~valid).sum())} invalid jet(s) (first: jet {first} of the flattened "
                 f"[jet] list, {reason[first]}); expected finite momenta with E >= |p| >= 0"
             )
-    else:
-        bad_jet = np.zeros(n_jets, bool)
-        reason = np.full(n_jets, "", dtype=object)
-    valid = ~bad_jet
+    del p_abs
 
-    # ---- sort by pT within jets (skip when already sorted) -----------------------------------
-    key = np.where(np.isfinite(pt), -pt, 0.0)
-    same_jet = jet_id[1:] == jet_id[:-1]
-    if total > 1 and np.any(same_jet & (key[1:] < key[:-1])):
-        order = np.lexsort((key, jet_id))
-    else:
-        order = None
+    # ---- order: pT-descending within jets (skipped when already sorted) ----------------------
+    order = None
+    rises = np.flatnonzero(pt[1:] > pt[:-1]) + 1 if total > 1 else np.zeros(0, np.int64)
+    if len(rises):
+        is_start = np.zeros(total + 1, bool)
+        is_start[starts] = True
+        if not is_start[rises].all():
+            key = np.where(np.isfinite(pt), -pt, 0.0)
+            local = ak.argsort(ak.unflatten(key, counts), axis=1, stable=True)
+            order = np.asarray(ak.to_numpy(ak.flatten(local, axis=1)), np.int64)
+            order += np.repeat(starts[:-1], counts)
 
-    rank = np.arange(total, dtype=np.int64) - starts[:-1][jet_id]
-    keep = (rank < n) & valid[jet_id]
-    src = order[keep] if order is not None else np.flatnonzero(keep)
-    slot = jet_id[keep] * n + rank[keep]
+    # ---- scatter into (B*N) slots -----------------------------------------------------------
+    kept = np.where(valid, np.minimum(counts, n), 0)
+    if (kept == counts).all():
+        # every particle kept (common case: sorted reader output, N hardest already)
+        src = order
+        slot = np.arange(total, dtype=np.int64)
+        slot += np.repeat(np.arange(n_jets, dtype=np.int64) * n - starts[:-1], counts)
+    else:
+        kept_total = int(kept.sum())
+        kept_starts = np.zeros(n_jets + 1, np.int64)
+        np.cumsum(kept, out=kept_starts[1:])
+        rank = np.arange(kept_total, dtype=np.int64) - np.repeat(kept_starts[:-1], kept)
+        pos = np.repeat(starts[:-1], kept) + rank
+        src = order[pos] if order is not None else pos
+        slot = np.repeat(np.arange(n_jets, dtype=np.int64) * n, kept) + rank
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if src is None else values[src]
 
     p4 = np.zeros((n_jets * n, 4), dtype=np_dtype)
     for k, comp in enumerate((energy, px, py, pz)):
-        p4[slot, k] = comp[src]
+        p4[slot, k] = take(comp)
     p4 = p4.reshape(n_jets, n, 4)
     mask = np.zeros(n_jets * n, dtype=bool)
     mask[slot] = True
@@ -273,7 +294,7 @@ def to_tensors(
         scalar_array = np.zeros((n_jets * n, len(scalar_names)), dtype=np_dtype)
         for k, name in enumerate(scalar_names):
             values = np.asarray(ak.to_numpy(ak.flatten(flat_jets[name], axis=None)))
-            scalar_array[slot, k] = values[src]
+            scalar_array[slot, k] = take(values)
         scalar_array = scalar_array.reshape(n_jets, n, len(scalar_names))
 
     valid_out: Any = valid
