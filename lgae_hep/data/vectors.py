@@ -115,7 +115,9 @@ def cartesian_components(particles: ak.Array) -> tuple[np.ndarray, ...]:
         return flat(e_name), flat("x"), flat("y"), flat("z")
 
     # Generic path through `vector` (e.g. rho/phi/theta/tau, x/y/z/mass, px/py/pz/mass ...).
-    flat_records = ak.flatten(particles, axis=None) if particles.ndim > 1 else particles
+    flat_records = particles
+    while flat_records.ndim > 1:
+        flat_records = ak.flatten(flat_records, axis=1)
     vec_fields = {
         name: ak.without_parameters(flat_records[name]) for name in ak.fields(flat_records)
     }
@@ -146,8 +148,9 @@ def pt_eta_phi_mass(
         )
     eta = np.where((pt == 0) & (pz != 0), np.sign(pz) * 20.0, eta)
     phi = np.arctan2(py, px)
-    m2 = energy * energy - (px * px + py * py + pz * pz)
-    mass = np.sign(m2) * np.sqrt(np.abs(m2))
+    with np.errstate(invalid="ignore", over="ignore"):
+        m2 = energy * energy - (px * px + py * py + pz * pz)
+        mass = np.sign(m2) * np.sqrt(np.abs(m2))
     return pt, eta, phi, mass
 
 
