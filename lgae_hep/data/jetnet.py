@@ -213,8 +213,8 @@ def read_jetnet(
     num_particles : int
         Particle slots read per jet (<= the file's; 30 or 150 in JetNet).
     with_jets : bool
-        Also return the jet records ``{pt, eta, phi (= 0), mass, n_particles, type}`` (Momentum4D,
-        ``type`` = index in ``JET_TYPES``), aligned with the particles.
+        Also return jet records ``{pt, eta, phi (= 0), mass, n_particles, jet_type}`` (Momentum4D,
+        ``jet_type`` = index in ``JET_TYPES``), aligned with the particles.
 
     Returns
     -------
@@ -278,7 +278,7 @@ def read_jetnet(
             "phi": np.zeros(len(jf)),
             "mass": jf[:, 2].astype(np.float64),
             "n_particles": np.minimum(jf[:, 3], num_particles).astype(np.int64),
-            "type": type_index,
+            "jet_type": type_index,
         }
     )
     return out, jets
