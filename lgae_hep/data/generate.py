@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue as queue_module
 import sys
 import time
 import traceback
@@ -620,8 +621,9 @@ def generate(
     seed : int
         User seed (>= 0). Worker ``w`` uses Pythia seed :func:`worker_seed` ``(seed, w)``.
     workers : int
-        Number of worker processes (>= 1); ``n_jets`` is split evenly and the results are
-        concatenated in worker order. ``workers=1`` runs in this process.
+        Number of worker processes (>= 1, at most ``n_jets`` are used); ``n_jets`` is split
+        evenly and the results are concatenated in worker order. ``workers=1`` runs in this
+        process; more workers are started with the ``spawn`` method.
     output : str or Path, optional
         Write a PFNano-layout ROOT file (TTree ``Events`` with ``FatJet_label`` and
         ``FatJet_msoftdrop``, metadata JSON) via :func:`lgae_hep.data.nanoaod.write_pfnano`.
@@ -717,7 +719,20 @@ def generate(
             pending = workers
             try:
                 while pending:
-                    kind, *payload = queue.get()
+                    try:
+                        kind, *payload = queue.get(timeout=2.0)
+                    except queue_module.Empty:
+                        dead = [
+                            w
+                            for w, p in enumerate(procs)
+                            if results[w] is None and not p.is_alive() and queue.empty()
+                        ]
+                        if dead:
+                            raise RuntimeError(
+                                f"generator worker {dead[0]} died with exit code "
+                                f"{procs[dead[0]].exitcode} without returning its jets"
+                            ) from None
+                        continue
                     if kind == "progress":
                         bar.update(payload[0])
                     elif kind == "done":

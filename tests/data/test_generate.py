@@ -356,6 +356,11 @@ def test_too_tight_selection_gives_up(tmp_path):
         generate("z", 5, fast=True, pt_range=(5000, 6000), max_events=100, progress=False)
 
 
+def test_worker_failure_is_reported():
+    with pytest.raises(RuntimeError, match=r"worker \d failed(.|\n)*too tight"):
+        generate("z", 4, workers=2, fast=True, pt_range=(5000, 6000), max_events=50, progress=False)
+
+
 def test_cli_generate(tmp_path, capsys):
     from lgae_hep.cli import main
 
