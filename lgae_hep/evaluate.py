@@ -695,8 +695,10 @@ class EvaluationResult:
         Output of :func:`anomaly_metrics`.
     reconstruction : dict or None
         Output of :func:`reconstruction_metrics` on the background sample, if computed.
-    compression_rate : float or None
-        Latent size / input size as the model reports it (see DESIGN.md section 3).
+    compression_rate : float, dict or None
+        Latent size / input size as the model reports it (see DESIGN.md section 3); the models
+        report a dict of conventions, e.g. ``{"paper": ..., "p4": ...}`` (over N x 3 as in the
+        paper, or over the N x 4 Cartesian inputs).
     model : str or None
         Model name or path.
     metadata : dict
@@ -708,7 +710,7 @@ class EvaluationResult:
 
     anomaly: dict[str, Any]
     reconstruction: dict[str, Any] | None = None
-    compression_rate: float | None = None
+    compression_rate: float | dict[str, float] | None = None
     model: str | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -801,6 +803,14 @@ def jet_masses(jets: Any) -> np.ndarray:
     if not _is_awkward(jets):
         raise ValueError(f"jets must be an awkward array of particles, got {type(jets).__name__}")
     import awkward as ak
+
+    jets, comps = _components(jets)
+    e, px, py, pz = (ak.to_numpy(ak.sum(c, axis=1)).astype(np.float64) for c in comps)
+    return _signed_mass(e, px, py, pz)
+
+
+def _components(jets: Any) -> tuple[Any, list[Any]]:
+    """Flattened [jet][particle] jets and their (E, px, py, pz) awkward arrays."""
     import vector
 
     vector.register_awkward()
@@ -814,8 +824,25 @@ def jet_masses(jets: Any) -> np.ndarray:
             f"jets have fields {jets.fields}; expected Lorentz vectors (vector's Momentum4D "
             "or E/px/py/pz)"
         ) from exc
-    e, px, py, pz = (ak.to_numpy(ak.sum(c, axis=1)).astype(np.float64) for c in comps)
-    return _signed_mass(e, px, py, pz)
+    return jets, comps
+
+
+def _padded_p4(jets: Any) -> tuple[np.ndarray, np.ndarray]:
+    """[jet][particle] Lorentz vectors -> (B, M, 4) (E, px, py, pz) and mask, M = largest jet.
+
+    Unlike :func:`lgae_hep.data.to_tensors` no physics validation is applied: this is for
+    network *outputs* (reconstructions), which are evaluated as they are.
+    """
+    import awkward as ak
+
+    jets, comps = _components(jets)
+    comps = [ak.fill_none(c, [], axis=0) for c in comps]  # invalid (None) jets -> no particles
+    counts = ak.to_numpy(ak.num(comps[0], axis=1))
+    m = max(int(counts.max(initial=0)), 1)
+    p4 = np.stack(
+        [ak.to_numpy(ak.fill_none(ak.pad_none(c, m, axis=1, clip=True), 0.0)).astype(np.float64)
+         for c in comps], axis=-1)
+    return p4, np.arange(m)[None, :] < counts[:, None]
 
 
 def _n_jets(jets: Any) -> int:
@@ -870,7 +897,7 @@ def evaluate(
     eps_b: Sequence[float] = DEFAULT_EPS_B,
     min_background: float = 1.0,
     max_jets: int | None = None,
-    compression_rate: float | None = None,
+    compression_rate: float | Mapping[str, float] | None = None,
     model_name: str | None = None,
     angle_error: Literal["absolute", "relative"] = "absolute",
     mass_cut_eps_b: Sequence[float] = (1e-1, 1e-2),
@@ -969,7 +996,11 @@ def evaluate(
     result = EvaluationResult(
         anomaly=metrics,
         reconstruction=reco,
-        compression_rate=None if compression_rate is None else float(compression_rate),
+        compression_rate=(
+            None if compression_rate is None
+            else {str(k): float(v) for k, v in compression_rate.items()}
+            if isinstance(compression_rate, Mapping) else float(compression_rate)
+        ),
         model=model_name,
         metadata={
             "background": background_name,
@@ -1045,20 +1076,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--formats", nargs="+", default=["png", "pdf"])
 
 
-def _model_info(model: Any) -> tuple[int, float | None]:
-    config = getattr(model, "config", {}) or {}
-    n = int(config.get("num_particles", config.get("n_particles", 30)))
+def _model_info(model: Any) -> tuple[int, Any]:
+    """(num_particles, compression rate as the model reports it: float, dict or None)."""
+    from lgae_hep import api
+
+    n = api.model_num_particles(model)
     cr = getattr(model, "compression_rate", None)
     if callable(cr):
         cr = cr()
     if cr is None:
-        cr = config.get("compression_rate")
-    return n, (None if cr is None else float(cr))
+        cr = (getattr(model, "config", None) or {}).get("compression_rate")
+    return n, cr
 
 
 def cli_main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep evaluate``: score the files with the model and write results and plots."""
-    import awkward as ak
 
     import lgae_hep
     from lgae_hep import api
@@ -1090,20 +1122,25 @@ def cli_main(args: argparse.Namespace) -> int:
         return api.score(jets, model=model)
 
     def reconstruct_fn(jets: Any) -> tuple:
-        rec = api.reconstruct(jets, model=model)
+        # the input as the model sees it (N hardest, invalid jets masked); the reconstruction
+        # as it is (no physics validation of network outputs; invalid jets -> no particles)
         p4_in, mask_in, _ = to_tensors(jets, num_particles=num_particles, backend="numpy")
-        n_out = max(int(ak.max(ak.num(rec, axis=-1), initial=0)), 1)
-        p4_re, mask_re, _ = to_tensors(rec, num_particles=n_out, backend="numpy")
+        p4_re, mask_re = _padded_p4(api.reconstruct(jets, model=model))
         return p4_in, mask_in, p4_re, mask_re
 
     def latent_fn(jets: Any) -> Any:
         z = api.encode(jets, model=model)
-        if _is_awkward(z):
-            fields = [f for f in (z.fields or []) if "norm" in f.lower() or "inv" in f.lower()]
-            if not fields:
-                raise ValueError(f"encode() output has no invariant fields: {z.fields}")
-            return {f: z[f] for f in fields}
-        return z
+        # latent invariants: the complex Minkowski squares v_i . v_i of the latent 4-vectors
+        # (fields norms_re / norms_im of lgae_hep.encode, (n_jets, tau_v) each)
+        if not _is_awkward(z) or not {"norms_re", "norms_im"} <= set(z.fields or []):
+            raise ValueError(f"encode() output has no latent 4-vector norms (fields "
+                             f"{getattr(z, 'fields', None)})")
+        out = {}
+        for field, part in (("norms_re", "Re"), ("norms_im", "Im")):
+            arr = _to_numpy(z[field]).reshape(len(z), -1)
+            for i in range(arr.shape[1]):
+                out[rf"{part} $v_{{{i}}}\cdot v_{{{i}}}$"] = arr[:, i]
+        return out
 
     try:  # latent invariants are a plot only: do not fail the evaluation over the layout
         latent_fn(background[:1])
