@@ -1,0 +1,98 @@
+"""Channel-wise Clebsch-Gordan products of irrep features.
+
+Features are dicts ``irrep (k, n) -> complex tensor (..., tau, d)`` with ``d = (k+1)(n+1)`` in
+the canonical basis of :mod:`lgae_hep.lorentz`. A channel-wise product couples channel ``c`` of
+one operand with channel ``c`` of the other (a single-channel operand broadcasts), and
+decomposes the product with the cached Lorentz CG tensors, truncated at ``maxdim``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lgae_hep.lorentz import allowed_products, cg_tables, irrep_dim
+
+__all__ = ["Feats", "CGProduct", "cg_pair", "complex_dtype"]
+
+Feats = dict[tuple[int, int], torch.Tensor]
+
+
+def complex_dtype(real_dtype: torch.dtype) -> torch.dtype:
+    """complex64 for float32, complex128 for float64."""
+    return torch.complex128 if real_dtype == torch.float64 else torch.complex64
+
+
+class CGProduct(torch.nn.Module):
+    """Channel-wise CG products for all pairs of irreps up to ``maxdim``.
+
+    The CG tensors of every ``(rep1, rep2)`` are stacked over the allowed outputs into one
+    ``(d1 * d2, sum d)`` matrix (a buffer, so it follows ``.to(device)``), so a pair costs one
+    outer product and one matmul. Products with the trivial irrep ``(0, 0)`` are plain
+    multiplications (their CG tensor is the identity).
+
+    Parameters
+    ----------
+    maxdim : int
+        Irreps with ``k >= maxdim`` or ``n >= maxdim`` are dropped from the outputs.
+    dtype : torch.dtype
+        Real dtype of the model (the tables are stored in the matching complex dtype).
+    """
+
+    def __init__(self, maxdim: int, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.maxdim = maxdim
+        tables = cg_tables(maxdim, dtype=complex_dtype(dtype))
+        self._outs: dict[tuple, list[tuple[tuple[int, int], int]]] = {}
+        pairs = sorted({(r1, r2) for (r1, r2, _) in tables})
+        for r1, r2 in pairs:
+            outs = allowed_products(r1, r2, maxdim)
+            if not outs:
+                continue
+            self._outs[(r1, r2)] = [(r, irrep_dim(r)) for r in outs]
+            if r1 == (0, 0) or r2 == (0, 0):
+                continue
+            mat = torch.cat([tables[(r1, r2, r)] for r in outs], dim=-1)
+            mat = mat.reshape(irrep_dim(r1) * irrep_dim(r2), -1)
+            self.register_buffer(_name(r1, r2), mat.clone(), persistent=False)
+
+    def outputs(self, r1: tuple[int, int], r2: tuple[int, int]) -> list[tuple[int, int]]:
+        """Irreps (within ``maxdim``) in ``r1 x r2``."""
+        return [r for r, _ in self._outs.get((r1, r2), [])]
+
+    def forward(self, x: torch.Tensor, r1, y: torch.Tensor, r2) -> Feats:
+        """Channel-wise product of ``x`` (irrep r1, (..., tau, d1)) and ``y`` (r2, (..., tau, d2)).
+
+        Returns a dict ``irrep -> (..., tau, d)`` over the allowed outputs.
+        """
+        outs = self._outs.get((r1, r2), [])
+        if not outs:
+            return {}
+        if r1 == (0, 0):
+            return {r2: x * y}
+        if r2 == (0, 0):
+            return {r1: x * y}
+        mat = getattr(self, _name(r1, r2))
+        prod = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)
+        res = prod @ mat
+        return dict(zip([r for r, _ in outs], res.split([d for _, d in outs], dim=-1)))
+
+
+def _name(r1, r2) -> str:
+    return f"cg_{r1[0]}_{r1[1]}__{r2[0]}_{r2[1]}"
+
+
+def cg_pair(cg: CGProduct, a: Feats, b: Feats, symmetric: bool = False) -> dict:
+    """All channel-wise products of two feature dicts, grouped by output irrep.
+
+    Returns ``irrep -> list of tensors`` (one per contributing path, to be concatenated along the
+    channel axis). With ``symmetric=True`` (``a is b``) only pairs ``r1 <= r2`` are formed, since
+    ``F_c x F_c`` for ``(r2, r1)`` repeats ``(r1, r2)`` up to the CG symmetry.
+    """
+    out: dict[tuple[int, int], list[torch.Tensor]] = {}
+    for r1, x in a.items():
+        for r2, y in b.items():
+            if symmetric and r2 < r1:
+                continue
+            for r, t in cg(x, r1, y, r2).items():
+                out.setdefault(r, []).append(t)
+    return out

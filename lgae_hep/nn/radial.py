@@ -1,0 +1,91 @@
+"""Learnable, masked functions f(p_ij^2) of pair invariants (the LMP edge weights)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["pair_invariant", "RadialBasis", "RadialFilter"]
+
+
+def pair_invariant(p: torch.Tensor) -> torch.Tensor:
+    """Minkowski squares ``p_ij^2 = (p_i - p_j)^2`` of all pairs, from real Cartesian vectors.
+
+    Parameters
+    ----------
+    p : torch.Tensor
+        Real (B, N, 4), ``(E, px, py, pz)``.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, N, N), formed from explicit differences (no ``p_i^2 + p_j^2 - 2 p_i.p_j``).
+    """
+    d = p.unsqueeze(2) - p.unsqueeze(1)
+    d2 = d * d
+    return d2[..., 0] - d2[..., 1] - d2[..., 2] - d2[..., 3]
+
+
+class RadialBasis(nn.Module):
+    """Bounded smooth basis functions of a pair invariant, masked and neighbour-normalised.
+
+    With ``u = asinh(x / s)`` (a signed logarithmic compression of ``x = p_ij^2``; ``s`` a
+    learnable scale, softplus-positive), the basis is ``phi_0 = 1`` and Gaussians
+    ``phi_k = exp(-(u - mu_k)^2 / (2 sigma_k^2))`` with learnable centres and widths, all in
+    [0, 1]. Entries for ``i == j`` and for pairs with a padded particle are zero, and every row is
+    divided by the number of real neighbours ``n_i - 1`` (an invariant), so the message sum is a
+    mean. Computed once per forward pass and shared by the layers, which mix the basis
+    functions with their own learnable coefficients (:class:`RadialFilter`).
+
+    Parameters
+    ----------
+    num_basis : int
+        Number of Gaussians (the output has ``num_basis + 1`` functions including ``phi_0``).
+    """
+
+    def __init__(self, num_basis: int = 6, dtype=torch.float32):
+        super().__init__()
+        if num_basis < 1:
+            raise ValueError(f"num_basis must be >= 1, got {num_basis}")
+        self.num_basis = num_basis
+        self.mu = nn.Parameter(torch.linspace(-6.0, 6.0, num_basis, dtype=dtype))
+        width = 12.0 / max(num_basis - 1, 1)
+        self.log_sigma = nn.Parameter(torch.full((num_basis,), math.log(width), dtype=dtype))
+        self.raw_scale = nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, N, N) real invariants, ``mask`` (B, N) -> basis (K + 1, B, N, N).
+
+        The function index comes first so that the per-layer filters are one plain GEMM.
+        """
+        b, n, _ = x.shape
+        scale = nn.functional.softplus(self.raw_scale) / math.log(2.0)  # 1 at init
+        u = torch.asinh(x / scale).unsqueeze(0)  # (1, B, N, N)
+        sig = self.log_sigma.exp()[:, None, None, None]
+        g = torch.exp(-0.5 * ((u - self.mu[:, None, None, None]) / sig) ** 2)
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        pair = mask.unsqueeze(2) & mask.unsqueeze(1) & ~eye
+        norm = pair.sum(2, keepdim=True).clamp(min=1).to(x.dtype)
+        w = pair.to(x.dtype) / norm  # (B, N, N)
+        return torch.cat([w.unsqueeze(0), g * w], dim=0)
+
+
+class RadialFilter(nn.Module):
+    """Per-channel edge weights ``W[c, b, i, j] = sum_k A[c, k] phi_k(p_ij^2)``.
+
+    A learnable linear combination of the shared basis, one function per channel ``c``;
+    computed as one GEMM ``A @ phi`` (no per-pair MLP).
+    """
+
+    def __init__(self, num_functions: int, num_channels: int, dtype=torch.float32):
+        super().__init__()
+        self.coef = nn.Parameter(
+            torch.randn(num_channels, num_functions, dtype=dtype) / math.sqrt(num_functions)
+        )
+
+    def forward(self, basis: torch.Tensor) -> torch.Tensor:
+        """``basis`` (K, B, N, N) -> weights (C, B, N, N)."""
+        k, b, n, _ = basis.shape
+        return (self.coef @ basis.reshape(k, -1)).view(-1, b, n, n)

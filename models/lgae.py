@@ -1,0 +1,302 @@
+"""The Lorentz Group Equivariant Autoencoder (LGAE; Hao, Kansal, Duarte, Chernyavskaya 2022).
+
+Encoder: input (per particle: its 4-momentum as a (1, 1) feature, and as (0, 0) features its
+mass squared and any input scalars) -> input mixing -> LMP layers -> per-node mixing to the
+latent multiplicities (1 complex scalar + ``tau_v`` complex 4-vectors) -> aggregation over
+particles. Decoder: ``num_particles`` independent learned :class:`~lgae_hep.nn.MixReps` from the
+latent to the nodes -> LMP layers -> mixing to one (1, 1) (and the input scalars) per node -> the
+real part of its Cartesian read-out is the reconstructed 4-vector.
+
+Conventions (documented choices):
+
+* **Input scale**: ``forward`` takes GeV; it multiplies the momenta by ``p4_scale`` (default
+  0.01, i.e. units of 100 GeV) and divides the output by it. A global scale commutes with every
+  Lorentz transformation, so the model stays exactly equivariant; there is no per-jet
+  normalisation.
+* **Decoder positions**: the decoder's LMP layers need node "momenta" ``p_i``; they are the real
+  part of the Cartesian read-out of a learned (1, 1) combination of the initial decoder node
+  features (real, so ``p_ij^2`` is a real invariant), fixed across the decoder layers.
+* **Output**: ``N_out = num_particles`` nodes; ``.p4`` is ``Re(irrep_to_fourvec(z))`` in GeV
+  (the imaginary part is a second, discarded 4-vector). The decoder sees only the latent
+  (it message-passes over all ``N_out`` nodes); the output mask keeps the first ``n`` nodes,
+  ``n`` the input multiplicity (side information, not part of the latent).
+* **Latent**: ``.latent`` maps ``(0, 0)`` -> complex (B, A, 1) and ``(1, 1)`` -> complex
+  (B, A * tau_v, 4) (canonical basis; ``lgae_hep.lorentz.irrep_to_fourvec`` gives Cartesian
+  4-vectors, real and imaginary part each transform as one), ``A`` the number of '&'-combined
+  aggregations.
+
+Equivariance: ``forward(p4 @ L.T).p4 == forward(p4).p4 @ L.T`` for every proper orthochronous
+Lorentz transformation ``L`` and any weights, up to floating-point rounding (see
+``benchmarks/equivariance.py`` and the tests for the measured size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lgae_hep.lorentz import FOURVEC_TO_IRREP, irrep_dim, irreps_up_to
+from lgae_hep.nn.aggregation import Aggregation, parse_aggregation
+from lgae_hep.nn.cg_product import complex_dtype
+from lgae_hep.nn.io import AutoencoderOutput, check_inputs, dtype_name, first_n_mask, parse_dtype
+from lgae_hep.nn.lmp import VECTOR, LMPLayer
+from lgae_hep.nn.mixreps import SCALAR, MixReps, mask_feats
+from lgae_hep.nn.radial import RadialBasis, pair_invariant
+
+__all__ = ["LGAE"]
+
+
+class _Cartesian(nn.Module):
+    """(1, 1) canonical basis <-> Cartesian (E, px, py, pz) (U and U^H as buffers)."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        u = torch.tensor(np.array(FOURVEC_TO_IRREP), dtype=complex_dtype(dtype))
+        self.register_buffer("u", u, persistent=False)
+        self.register_buffer("uh", u.conj().T.contiguous(), persistent=False)
+
+    def to_irrep(self, p: torch.Tensor) -> torch.Tensor:
+        return p.to(self.u.dtype) @ self.u.T
+
+    def to_cartesian(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.uh.T
+
+
+class LGAE(nn.Module):
+    """Lorentz group equivariant autoencoder (see the module docstring).
+
+    Parameters
+    ----------
+    num_particles : int
+        Particles per jet (N, also the number of decoded particles). Default 30.
+    tau_v : int
+        Latent complex 4-vectors per aggregation (the latent also has 1 complex scalar).
+    aggregation : str
+        ``"mean"``, ``"sum"``, ``"min"``, ``"max"``, ``"mix"`` or '&'-combinations ("min&max").
+    encoder_channels, decoder_channels : tuple of int
+        Output channels (per irrep) of each LMP layer; their lengths set the number of layers.
+        Paper defaults (3, 3, 4, 4) and (4, 4, 3, 3).
+    maxdim : int
+        Irreps (k, n) with k, n < maxdim are kept inside the layers (2: scalars and 4-vectors;
+        3 or 4 add higher irreps).
+    num_scalars : int
+        Per-particle input Lorentz scalars (e.g. charge), added as (0, 0) input channels and
+        reconstructed as (0, 0) output channels.
+    num_basis : int
+        Gaussians in the shared basis of the edge functions f(p_ij^2).
+    mlp_hidden : int
+        Hidden width of the invariant MLPs.
+    p4_scale : float
+        Global input scale (GeV^-1), see the module docstring.
+    dtype : {"float32", "float64"}
+    """
+
+    def __init__(
+        self,
+        num_particles: int = 30,
+        tau_v: int = 2,
+        aggregation: str = "mix",
+        encoder_channels: tuple[int, ...] = (3, 3, 4, 4),
+        decoder_channels: tuple[int, ...] = (4, 4, 3, 3),
+        maxdim: int = 2,
+        num_scalars: int = 0,
+        num_basis: int = 6,
+        mlp_hidden: int = 16,
+        p4_scale: float = 0.01,
+        dtype: str | torch.dtype = "float32",
+    ):
+        super().__init__()
+        for name, v, lo in [("num_particles", num_particles, 1), ("tau_v", tau_v, 1),
+                            ("num_scalars", num_scalars, 0), ("num_basis", num_basis, 1),
+                            ("mlp_hidden", mlp_hidden, 1)]:
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if maxdim not in (2, 3, 4):
+            raise ValueError(f"maxdim must be 2, 3 or 4, got {maxdim!r}")
+        encoder_channels = tuple(encoder_channels)
+        decoder_channels = tuple(decoder_channels)
+        for name, ch in [("encoder_channels", encoder_channels),
+                         ("decoder_channels", decoder_channels)]:
+            if not ch or any((not isinstance(c, int)) or c < 1 for c in ch):
+                raise ValueError(f"{name} must be a non-empty tuple of positive integers, "
+                                 f"got {ch!r}")
+        if not (p4_scale > 0 and float(p4_scale) < float("inf")):
+            raise ValueError(f"p4_scale must be a positive finite number, got {p4_scale!r}")
+        parse_aggregation(aggregation)
+        self.num_particles = num_particles
+        self.tau_v = tau_v
+        self.aggregation = aggregation
+        self.encoder_channels = encoder_channels
+        self.decoder_channels = decoder_channels
+        self.maxdim = maxdim
+        self.num_scalars = num_scalars
+        self.num_basis = num_basis
+        self.mlp_hidden = mlp_hidden
+        self.p4_scale = float(p4_scale)
+        self.dtype = parse_dtype(dtype)
+        dt = self.dtype
+        reps = irreps_up_to(maxdim)
+        nf = num_basis + 1
+
+        self.cart = _Cartesian(dt)
+        # ---- encoder
+        self.enc_basis = RadialBasis(num_basis, dt)
+        self.enc_in = MixReps({SCALAR: 1 + num_scalars, VECTOR: 1},
+                              {SCALAR: encoder_channels[0], VECTOR: encoder_channels[0]}, dt)
+        tau = {SCALAR: encoder_channels[0], VECTOR: encoder_channels[0]}
+        self.encoder = nn.ModuleList()
+        for c in encoder_channels:
+            layer = LMPLayer(tau, c, maxdim, nf, mlp_hidden, dt)
+            self.encoder.append(layer)
+            tau = layer.tau_out
+        self.tau_node = {SCALAR: 1, VECTOR: tau_v}
+        self.enc_out = MixReps(tau, self.tau_node, dt)
+        self.aggregate = Aggregation(aggregation, num_particles, self.tau_node, dt)
+        self.tau_latent = self.aggregate.tau_latent
+        # ---- decoder
+        cdt = complex_dtype(dt)
+        c0 = decoder_channels[0]
+        self.dec_in = nn.ParameterDict({
+            f"{r[0]}_{r[1]}": nn.Parameter(
+                torch.randn(num_particles, c0, t, dtype=cdt) / t ** 0.5)
+            for r, t in self.tau_latent.items()
+        })
+        self.dec_in_bias = nn.Parameter(torch.zeros(num_particles, c0, 1, dtype=cdt))
+        self.dec_pos = MixReps({VECTOR: c0}, {VECTOR: 1}, dt)
+        self.dec_basis = RadialBasis(num_basis, dt)
+        tau = {SCALAR: c0, VECTOR: c0}
+        self.decoder = nn.ModuleList()
+        for c in decoder_channels:
+            layer = LMPLayer(tau, c, maxdim, nf, mlp_hidden, dt)
+            self.decoder.append(layer)
+            tau = layer.tau_out
+        out_tau = {VECTOR: 1}
+        if num_scalars:
+            out_tau[SCALAR] = num_scalars
+        self.dec_out = MixReps(tau, out_tau, dt, bias=True)
+        self._reps = reps
+
+    # ------------------------------------------------------------------ config
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments plus ``"architecture": "lgae"``."""
+        return {
+            "architecture": "lgae",
+            "num_particles": self.num_particles,
+            "tau_v": self.tau_v,
+            "aggregation": self.aggregation,
+            "encoder_channels": list(self.encoder_channels),
+            "decoder_channels": list(self.decoder_channels),
+            "maxdim": self.maxdim,
+            "num_scalars": self.num_scalars,
+            "num_basis": self.num_basis,
+            "mlp_hidden": self.mlp_hidden,
+            "p4_scale": self.p4_scale,
+            "dtype": dtype_name(self.dtype),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LGAE:
+        """Build a fresh (untrained) model from :attr:`config`."""
+        cfg = dict(config)
+        arch = cfg.pop("architecture", "lgae")
+        if arch != "lgae":
+            raise ValueError(f"config architecture must be 'lgae', got {arch!r}")
+        for k in ("encoder_channels", "decoder_channels"):
+            if k in cfg:
+                cfg[k] = tuple(cfg[k])
+        return cls(**cfg)
+
+    @property
+    def latent_size(self) -> int:
+        """Number of real numbers in the latent (2 per complex component)."""
+        return sum(2 * t * irrep_dim(r) for r, t in self.tau_latent.items())
+
+    @property
+    def compression_rate(self) -> dict[str, float]:
+        """Latent real numbers over input real numbers.
+
+        ``"paper"``: over ``num_particles x 3`` (the LGAE paper's convention, 90 for N = 30);
+        ``"p4"``: over the ``num_particles x 4`` Cartesian inputs the model actually reads.
+        """
+        return {"paper": self.latent_size / (3 * self.num_particles),
+                "p4": self.latent_size / (4 * self.num_particles)}
+
+    # ----------------------------------------------------------------- forward
+    def _device(self) -> torch.device:
+        return self.cart.u.device
+
+    def encode(self, p4, mask, scalars=None):
+        """Validate inputs and encode: returns ``(latent, mask)`` (mask padded to N)."""
+        p4, mask, scalars = check_inputs(
+            p4, mask, scalars, num_particles=self.num_particles, num_scalars=self.num_scalars,
+            dtype=self.dtype, device=self._device(), model="LGAE")
+        p = p4 * self.p4_scale
+        pos = self.cart.to_irrep(p).unsqueeze(2)  # (B, N, 1, 4)
+        m2 = p[..., 0] ** 2 - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
+        s = m2.unsqueeze(-1)
+        if scalars is not None:
+            s = torch.cat([s, scalars], dim=-1)
+        feats = {SCALAR: s.to(pos.dtype).unsqueeze(-1), VECTOR: pos}
+        feats = mask_feats(self.enc_in(feats), mask)
+        basis = self.enc_basis(pair_invariant(p), mask)
+        for layer in self.encoder:
+            feats = layer(feats, pos, basis, mask)
+        node = mask_feats(self.enc_out(feats), mask)
+        return self.aggregate(node, mask), mask
+
+    def decode(self, latent: dict) -> dict:
+        """Decode a latent (irrep -> (B, tau, d)) to node features of the ``num_particles`` nodes.
+
+        Returns ``{"p4": (B, N, 4) GeV, "scalars": (B, N, S) or None}`` for all nodes.
+        """
+        feats = {}
+        for r in self.tau_latent:
+            w = self.dec_in[f"{r[0]}_{r[1]}"]  # (N, c0, tau_latent)
+            feats[r] = torch.einsum("nct,btd->bncd", w, latent[r])
+        feats[SCALAR] = feats[SCALAR] + self.dec_in_bias
+        b = feats[SCALAR].shape[0]
+        mask = torch.ones(b, self.num_particles, dtype=torch.bool, device=self._device())
+        pos_c = self.cart.to_cartesian(self.dec_pos({VECTOR: feats[VECTOR]})[VECTOR]).real
+        pos = self.cart.to_irrep(pos_c)  # (B, N, 1, 4)
+        basis = self.dec_basis(pair_invariant(pos_c[:, :, 0]), mask)
+        for layer in self.decoder:
+            feats = layer(feats, pos, basis, mask)
+        out = self.dec_out(feats)
+        p4 = self.cart.to_cartesian(out[VECTOR][:, :, 0]).real / self.p4_scale
+        sc = out[SCALAR][..., 0].real if self.num_scalars else None
+        return {"p4": p4, "scalars": sc}
+
+    def forward(self, p4, mask, scalars=None) -> AutoencoderOutput:
+        """Encode and decode a batch of jets.
+
+        Parameters
+        ----------
+        p4 : torch.Tensor
+            Real (B, N, 4), ``(E, px, py, pz)`` in GeV, N <= ``num_particles``.
+        mask : torch.Tensor
+            bool (B, N), True for real particles. Padded entries are ignored whatever they hold.
+        scalars : torch.Tensor, optional
+            (B, N, num_scalars) per-particle Lorentz scalars (required iff num_scalars > 0).
+
+        Returns
+        -------
+        AutoencoderOutput
+            ``.p4`` (B, num_particles, 4) GeV, ``.mask`` (first n nodes), ``.latent``,
+            ``.scalars`` (B, num_particles, S) or None.
+
+        Raises
+        ------
+        ValueError
+            Bad shapes, non-boolean mask, non-finite momenta, too many particles.
+        """
+        latent, mask = self.encode(p4, mask, scalars)
+        dec = self.decode(latent)
+        out_mask = first_n_mask(mask, self.num_particles)
+        m = out_mask.unsqueeze(-1)
+        p4_out = dec["p4"] * m
+        sc = dec["scalars"] * m if dec["scalars"] is not None else None
+        return AutoencoderOutput(p4=p4_out, mask=out_mask, latent=latent, scalars=sc)
