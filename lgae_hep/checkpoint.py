@@ -1,0 +1,430 @@
+"""Model files: safe, atomic checkpoints (DESIGN.md section 6).
+
+A checkpoint is one ``torch.save`` file holding a **plain dict** of tensors, strings, numbers,
+lists and dicts, nothing else:
+
+=================== ===============================================================================
+key                 content
+=================== ===============================================================================
+``format``          ``"lgae-hep-checkpoint"``
+``format_version``  ``1``
+``config``          the model config as a JSON string (``model.config``, with ``"architecture"``)
+``state_dict``      parameter and buffer tensors
+``optimizer``       ``optimizer.state_dict()`` or None
+``scheduler``       ``scheduler.state_dict()`` or None
+``rng``             RNG states as tensors / ints (torch CPU, CUDA, numpy, Python), or None
+``epoch``/``step``  ints (from ``extra``; -1 / 0 when not given)
+``metrics``         JSON string (from ``extra["metrics"]``)
+``extra``           any further plain data passed by the caller
+=================== ===============================================================================
+
+Safety: :func:`load_checkpoint` only ever calls ``torch.load(..., weights_only=True)``, whose
+unpickler refuses every global that is not a tensor type or a plain container, so a file that
+would run code on load (a crafted ``__reduce__``) is rejected *before* that code can run, and
+reported as :class:`CheckpointError`. Atomicity: :func:`save_checkpoint` writes to a temporary
+file in the target directory, fsyncs it and ``os.replace``-s it over the target, so a reader
+(or a process killed mid-write) never sees a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "get_rng_state",
+    "load_checkpoint",
+    "load_model_file",
+    "load_state_dict_checked",
+    "model_from_checkpoint",
+    "save_checkpoint",
+    "set_rng_state",
+]
+
+FORMAT = "lgae-hep-checkpoint"
+FORMAT_VERSION = 1
+_KNOWN_ARCHITECTURES = ("lgae", "gnnae")
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used: unsafe, corrupt, foreign or incompatible."""
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _plain(obj: Any, where: str) -> Any:
+    """Check/convert ``obj`` to data that ``torch.load(weights_only=True)`` reads back."""
+    if obj is None or isinstance(obj, bool | torch.Tensor):
+        return obj
+    if isinstance(obj, str):  # also str subclasses such as torch's TorchVersion
+        return str(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str | int):
+                raise ValueError(f"{where}: dict key {k!r} must be str or int")
+            out[k] = _plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, list | tuple):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, Path):
+        return str(obj)
+    raise ValueError(
+        f"{where}: {type(obj).__name__} cannot be stored in a checkpoint; "
+        "only tensors, numpy arrays, str, int, float, bool, None, lists and dicts are allowed"
+    )
+
+
+def _json_safe(obj: Any) -> Any:
+    """JSON-able copy (non-finite floats become None, numpy scalars Python numbers)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, torch.Tensor):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every RNG the training loop touches, as tensors and ints (weights_only-loadable)."""
+    np_state = np.random.get_state()  # noqa: NPY002 (the legacy global RNG users may touch)
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_state[0], "state": list(py_state[1]),
+                   "gauss_next": py_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`get_rng_state` returned (missing entries are left alone)."""
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    if "numpy" in state:
+        s = state["numpy"]
+        np_state = ("MT19937", s["keys"].numpy().astype(np.uint32), int(s["pos"]),
+                    int(s["has_gauss"]), float(s["cached_gaussian"]))
+        np.random.set_state(np_state)  # noqa: NPY002
+    if "python" in state:
+        s = state["python"]
+        random.setstate((int(s["version"]), tuple(int(v) for v in s["state"]), s["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = list(state["cuda"])
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([c.cpu().to(torch.uint8) for c in cuda])
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DistributedDataParallel / DataParallel wrappers."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return model
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - platforms without directory fsync
+        pass
+
+
+# -------------------------------------------------------------------------------------- save
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    extra: Mapping[str, Any] | None = None,
+    rng_state: bool = True,
+) -> Path:
+    """Write a checkpoint atomically (temporary file + fsync + ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file (parent directories are created).
+    model : torch.nn.Module
+        A model with a JSON-serialisable ``.config`` dict that names its ``"architecture"``
+        (DDP wrappers are unwrapped).
+    optimizer, scheduler : optional
+        Their ``state_dict()`` is stored for resuming.
+    extra : mapping, optional
+        Plain data (numbers, strings, lists, dicts, tensors). ``epoch`` and ``step`` are also
+        stored at top level; ``metrics`` (a dict) is stored as a JSON string.
+    rng_state : bool
+        Store the torch / CUDA / numpy / Python RNG states.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        When the model has no ``config`` with an ``"architecture"`` or ``extra`` holds
+        objects that cannot be stored safely.
+    """
+    path = Path(path)
+    bare = _unwrap(model)
+    config = getattr(bare, "config", None)
+    if not isinstance(config, Mapping) or "architecture" not in config:
+        raise ValueError(
+            f"{type(bare).__name__} has no .config dict with an 'architecture' entry; "
+            "only lgae-hep models (LGAE, GNNAE) can be checkpointed"
+        )
+    extra = dict(extra or {})
+    metrics = extra.pop("metrics", None)
+    obj: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(dict(config), sort_keys=True),
+        "state_dict": {k: v.detach().cpu() for k, v in bare.state_dict().items()},
+        "optimizer": _plain(optimizer.state_dict(), "optimizer") if optimizer else None,
+        "scheduler": _plain(scheduler.state_dict(), "scheduler") if scheduler else None,
+        "rng": get_rng_state() if rng_state else None,
+        "epoch": int(extra.pop("epoch", -1)),
+        "step": int(extra.pop("step", 0)),
+        "metrics": json.dumps(_json_safe(metrics or {}), allow_nan=False),
+        "torch_version": str(torch.__version__),
+        "extra": _plain(extra, "extra"),
+    }
+    _atomic_torch_save(obj, path)
+    return path
+
+
+# -------------------------------------------------------------------------------------- load
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, safely.
+
+    Only ``torch.load(..., weights_only=True)`` is used: no arbitrary object is ever
+    unpickled, so no code in the file can run.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file.
+    map_location : optional
+        Passed to ``torch.load`` (default ``"cpu"``).
+
+    Returns
+    -------
+    dict
+        The checkpoint dict with ``config`` and ``metrics`` already parsed from JSON to dicts.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    CheckpointError
+        (a ``ValueError``) when the file holds non-tensor Python objects (refused, not loaded),
+        is truncated or corrupt, is not an lgae-hep checkpoint, or has an unsupported format
+        version or a broken config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist (or is not a file)")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        msg = str(err)
+        detail = next(
+            (ln.strip() for ln in msg.splitlines() if "GLOBAL" in ln or "global" in ln),
+            msg.splitlines()[0] if msg else "",
+        ).replace("WeightsUnpickler error: ", "")
+        if "weights only" in msg.lower() or "weights_only" in msg.lower():
+            raise CheckpointError(
+                f"{path} contains non-tensor Python objects (e.g. classes or functions that "
+                "would run code when unpickled) and was NOT loaded; lgae-hep loads model files "
+                "with torch.load(weights_only=True) only. Re-save the weights with "
+                f"lgae_hep.checkpoint.save_checkpoint. Details: {detail}"
+            ) from None
+        raise CheckpointError(
+            f"{path} is corrupt or truncated (unpickling failed: {msg})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: truncated or corrupt file "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        hint = ""
+        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            hint = " (it looks like a bare state_dict: it has no config to build the model from)"
+        raise CheckpointError(
+            f"{path} is not an lgae-hep checkpoint: expected a dict with format={FORMAT!r}, "
+            f"got {type(obj).__name__}{hint}"
+        )
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version!r} is not supported "
+            f"(this lgae-hep reads versions 1..{FORMAT_VERSION}); upgrade lgae-hep"
+        )
+    for key in ("config", "state_dict"):
+        if key not in obj:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r} entry")
+    try:
+        obj["config"] = json.loads(obj["config"])
+        obj["metrics"] = json.loads(obj.get("metrics") or "{}")
+    except (TypeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: config/metrics are not valid JSON ({err})") from None
+    if not isinstance(obj["config"], dict):
+        raise CheckpointError(f"{path}: config must be a JSON object, got {obj['config']!r}")
+    return obj
+
+
+def known_architectures() -> tuple[str, ...]:
+    """Architectures :func:`model_from_checkpoint` can build."""
+    try:
+        from lgae_hep import models
+
+        names = getattr(models, "ARCHITECTURES", None)
+        if names:
+            return tuple(sorted(names))
+    except ImportError:  # pragma: no cover
+        pass
+    return _KNOWN_ARCHITECTURES
+
+
+def build_model(config: Mapping[str, Any]) -> torch.nn.Module:
+    """Build an untrained model from a config, with a clear error for unknown architectures.
+
+    Uses ``lgae_hep.models.build_model`` when the models package provides it.
+    """
+    arch = config.get("architecture")
+    known = known_architectures()
+    if arch not in known:
+        raise CheckpointError(
+            f"unknown model architecture {arch!r} in the config; known architectures: "
+            f"{', '.join(known)}"
+        )
+    from lgae_hep import models
+
+    builder = getattr(models, "build_model", None)
+    try:
+        if builder is not None:
+            return builder(dict(config))
+        if arch == "gnnae":
+            from lgae_hep.models.gnnae import GNNAE
+
+            return GNNAE.from_config(dict(config))
+        from lgae_hep.models.lgae import LGAE
+
+        return LGAE.from_config(dict(config))
+    except TypeError as err:  # unexpected/missing constructor arguments
+        raise CheckpointError(f"config does not fit architecture {arch!r}: {err}") from None
+
+
+def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
+                            source: str = "checkpoint") -> None:
+    """``load_state_dict(strict=True)`` with errors that name the parameter and both shapes."""
+    own = _unwrap(model).state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not fit the model: missing parameters {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''}, unexpected parameters {unexpected[:8]}"
+            f"{' ...' if len(unexpected) > 8 else ''}"
+        )
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{source}: parameter {name!r} is not a tensor")
+        if tuple(tensor.shape) != tuple(own[name].shape):
+            raise CheckpointError(
+                f"{source}: shape mismatch for parameter {name!r}: checkpoint has "
+                f"{tuple(tensor.shape)}, the model built from the config expects "
+                f"{tuple(own[name].shape)}"
+            )
+    _unwrap(model).load_state_dict(dict(state_dict), strict=True)
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
+                          source: str = "checkpoint") -> torch.nn.Module:
+    """Build the model of a loaded checkpoint dict and load its weights (eval mode)."""
+    model = build_model(ckpt["config"])
+    load_state_dict_checked(model, ckpt["state_dict"], source)
+    if device is not None:
+        model = model.to(device)
+    return model.eval()
+
+
+def load_model_file(path: str | Path, device: Any = None) -> torch.nn.Module:
+    """Load a model from a checkpoint file (``build_model(config)`` + strict weights).
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint written by :func:`save_checkpoint` (e.g. ``best.pt`` of a training run or
+        a bundled ``models/pretrained/*.pt``).
+    device : str or torch.device, optional
+        Where to put the model (default: CPU).
+
+    Returns
+    -------
+    torch.nn.Module
+        The model in eval mode.
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        See :func:`load_checkpoint`; also for an unknown architecture (the message lists the
+        known ones) and parameter name/shape mismatches (naming the parameter and both shapes).
+    """
+    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt, device=device, source=str(path))

@@ -1,0 +1,1036 @@
+"""Training of LGAE / GNNAE autoencoders on background jets: ``fit`` and ``lgae-hep train``.
+
+What :func:`fit` does
+---------------------
+* Inputs: :class:`lgae_hep.data.JetTensors`, ``(p4, mask[, scalars])`` tensors/arrays (GeV,
+  ``(E, px, py, pz)``) or awkward jets (converted with :func:`lgae_hep.data.to_tensors`). Jets
+  flagged invalid by the project-wide bad-input policy are **dropped** with one warning that
+  counts them. An empty sample or one with no real particle at all is a ``ValueError``.
+* Train / validation split (seeded) unless a validation sample is given; a ``DataLoader`` over
+  in-memory tensors; Adam; ``ReduceLROnPlateau`` (default) or cosine annealing; gradient-norm
+  clipping; early stopping on the validation loss; CUDA when available (``device="auto"``);
+  float32 by default (the model's ``dtype`` config entry).
+* Loss (per jet, then averaged over the batch): ``"chamfer"`` -- the masked Chamfer distance of
+  :func:`lgae_hep.losses.chamfer`, on the 4-vectors in TeV for the LGAE and on the relative
+  coordinates ``(eta_rel, phi_rel, pT_rel)`` the network sees for the GNNAE (as in the paper's
+  GNNAE baselines); ``"mse"`` -- order-preserving squared error (:func:`lgae_hep.losses.mse`),
+  only meaningful for models whose output keeps the input order (``mix`` aggregation, GNNAE-PL).
+  :func:`jet_losses` evaluates the same per-jet loss, the natural anomaly score of the model.
+* Files in ``out_dir`` (written by rank 0 only): ``last.pt`` after every epoch and ``best.pt``
+  on every improvement (atomic writes, :mod:`lgae_hep.checkpoint`), ``metrics.csv`` and
+  ``metrics.json`` (one row per epoch: losses, learning rate, jets/s, seconds). ``out_dir`` is
+  probed for writability before any training starts.
+* ``resume=True`` continues from ``last.pt`` with the model, optimizer, scheduler and RNG
+  states and the early-stopping bookkeeping, so a killed run loses at most the epoch in
+  progress. Sampling is seeded per epoch (``seed``, ``epoch``), so on a deterministic CPU setup a
+  resumed run ends with the same parameters as an uninterrupted one.
+* A non-finite loss or gradient never silently continues: the epoch is rolled back to the last
+  good state (start of the epoch), the learning rate is halved and the epoch retried; after
+  ``max_nonfinite_retries`` such roll-backs training stops with a ``FloatingPointError``.
+* DDP: when started by ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised (gloo
+  on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, batches come from a
+  ``DistributedSampler`` (``batch_size`` is per process), losses are averaged over processes and
+  only rank 0 writes files; every rank returns the same :class:`FitResult`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import (
+    CheckpointError,
+    _atomic_torch_save,  # noqa: F401  (re-exported for tools that write run files)
+    _json_safe,
+    _unwrap,
+    build_model,
+    load_checkpoint,
+    load_state_dict_checked,
+    save_checkpoint,
+    set_rng_state,
+)
+
+__all__ = ["FitResult", "add_arguments", "cli_main", "fit", "jet_losses", "prepare_data"]
+
+logger = logging.getLogger("lgae_hep.train")
+
+LOSSES = ("chamfer", "mse")
+SCHEDULERS = ("plateau", "cosine", "none")
+#: 4-vectors enter the LGAE loss in TeV (a pure unit choice: Chamfer scales with scale**2)
+P4_LOSS_SCALE = 1e-3
+
+
+# ------------------------------------------------------------------------------------ data
+def _to_torch(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise ValueError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def prepare_data(
+    data: Any,
+    num_particles: int,
+    *,
+    name: str = "train",
+    dtype: torch.dtype = torch.float32,
+    warn: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Bring a training sample to ``(p4, mask, scalars)`` CPU tensors with invalid jets dropped.
+
+    Parameters
+    ----------
+    data : JetTensors, tuple or awkward array
+        ``JetTensors`` (its ``valid`` flags are honoured), ``(p4, mask)`` or
+        ``(p4, mask, scalars)`` tensors / numpy arrays, or awkward jets of Lorentz vectors with
+        any outer structure (converted with ``to_tensors(..., on_invalid="flag")``).
+    num_particles : int
+        Particle slots of the model: inputs are truncated (they are pT-sorted) or zero-padded.
+    name : str
+        Used in messages ("train", "val").
+    dtype : torch.dtype
+        Floating dtype of the returned ``p4`` / ``scalars``.
+    warn : bool
+        Emit the one warning counting dropped invalid jets.
+
+    Returns
+    -------
+    p4 (B, num_particles, 4), mask (B, num_particles), scalars (B, num_particles, S) or None.
+
+    Raises
+    ------
+    ValueError
+        Wrong types or shapes, no jets, or no real particle in the whole sample.
+    """
+    valid = None
+    if hasattr(data, "p4") and hasattr(data, "mask") and hasattr(data, "valid"):
+        p4, mask, scalars, valid = data.p4, data.mask, data.scalars, data.valid
+    elif isinstance(data, tuple | list) and len(data) in (2, 3) and not hasattr(data, "layout"):
+        p4, mask = data[0], data[1]
+        scalars = data[2] if len(data) == 3 else None
+    else:
+        try:
+            import awkward as ak
+        except ImportError:  # pragma: no cover
+            ak = None
+        if ak is None or not isinstance(data, ak.Array):
+            raise ValueError(
+                f"{name} data must be JetTensors, a (p4, mask[, scalars]) tuple or an awkward "
+                f"array of jets, got {type(data).__name__}"
+            )
+        from lgae_hep.data import to_tensors
+
+        jt = to_tensors(data, num_particles, backend="torch", on_invalid="flag")
+        p4, mask, scalars, valid = jt.p4, jt.mask, jt.scalars, jt.valid
+    p4 = _to_torch(p4, f"{name} p4")
+    mask = _to_torch(mask, f"{name} mask")
+    if p4.ndim != 3 or p4.shape[-1] != 4 or not p4.is_floating_point():
+        raise ValueError(
+            f"{name} p4 must be a float array of shape (B, N, 4) in (E, px, py, pz) GeV, "
+            f"got {tuple(p4.shape)} {p4.dtype}"
+        )
+    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(p4.shape[:2]):
+        raise ValueError(
+            f"{name} mask must be bool of shape {tuple(p4.shape[:2])}, "
+            f"got {tuple(mask.shape)} {mask.dtype}"
+        )
+    if scalars is not None:
+        scalars = _to_torch(scalars, f"{name} scalars")
+        if scalars.ndim != 3 or tuple(scalars.shape[:2]) != tuple(p4.shape[:2]):
+            raise ValueError(
+                f"{name} scalars must have shape (B, N, S) with (B, N) = {tuple(p4.shape[:2])}, "
+                f"got {tuple(scalars.shape)}"
+            )
+    if p4.shape[0] == 0:
+        raise ValueError(f"{name} sample is empty (0 jets): nothing to train on")
+    # bad-input policy: drop flagged jets (and jets with non-finite real particles)
+    keep = torch.ones(p4.shape[0], dtype=torch.bool)
+    if valid is not None:
+        keep &= _to_torch(valid, f"{name} valid").to(torch.bool).reshape(-1)
+    finite = torch.isfinite(p4).all(-1) | ~mask
+    keep &= finite.all(-1)
+    n_bad = int((~keep).sum())
+    if n_bad:
+        if warn:
+            warnings.warn(
+                f"{name}: dropped {n_bad} of {p4.shape[0]} jets flagged invalid (non-finite, "
+                "negative-energy or unphysical momenta; project-wide bad-input policy)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        p4, mask = p4[keep], mask[keep]
+        scalars = scalars[keep] if scalars is not None else None
+    if p4.shape[0] == 0:
+        raise ValueError(f"{name} sample has no valid jets ({n_bad} jets were flagged invalid)")
+    n = p4.shape[1]
+    if n > num_particles:  # inputs are pT-sorted: keep the hardest
+        p4, mask = p4[:, :num_particles], mask[:, :num_particles]
+        scalars = scalars[:, :num_particles] if scalars is not None else None
+    elif n < num_particles:
+        pad = num_particles - n
+        p4 = nn.functional.pad(p4, (0, 0, 0, pad))
+        mask = nn.functional.pad(mask, (0, pad), value=False)
+        scalars = nn.functional.pad(scalars, (0, 0, 0, pad)) if scalars is not None else None
+    if not bool(mask.any()):
+        raise ValueError(
+            f"{name} sample has {p4.shape[0]} jets but no real particle (all padding): "
+            "nothing to train on"
+        )
+    p4 = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=p4.dtype)).to(dtype)
+    if scalars is not None:
+        scalars = torch.where(mask.unsqueeze(-1), scalars, torch.zeros((), dtype=scalars.dtype))
+        scalars = scalars.to(dtype)
+    return p4.contiguous(), mask.contiguous(), scalars
+
+
+# ------------------------------------------------------------------------------------ loss
+def _feature_chamfer(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my: torch.Tensor):
+    """Per-jet masked Chamfer distance (sum convention) for features of any dimension."""
+    if x.shape[-1] <= 4:
+        from lgae_hep.losses import chamfer
+
+        pad = 4 - x.shape[-1]
+        return chamfer(nn.functional.pad(x, (0, pad)), nn.functional.pad(y, (0, pad)), mx, my)
+    from lgae_hep.losses import pairwise_sqdist
+
+    d = pairwise_sqdist(x, y)
+    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    pair = mx.unsqueeze(2) & my.unsqueeze(1)
+    d = torch.where(pair, d, inf)
+    a = torch.where(mx, d.min(2).values, torch.zeros((), dtype=d.dtype, device=d.device)).sum(1)
+    b = torch.where(my, d.min(1).values, torch.zeros((), dtype=d.dtype, device=d.device)).sum(1)
+    both_empty = ~mx.any(1) & ~my.any(1)
+    return torch.where(both_empty, torch.zeros_like(a), a + b)
+
+
+def _per_jet_loss(
+    model: nn.Module, out: Any, p4: torch.Tensor, mask: torch.Tensor, loss: str
+) -> torch.Tensor:
+    """Per-jet training loss (B,) for a model output (see the module docstring)."""
+    arch = _unwrap(model).config.get("architecture")
+    if arch == "gnnae" and out.features is not None and out.input_features is not None:
+        x, y = out.features, out.input_features
+        if loss == "mse":
+            d = ((x - y) ** 2).sum(-1) * mask
+            return d.sum(1) / mask.sum(1).clamp(min=1)
+        return _feature_chamfer(x, y, out.mask, mask)
+    s = P4_LOSS_SCALE
+    if loss == "mse":
+        from lgae_hep.losses import mse
+
+        if tuple(out.p4.shape) != tuple(p4.shape):
+            raise ValueError(
+                f"loss='mse' needs an output with the input's shape {tuple(p4.shape)} "
+                f"(order-preserving model), got {tuple(out.p4.shape)}; use loss='chamfer'"
+            )
+        return mse(out.p4 * s, p4 * s, mask)
+    from lgae_hep.losses import chamfer
+
+    return chamfer(out.p4, p4, out.mask, mask, scale=s)
+
+
+def _forward(model: nn.Module, p4, mask, scalars):
+    return model(p4, mask, scalars) if scalars is not None else model(p4, mask)
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype if not p.is_complex() else torch.float32
+    return torch.float32
+
+
+@torch.no_grad()
+def jet_losses(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: str = "chamfer",
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Per-jet loss of a model on a sample (the anomaly score of a trained autoencoder).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A trained LGAE / GNNAE.
+    data : JetTensors, tuple or awkward array
+        As in :func:`prepare_data`; invalid jets get NaN (with one warning counting them).
+    loss : {"chamfer", "mse"}
+        The loss the model was trained with.
+    batch_size : int
+        Jets per forward pass.
+    device : optional
+        Default: the model's device.
+    progress : bool
+        tqdm bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (B,) per-jet loss, in the order of ``data``.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    bare = _unwrap(model)
+    n_part = int(bare.config.get("num_particles", 30))
+    dtype = _model_dtype(bare)
+    if not (hasattr(data, "valid") or isinstance(data, tuple | list)):
+        from lgae_hep.data import to_tensors
+
+        data = to_tensors(data, n_part, backend="torch", on_invalid="flag")
+    if hasattr(data, "valid"):
+        tensors = (data.p4, data.mask) + ((data.scalars,) if data.scalars is not None else ())
+        valid = _to_torch(data.valid, "valid").to(torch.bool).reshape(-1)
+    else:
+        tensors = tuple(_to_torch(t, "data") for t in data)
+        if len(tensors) not in (2, 3) or tensors[0].ndim != 3:
+            raise ValueError("data must be JetTensors, (p4, mask[, scalars]) or awkward jets")
+        valid = (torch.isfinite(tensors[0]).all(-1) | ~tensors[1].to(torch.bool)).all(-1)
+    tensors = tuple(_to_torch(t, "data") for t in tensors)
+    n_jets = int(tensors[0].shape[0])
+    n_bad = int((~valid).sum())
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} of {n_jets} jets flagged invalid get a NaN loss "
+            "(project-wide bad-input policy)", RuntimeWarning, stacklevel=2,
+        )
+    out = np.full(n_jets, np.nan)
+    if n_jets == n_bad:
+        return out
+    sel = tuple(t[valid] for t in tensors)
+    p4, mask = sel[0].to(dtype), sel[1].to(torch.bool)
+    scalars = sel[2].to(dtype) if len(sel) == 3 else None
+    if p4.shape[1] > n_part:
+        p4, mask = p4[:, :n_part], mask[:, :n_part]
+        scalars = scalars[:, :n_part] if scalars is not None else None
+    p4 = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=dtype))
+    dev = torch.device(device) if device is not None else next(bare.parameters()).device
+    was_training = bare.training
+    bare.eval()
+    vals = []
+    from tqdm.auto import tqdm
+
+    for i in tqdm(range(0, len(p4), batch_size), disable=not progress, desc="scoring",
+                  unit="batch"):
+        sl = slice(i, i + batch_size)
+        pb, mb = p4[sl].to(dev), mask[sl].to(dev)
+        sb = scalars[sl].to(dev) if scalars is not None else None
+        o = _forward(bare, pb, mb, sb)
+        vals.append(_per_jet_loss(bare, o, pb, mb, loss).double().cpu())
+    bare.train(was_training)
+    out[valid.numpy()] = torch.cat(vals).numpy()
+    return out
+
+
+# ------------------------------------------------------------------------------------ runtime
+def _dist_setup(device: str | torch.device) -> tuple[int, int, torch.device, bool]:
+    """(rank, world_size, device, initialised_here) under torchrun, else (0, 1, device, False)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    want_cuda = (device == "auto" and torch.cuda.is_available()) or (
+        str(device).startswith("cuda")
+    )
+    if world <= 1:
+        dev = torch.device("cuda" if want_cuda else "cpu") if device == "auto" else torch.device(
+            device
+        )
+        return 0, 1, dev, False
+    here = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+        here = True
+    rank = dist.get_rank()
+    if want_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    return rank, dist.get_world_size(), dev, here
+
+
+def _all_reduce_sum(values: list[float], world: int, device: torch.device) -> list[float]:
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _probe_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write_probe_{os.getpid()}"
+        with open(probe, "wb") as fh:
+            fh.write(b"x" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"out_dir {str(out_dir)!r} is not writable ({type(err).__name__}: {err}); "
+            "choose another --out before training starts"
+        ) from None
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The model with the **best** (lowest validation loss) weights, in eval mode.
+    best_epoch : int
+        Epoch (0-based) of the best validation loss.
+    best_val_loss : float
+    epochs_run : int
+        Epochs completed in total (including those before a resume).
+    history : list of dict
+        Per-epoch metrics (as in ``metrics.json``).
+    out_dir : Path
+    stopped_early : bool
+    seconds : float
+        Wall-clock training time of this call.
+    resumed_from_epoch : int or None
+        Epochs already done when this call resumed, else None.
+    """
+
+    model: nn.Module
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    history: list[dict[str, Any]]
+    out_dir: Path
+    stopped_early: bool
+    seconds: float
+    resumed_from_epoch: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+
+def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    rows = [_json_safe(h) for h in history]
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=1))
+    os.replace(tmp, out_dir / "metrics.json")
+    keys = list(rows[0]) if rows else []
+    tmp = out_dir / ".metrics.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out_dir / "metrics.csv")
+
+
+def _make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int, patience: int):
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.5, patience=max(1, patience // 3)
+        )
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    return None
+
+
+def _check_positive(name: str, value: Any, kind: type = int, allow_zero: bool = False) -> None:
+    ok = isinstance(value, kind) and not isinstance(value, bool) and (
+        value >= 0 if allow_zero else value > 0
+    )
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
+            value
+        ) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"{kind.__name__}, got {value!r}")
+
+
+# ------------------------------------------------------------------------------------ fit
+def fit(
+    model_or_config: nn.Module | Mapping[str, Any],
+    train: Any,
+    val: Any = None,
+    *,
+    epochs: int = 50,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    patience: int = 10,
+    grad_clip: float | None = 1.0,
+    out_dir: str | Path = "runs/train",
+    resume: bool = False,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    loss: str = "chamfer",
+    scheduler: str = "plateau",
+    weight_decay: float = 0.0,
+    min_delta: float = 0.0,
+    max_nonfinite_retries: int = 3,
+    num_workers: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    extra_info: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Train an autoencoder on background jets (module docstring describes the behaviour).
+
+    Parameters
+    ----------
+    model_or_config : torch.nn.Module or dict
+        A model (LGAE / GNNAE) or its config (``{"architecture": "lgae" | "gnnae", ...}``).
+    train, val : JetTensors, (p4, mask[, scalars]) or awkward jets
+        Training sample and optional validation sample (else ``val_fraction`` of ``train``).
+    epochs : int
+        Maximum number of epochs (in total, counting those done before a resume).
+    batch_size : int
+        Jets per optimisation step (per process under DDP).
+    lr : float
+        Initial Adam learning rate.
+    patience : int
+        Stop after this many epochs without a validation improvement > ``min_delta``.
+    grad_clip : float or None
+        Max gradient 2-norm (None: no clipping).
+    out_dir : str or Path
+        Where ``last.pt``, ``best.pt``, ``metrics.csv`` and ``metrics.json`` go.
+    resume : bool
+        Continue from ``out_dir/last.pt`` (a finished run returns at once); without it an
+        ``out_dir`` that already holds ``last.pt`` is an error (nothing is overwritten).
+    device : "auto", "cpu", "cuda", ...
+        ``"auto"``: CUDA when available.
+    dtype : "float32" / "float64", optional
+        Overrides the config's dtype when a config is given (models carry their own).
+    seed : int
+        Seeds the model initialisation, the train/validation split and the per-epoch shuffle.
+    val_fraction : float
+        Fraction of ``train`` held out for validation when ``val`` is None (0 < f < 1).
+    loss : {"chamfer", "mse"}
+        Training loss (see the module docstring).
+    scheduler : {"plateau", "cosine", "none"}
+        Learning-rate schedule (plateau: halve after ``max(1, patience // 3)`` flat epochs).
+    weight_decay, min_delta : float
+        Adam weight decay; minimum validation improvement that resets the patience.
+    max_nonfinite_retries : int
+        Roll-backs (each halving the learning rate) allowed after non-finite losses.
+    num_workers : int
+        DataLoader workers (0: load in the main process; tensors are in memory anyway).
+    progress : bool
+        tqdm bar per epoch with the loss and jets/s (rank 0 only).
+    log : callable, optional
+        Receives one line per epoch (default: the ``lgae_hep.train`` logger, and the bar).
+    extra_info : mapping, optional
+        Plain data stored in every checkpoint's ``extra`` (e.g. the data recipe).
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, empty / all-padding / all-invalid samples, an unwritable ``out_dir``,
+        an existing run without ``resume``, or a checkpoint that does not fit the model.
+    FloatingPointError
+        When the loss stays non-finite after ``max_nonfinite_retries`` roll-backs.
+    """
+    t_start = time.perf_counter()
+    for name, v in [("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
+                    ("max_nonfinite_retries", max_nonfinite_retries)]:
+        _check_positive(name, v)
+    _check_positive("lr", lr, float)
+    _check_positive("weight_decay", weight_decay, float, allow_zero=True)
+    _check_positive("min_delta", min_delta, float, allow_zero=True)
+    if grad_clip is not None:
+        _check_positive("grad_clip", grad_clip, float)
+    if not (isinstance(seed, int) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    if val is None and not (0.0 < float(val_fraction) < 1.0):
+        raise ValueError(f"val_fraction must be in (0, 1) when no val sample is given, "
+                         f"got {val_fraction!r}")
+
+    rank, world, dev, dist_here = _dist_setup(device)
+    is_main = rank == 0
+    out_dir = Path(out_dir)
+    emit = log or (lambda msg: logger.info(msg))
+
+    # ---- model
+    torch.manual_seed(seed)
+    if isinstance(model_or_config, nn.Module):
+        model = _unwrap(model_or_config)
+        if not isinstance(getattr(model, "config", None), Mapping):
+            raise ValueError("the model has no .config dict; fit trains lgae-hep models only")
+        if dtype is not None and _model_dtype(model) != _parse_dtype(dtype):
+            model = model.to(_parse_dtype(dtype))
+    elif isinstance(model_or_config, Mapping):
+        cfg = dict(model_or_config)
+        if dtype is not None:
+            cfg["dtype"] = str(_parse_dtype(dtype)).replace("torch.", "")
+        model = build_model(cfg)
+    else:
+        raise ValueError(f"model_or_config must be a model or a config dict, "
+                         f"got {type(model_or_config).__name__}")
+    config = dict(model.config)
+    n_part = int(config.get("num_particles", 30))
+    mdtype = _model_dtype(model)
+
+    # ---- data (validated before anything is written)
+    p4, mask, scal = prepare_data(train, n_part, name="train", dtype=mdtype)
+    if val is None:
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(p4), generator=g)
+        n_val = max(1, int(round(len(p4) * float(val_fraction))))
+        if n_val >= len(p4):
+            raise ValueError(f"train sample of {len(p4)} jets is too small to hold out "
+                             f"val_fraction={val_fraction} for validation")
+        vi, ti = perm[:n_val], perm[n_val:]
+        vp4, vmask, vscal = p4[vi], mask[vi], (scal[vi] if scal is not None else None)
+        p4, mask, scal = p4[ti], mask[ti], (scal[ti] if scal is not None else None)
+        if not bool(mask.any()):
+            raise ValueError("train sample has no real particle after the validation split")
+    else:
+        vp4, vmask, vscal = prepare_data(val, n_part, name="val", dtype=mdtype)
+    if (scal is None) != (vscal is None):
+        raise ValueError("train and val samples must both have scalars or both have none")
+
+    # ---- output directory
+    if is_main:
+        _probe_out_dir(out_dir)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+
+    # ---- optimiser, scheduler, state
+    model = model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=float(lr), weight_decay=float(weight_decay))
+    sched = _make_scheduler(scheduler, opt, epochs, patience)
+    history: list[dict[str, Any]] = []
+    start_epoch, step = 0, 0
+    best_val, best_epoch, bad_epochs, retries = math.inf, -1, 0, 0
+    resumed_from = None
+    done = False
+    if last_path.exists() and not resume:
+        raise ValueError(
+            f"{last_path} exists: out_dir already holds a training run; pass resume=True "
+            "(--resume) to continue it, or choose another out_dir"
+        )
+    if resume and last_path.exists():
+        ckpt = load_checkpoint(last_path, map_location="cpu")
+        old = {k: v for k, v in ckpt["config"].items()}
+        if old != json.loads(json.dumps(config)):
+            raise CheckpointError(
+                f"cannot resume from {last_path}: its model config {old} differs from the "
+                f"requested {config}"
+            )
+        load_state_dict_checked(model, ckpt["state_dict"], str(last_path))
+        if ckpt.get("optimizer") is not None:
+            opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt.get("scheduler") is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        ex = ckpt.get("extra") or {}
+        start_epoch = int(ckpt["epoch"]) + 1
+        step = int(ckpt.get("step", 0))
+        best_val = float(ex.get("best_val_loss", math.inf))
+        best_epoch = int(ex.get("best_epoch", -1))
+        bad_epochs = int(ex.get("bad_epochs", 0))
+        retries = int(ex.get("nonfinite_retries", 0))
+        # a run that stopped early stays finished; one that hit its epoch limit continues
+        # when resumed with a larger ``epochs``
+        done = bool(ex.get("stopped_early", False))
+        hist_path = out_dir / "metrics.json"
+        if hist_path.exists():
+            history = [h for h in json.loads(hist_path.read_text())
+                       if int(h.get("epoch", -1)) < start_epoch]
+        if ckpt.get("rng") is not None:
+            set_rng_state(ckpt["rng"])
+        resumed_from = start_epoch
+        emit(f"resuming from {last_path} after epoch {start_epoch - 1}"
+             + (" (run already finished)" if done else ""))
+    elif resume and is_main:
+        emit(f"no {last_path} yet: starting a new run")
+
+    train_model: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    tensors = (p4, mask) + ((scal,) if scal is not None else ())
+    vtensors = (vp4, vmask) + ((vscal,) if vscal is not None else ())
+    dset, vset = TensorDataset(*tensors), TensorDataset(*vtensors)
+    if world > 1:
+        vsampler = DistributedSampler(vset, num_replicas=world, rank=rank, shuffle=False)
+    else:
+        vsampler = None
+    vloader = DataLoader(vset, batch_size=max(batch_size, 256), sampler=vsampler, shuffle=False)
+
+    def loader_for(epoch: int) -> DataLoader:
+        if world > 1:
+            sampler = DistributedSampler(dset, num_replicas=world, rank=rank, shuffle=True,
+                                         seed=seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        else:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            sampler = RandomSampler(dset, generator=g)
+        return DataLoader(dset, batch_size=batch_size, sampler=sampler, drop_last=False,
+                          num_workers=num_workers)
+
+    def unpack(batch):
+        b = [t.to(dev, non_blocking=True) for t in batch]
+        return b[0], b[1], (b[2] if len(b) == 3 else None)
+
+    @torch.no_grad()
+    def validate() -> float:
+        model.eval()
+        tot, cnt = 0.0, 0.0
+        for batch in vloader:
+            pb, mb, sb = unpack(batch)
+            per = _per_jet_loss(model, _forward(model, pb, mb, sb), pb, mb, loss)
+            tot += float(per.double().sum())
+            cnt += len(per)
+        tot, cnt = _all_reduce_sum([tot, cnt], world, dev)
+        model.train()
+        return tot / max(cnt, 1.0)
+
+    def snapshot() -> dict[str, Any]:
+        return {"model": copy.deepcopy(model.state_dict()),
+                "opt": copy.deepcopy(opt.state_dict()),
+                "sched": copy.deepcopy(sched.state_dict()) if sched is not None else None}
+
+    def extra(epoch: int, is_done: bool) -> dict[str, Any]:
+        return {
+            "epoch": epoch, "step": step, "best_val_loss": best_val, "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs, "nonfinite_retries": retries, "done": is_done,
+            "stopped_early": bool(stopped_early),
+            "loss": loss, "seed": seed, "world_size": world, "batch_size": batch_size,
+            "metrics": {"history": history[-1] if history else {}},
+            "info": dict(extra_info or {}),
+        }
+
+    from tqdm.auto import tqdm
+
+    stopped_early = done
+    epoch = start_epoch
+    model.train()
+    while not done and epoch < epochs:
+        good = snapshot()
+        t0 = time.perf_counter()
+        tot, cnt, nonfinite = 0.0, 0, False
+        loader = loader_for(epoch)
+        bar = tqdm(total=len(loader.sampler) if world == 1 else len(loader) * batch_size,
+                   desc=f"epoch {epoch + 1}/{epochs}", unit="jet",
+                   disable=not (progress and is_main), leave=False, file=sys.stderr)
+        for batch in loader:
+            pb, mb, sb = unpack(batch)
+            opt.zero_grad(set_to_none=True)
+            per = _per_jet_loss(model, _forward(train_model, pb, mb, sb), pb, mb, loss)
+            lval = per.mean()
+            lval.backward()
+            gnorm = (nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                     if grad_clip is not None else torch.zeros(()))
+            bad = 0.0 if (torch.isfinite(lval) and torch.isfinite(gnorm)) else 1.0
+            if _all_reduce_sum([bad], world, dev)[0] > 0:
+                nonfinite = True
+                break
+            opt.step()
+            step += 1
+            tot += float(lval.detach()) * len(per)
+            cnt += len(per)
+            dt = time.perf_counter() - t0
+            bar.update(len(per))
+            bar.set_postfix(loss=f"{tot / cnt:.4g}", jets_s=f"{cnt * world / max(dt, 1e-9):.0f}")
+        bar.close()
+        vloss = math.nan if nonfinite else validate()
+        if nonfinite or not math.isfinite(vloss):
+            retries += 1
+            model.load_state_dict(good["model"])
+            opt.load_state_dict(good["opt"])
+            if sched is not None:
+                sched.load_state_dict(good["sched"])
+            if retries > max_nonfinite_retries:
+                raise FloatingPointError(
+                    f"non-finite loss in epoch {epoch + 1} after {max_nonfinite_retries} "
+                    "roll-backs with halved learning rates; the model was restored to the last "
+                    f"good state (saved in {last_path if last_path.exists() else 'memory'}). "
+                    "Check the input data for extreme values or lower --lr / --grad-clip"
+                )
+            for gr in opt.param_groups:
+                gr["lr"] *= 0.5
+            warnings.warn(
+                f"non-finite {'training' if nonfinite else 'validation'} loss in epoch "
+                f"{epoch + 1}: rolled back to the start of the epoch and halved the learning "
+                f"rate to {opt.param_groups[0]['lr']:.3g} (retry {retries}/"
+                f"{max_nonfinite_retries})", RuntimeWarning, stacklevel=2,
+            )
+            continue
+        tloss_sum, tcnt = _all_reduce_sum([tot, float(cnt)], world, dev)
+        tloss = tloss_sum / max(tcnt, 1.0)
+        seconds = time.perf_counter() - t0
+        lr_now = opt.param_groups[0]["lr"]
+        improved = vloss < best_val - min_delta
+        if improved:
+            best_val, best_epoch, bad_epochs = vloss, epoch, 0
+        else:
+            bad_epochs += 1
+        if sched is not None:
+            if scheduler == "plateau":
+                sched.step(vloss)
+            else:
+                sched.step()
+        history.append({
+            "epoch": epoch, "train_loss": tloss, "val_loss": vloss, "lr": lr_now,
+            "best_val_loss": best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
+            "seconds": seconds, "step": step, "improved": bool(improved),
+        })
+        stopped_early = bad_epochs >= patience
+        finished = stopped_early or epoch + 1 >= epochs
+        if is_main:
+            if improved:
+                save_checkpoint(best_path, model, extra=extra(epoch, False), rng_state=False)
+            save_checkpoint(last_path, model, optimizer=opt, scheduler=sched,
+                            extra=extra(epoch, finished))
+            _write_metrics(out_dir, history)
+        emit(f"epoch {epoch + 1}/{epochs}: train {tloss:.5g}  val {vloss:.5g}  "
+             f"lr {lr_now:.3g}  {tcnt / max(seconds, 1e-9):.0f} jets/s  {seconds:.1f} s"
+             + ("  *" if improved else ""))
+        epoch += 1
+        if stopped_early:
+            emit(f"early stopping: no improvement for {patience} epochs "
+                 f"(best epoch {best_epoch + 1}, val {best_val:.5g})")
+            break
+
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    # best weights
+    if best_path.exists():
+        load_state_dict_checked(model, load_checkpoint(best_path)["state_dict"], str(best_path))
+    if dist_here:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    model.eval()
+    return FitResult(
+        model=model, best_epoch=best_epoch, best_val_loss=best_val,
+        epochs_run=len(history), history=history, out_dir=out_dir,
+        stopped_early=stopped_early, seconds=time.perf_counter() - t_start,
+        resumed_from_epoch=resumed_from, config=config,
+    )
+
+
+def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    from lgae_hep.nn.io import parse_dtype
+
+    return parse_dtype(dtype)
+
+
+# ------------------------------------------------------------------------------------ CLI
+#: CLI flag -> config key, per architecture (only flags the user gave are passed)
+_LGAE_FLAGS = {
+    "aggregation": "aggregation", "tau_v": "tau_latent_vector", "tau_s": "tau_latent_scalar",
+    "maxdim": "maxdim", "num_layers_encoder": "num_layers_encoder",
+    "num_layers_decoder": "num_layers_decoder", "num_particles": "num_particles",
+}
+_GNNAE_FLAGS = {
+    "encoding": "encoding", "latent_dim": "latent_dim", "hidden_dim": "hidden_dim",
+    "num_layers_encoder": "num_layers_encoder", "num_layers_decoder": "num_layers_decoder",
+    "num_particles": "num_particles",
+}
+
+
+def _model_flag_map(arch: str) -> dict[str, str]:
+    """CLI flag -> constructor argument, checked against the model class where possible."""
+    import inspect
+
+    if arch == "gnnae":
+        from lgae_hep.models.gnnae import GNNAE as cls
+
+        flags = _GNNAE_FLAGS
+    else:
+        from lgae_hep.models.lgae import LGAE as cls
+
+        flags = dict(_LGAE_FLAGS)
+        params = set(inspect.signature(cls.__init__).parameters)
+        # accept the LGAE's own spelling of the latent multiplicities
+        for alias, names in {"tau_v": ("tau_latent_vector", "tau_v", "latent_vectors"),
+                             "tau_s": ("tau_latent_scalar", "tau_s", "latent_scalars")}.items():
+            for n in names:
+                if n in params:
+                    flags[alias] = n
+                    break
+    return flags
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lgae-hep train``."""
+    src = parser.add_argument_group("data (background jets)")
+    src.add_argument("--data", nargs="+", metavar="ROOT", help="PFNano/NanoAOD ROOT file(s); "
+                     "only background (QCD) jets are used when a FatJet_label branch exists")
+    src.add_argument("--val-data", nargs="+", metavar="ROOT", help="separate validation file(s)")
+    src.add_argument("--jetnet", metavar="DIR", help="JetNet directory with {g,q,t,w,z}.hdf5")
+    src.add_argument("--jet-type", nargs="+", default=["g", "q"], help="JetNet classes (g q)")
+    src.add_argument("--max-jets", type=int, default=None, help="use at most this many jets")
+    src.add_argument("--jets", default="FatJet", help="jet collection in ROOT files (FatJet)")
+    m = parser.add_argument_group("model")
+    m.add_argument("--config", metavar="FILE", help="JSON (or YAML) file with 'model' (a model "
+                   "config) and/or training options named as the flags (e.g. batch_size)")
+    m.add_argument("--model", choices=["lgae", "gnnae"], default=None, help="architecture")
+    m.add_argument("--aggregation", help="LGAE aggregation (mean, sum, min&max, mix, ...)")
+    m.add_argument("--tau-v", type=int, help="LGAE latent 4-vector multiplicity")
+    m.add_argument("--tau-s", type=int, help="LGAE latent scalar multiplicity")
+    m.add_argument("--maxdim", type=int, help="LGAE highest irrep dimension kept")
+    m.add_argument("--encoding", choices=["jet", "particle"], help="GNNAE latent (JL / PL)")
+    m.add_argument("--latent-dim", type=int, help="GNNAE latent size")
+    m.add_argument("--hidden-dim", type=int, help="GNNAE hidden size")
+    m.add_argument("--num-layers-encoder", type=int)
+    m.add_argument("--num-layers-decoder", type=int)
+    m.add_argument("--num-particles", type=int, help="particles per jet (30)")
+    m.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    t = parser.add_argument_group("training")
+    t.add_argument("--out", default=None, help="output directory (runs/<model>)")
+    t.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    t.add_argument("--epochs", type=int, default=None, help="maximum epochs (50)")
+    t.add_argument("--batch-size", type=int, default=None, help="jets per step (256)")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (1e-3)")
+    t.add_argument("--patience", type=int, default=None, help="early-stopping patience (10)")
+    t.add_argument("--grad-clip", type=float, default=None, help="max gradient norm (1.0)")
+    t.add_argument("--loss", choices=list(LOSSES), default=None, help="chamfer (default) or mse")
+    t.add_argument("--scheduler", choices=list(SCHEDULERS), default=None)
+    t.add_argument("--val-fraction", type=float, default=None, help="held out (0.1)")
+    t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 ...")
+    t.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    t.add_argument("--no-progress", action="store_true")
+
+
+_TRAIN_DEFAULTS = {"epochs": 50, "batch_size": 256, "lr": 1e-3, "patience": 10,
+                   "grad_clip": 1.0, "loss": "chamfer", "scheduler": "plateau",
+                   "val_fraction": 0.1, "device": "auto", "seed": 0}
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--config {path!r} does not exist")
+    text = p.read_text()
+    if p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"--config {path!r} is YAML but PyYAML is not installed; "
+                             "use a JSON file") from None
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--config {path!r} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path!r} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def _load_background(paths: Sequence[str], jets: str, max_jets: int | None, what: str):
+    from lgae_hep.data import read_nanoaod
+
+    consts, jet_rec = read_nanoaod(list(paths), jets=jets, flat=True, with_jets=True,
+                                   progress=False)
+    n_all = len(consts)
+    if "label" in jet_rec.fields:
+        import awkward as ak
+
+        labels = ak.to_numpy(jet_rec.label)
+        consts = consts[np.isin(labels, (0, 1))]
+    if len(consts) == 0:
+        raise ValueError(
+            f"{what} file(s) {list(paths)} contain no background jets "
+            f"({n_all} jets in the '{jets}' collection"
+            + (", none labelled QCD g/q)" if n_all else ")")
+        )
+    if max_jets is not None:
+        consts = consts[:max_jets]
+    return consts
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """Run ``lgae-hep train``; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        file_cfg = _read_config_file(args.config) if args.config else {}
+        model_cfg = dict(file_cfg.get("model", {}))
+        arch = args.model or model_cfg.get("architecture") or "lgae"
+        model_cfg["architecture"] = arch
+        flag_map = _model_flag_map(arch)
+        for flag, key in flag_map.items():
+            value = getattr(args, flag, None)
+            if value is not None:
+                model_cfg[key] = value
+        if args.dtype:
+            model_cfg["dtype"] = args.dtype
+        opts = {k: file_cfg.get(k, v) for k, v in _TRAIN_DEFAULTS.items()}
+        for k in _TRAIN_DEFAULTS:
+            if getattr(args, k, None) is not None:
+                opts[k] = getattr(args, k)
+        if not args.data and not args.jetnet:
+            raise ValueError("give background jets with --data FILE.root [...] or --jetnet DIR")
+        if args.data:
+            train = _load_background(args.data, args.jets, args.max_jets, "--data")
+            val = (_load_background(args.val_data, args.jets, None, "--val-data")
+                   if args.val_data else None)
+        else:
+            from lgae_hep.data import read_jetnet
+
+            n_part = int(model_cfg.get("num_particles", 30))
+            train = read_jetnet(args.jetnet, jet_type=args.jet_type, split="train",
+                                num_particles=n_part)
+            val = read_jetnet(args.jetnet, jet_type=args.jet_type, split="valid",
+                              num_particles=n_part)
+            if args.max_jets is not None:
+                train = train[: args.max_jets]
+        out = args.out or str(Path("runs") / arch)
+        model = build_model(model_cfg)
+        res = fit(model, train, val, out_dir=out, resume=args.resume,
+                  progress=not args.no_progress, log=print, **opts)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"lgae-hep train: error: {err}", file=sys.stderr)
+        return 2
+    except FloatingPointError as err:
+        print(f"lgae-hep train: error: {err}", file=sys.stderr)
+        return 3
+    print(f"best epoch {res.best_epoch + 1} (val loss {res.best_val_loss:.5g}); "
+          f"model: {res.best_path}; {res.epochs_run} epochs in {res.seconds:.0f} s")
+    return 0

@@ -1,0 +1,25 @@
+"""Small synthetic jets for the training tests (physical massless particles, GeV)."""
+
+from __future__ import annotations
+
+import torch
+
+TINY_GNNAE = {
+    "architecture": "gnnae", "encoding": "jet", "num_particles": 8, "latent_dim": 4,
+    "hidden_dim": 8, "num_layers_encoder": 1, "num_layers_decoder": 1,
+}
+
+
+def make_jets(n: int, seed: int, num_particles: int = 8, spread: float = 0.2):
+    """(p4, mask): pT-sorted massless particles around a common axis, 2..N per jet."""
+    g = torch.Generator().manual_seed(seed)
+    cnt = torch.randint(2, num_particles + 1, (n,), generator=g)
+    mask = torch.arange(num_particles)[None] < cnt[:, None]
+    pt = torch.rand(n, num_particles, generator=g).pow(3) * 200 + 1
+    pt, _ = pt.sort(1, descending=True)
+    eta = torch.randn(n, num_particles, generator=g) * spread
+    phi = torch.randn(n, num_particles, generator=g) * spread
+    p4 = torch.stack(
+        [pt * torch.cosh(eta), pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta)], -1
+    )
+    return p4 * mask[..., None], mask
