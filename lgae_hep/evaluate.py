@@ -244,7 +244,7 @@ def _binary_metrics(
     bkg: np.ndarray, sig: np.ndarray, eps_b: Sequence[float], min_background: float,
     roc_points: int,
 ) -> dict[str, Any]:
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import auc as _sk_auc
     from sklearn.metrics import roc_curve as _sk_roc
 
     y = np.concatenate([np.zeros(bkg.size, dtype=np.int8), np.ones(sig.size, dtype=np.int8)])
@@ -252,7 +252,8 @@ def _binary_metrics(
     fpr, tpr, _ = _sk_roc(y, s)
     eff = _eps_s_at(fpr, tpr, bkg.size, eps_b, min_background)
     out: dict[str, Any] = {
-        "auc": float(roc_auc_score(y, s)),
+        # trapezoid on the ROC = roc_auc_score (which does the same), without a second sort
+        "auc": float(_sk_auc(fpr, tpr)),
         "eps_s": {_eps_key(k): v for k, v in eff.items()},
         "n_signal": int(sig.size),
         "n_background": int(bkg.size),

@@ -361,3 +361,12 @@ def test_cli_arguments_and_raw_reconstruction_padding():
     np.testing.assert_allclose(p4[0, 0], [np.sqrt((10 * np.cosh(1)) ** 2 + 1), 10, 0,
                                           10 * np.sinh(1)])
     np.testing.assert_allclose(p4[3, 0], [5, 5 * np.cos(0.5), 5 * np.sin(0.5), 0], atol=1e-12)
+
+
+def test_importing_evaluate_and_plotting_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, lgae_hep.evaluate, lgae_hep.plotting; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
