@@ -102,7 +102,9 @@ def write_pfnano(
     step_size : int
         Events per ``extend`` call (one basket per branch per call).
     compression : uproot compression, optional
-        Passed to ``uproot.recreate`` (default: uproot's default, ZLIB level 1).
+        Passed to ``uproot.recreate``. Default ``uproot.LZ4(1)``: about 3x faster to read back
+        than uproot's ZLIB default at a modest size cost (needs the ``lz4`` and ``xxhash``
+        packages, which are dependencies of lgae-hep).
     sort_by_pt : bool
         Write each jet's constituents in decreasing pT (as PFNano does; readers then skip their
         sort). ``False`` keeps the given order.
@@ -246,8 +248,8 @@ def write_pfnano(
         return out
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {} if compression is None else {"compression": compression}
-    with uproot.recreate(path, **kwargs) as file:
+    compression = uproot.LZ4(1) if compression is None else compression
+    with uproot.recreate(path, compression=compression) as file:
         first = chunk(0, min(step_size, n_events))
         ttree = file.mktree(tree, {k: _branch_type(v) for k, v in first.items()})
         if n_events:
