@@ -76,6 +76,15 @@ def _log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ stage 1
+def data_paths(data_dir: Path, small: bool) -> dict[str, Path]:
+    """Set name -> cached ROOT file of the recipe (whether or not it exists yet)."""
+    out = {}
+    for name, r in recipe(small).items():
+        stem = f"{name}_{r['process']}_n{r['n']}_s{r['seed']}{'_fast' if r['fast'] else ''}"
+        out[name] = data_dir / f"{stem}.root"
+    return out
+
+
 def stage_data(data_dir: Path, small: bool, force: bool = False) -> dict[str, Path]:
     """Generate (or find cached) every data set of the recipe; returns name -> ROOT path.
 
@@ -87,12 +96,11 @@ def stage_data(data_dir: Path, small: bool, force: bool = False) -> dict[str, Pa
     from lgae_hep.data.generate import generate
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    paths = data_paths(data_dir, small)
     for name, r in recipe(small).items():
-        stem = f"{name}_{r['process']}_n{r['n']}_s{r['seed']}{'_fast' if r['fast'] else ''}"
-        path = data_dir / f"{stem}.root"
-        side = data_dir / f"{stem}.json"
-        paths[name] = path
+        path = paths[name]
+        stem = path.stem
+        side = path.with_suffix(".json")
         if not force and path.exists() and side.exists():
             meta = json.loads(side.read_text())
             if meta.get("recipe") == r:
@@ -112,23 +120,528 @@ def stage_data(data_dir: Path, small: bool, force: bool = False) -> dict[str, Pa
     return paths
 
 
+# ------------------------------------------------------------------------------------ models
+#: The four models of the paper's table 2. ``config``: model config; ``loss``: training loss;
+#: ``budget``: training wall-clock budget in minutes (full run; the epoch loop stops there).
+MODELS: dict[str, dict[str, Any]] = {
+    "lgae-mix": {
+        "label": "LGAE-Mix (tau_v=2)",
+        "config": {"architecture": "lgae", "tau_v": 2, "aggregation": "mix"},
+        "loss": "chamfer", "budget": 28,
+        "paper": {"auc": 0.802, "eps_s": [0.618, 0.166, 0.025]},
+    },
+    "lgae-minmax": {
+        "label": "LGAE-Min-Max (tau_v=4)",
+        "config": {"architecture": "lgae", "tau_v": 4, "aggregation": "min&max"},
+        "loss": "chamfer", "budget": 28,
+        "paper": {"auc": 0.763},
+    },
+    "gnnae-jl": {
+        "label": "GNNAE-JL (latent 18)",
+        "config": {"architecture": "gnnae", "encoding": "jet", "latent_dim": 18},
+        "loss": "chamfer", "budget": 14,
+        "paper": {"auc": "0.59-0.70"},
+    },
+    "gnnae-pl": {
+        "label": "GNNAE-PL (2 x 30)",
+        "config": {"architecture": "gnnae", "encoding": "particle", "latent_dim": 2},
+        "loss": "chamfer", "budget": 14,
+        "paper": {"auc": 0.820},
+    },
+    # loss study (not part of the default run): LGAE-Mix trained with the order-preserving MSE
+    "lgae-mix-mse": {
+        "label": "LGAE-Mix (tau_v=2), MSE loss",
+        "config": {"architecture": "lgae", "tau_v": 2, "aggregation": "mix"},
+        "loss": "mse", "budget": 28, "study": True,
+        "paper": {"auc": 0.802},
+    },
+}
+#: training options of the full run (fit() keywords) and of --small
+TRAIN = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "patience": 8, "grad_clip": 1.0,
+         "epoch_size": 5_000, "seed": 0, "scheduler": "plateau"}
+TRAIN_SMALL = {"epochs": 4, "batch_size": 64, "lr": 1e-3, "patience": 3, "grad_clip": 1.0,
+               "epoch_size": None, "seed": 0, "scheduler": "plateau"}
+#: validation jets used for the per-epoch validation loss (first N of val_qcd)
+N_VAL_LOSS = 3_000
+#: test QCD jets used for the reconstruction metrics (the figure model uses all of them)
+N_RECO = 5_000
+SIGNALS = {"t": "test_t", "W": "test_w", "Z": "test_z"}
+VAL_SIGNALS = {"t": "val_t", "W": "val_w", "Z": "val_z"}
+
+
+def _read(path: Path):
+    from lgae_hep.data import read_nanoaod
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the data stage first (--stages data)")
+    jets = read_nanoaod(path, flat=True, progress=False)
+    if len(jets) == 0:
+        raise ValueError(f"{path} holds no jets")
+    return jets
+
+
+def _hardware() -> str:
+    try:
+        import re
+
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                    if ln.startswith("model name")), platform.processor())
+        cpu = re.sub(r"\s+", " ", cpu)
+    except OSError:  # pragma: no cover
+        cpu = platform.processor()
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+# ------------------------------------------------------------------------------------ stage 2
+def train_one(name: str, paths: dict[str, Path], run_dir: Path, small: bool,
+              force: bool = False) -> Path:
+    """Train one model of :data:`MODELS` (resuming an interrupted run); returns its run dir."""
+    import torch
+
+    from lgae_hep.data import to_tensors
+    from lgae_hep.train import fit
+
+    spec = MODELS[name]
+    out = run_dir / name
+    done = out / "DONE.json"
+    if done.exists() and not force:
+        _log(f"train: {name} already trained ({done})")
+        return out
+    if force and out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    opts = dict(TRAIN_SMALL if small else TRAIN)
+    budget = (2.0 if small else float(spec["budget"])) * 60
+    n_part = 30
+    train = to_tensors(_read(paths["train_qcd"]), n_part)
+    val = to_tensors(_read(paths["val_qcd"])[:N_VAL_LOSS], n_part)
+    _log(f"train: {name} on {len(train)} QCD jets (validation {len(val)}), "
+         f"budget {budget / 60:.0f} min, torch threads {torch.get_num_threads()}")
+    t0 = time.perf_counter()
+    res = fit(dict(spec["config"]), train, val, out_dir=out, resume=True, loss=spec["loss"],
+              max_seconds=budget, progress=False, log=lambda m: _log(f"{name}: {m}"),
+              extra_info={"recipe": recipe(small), "model": name}, **opts)
+    seconds = time.perf_counter() - t0
+    prev = 0.0
+    if (out / "time.json").exists():
+        prev = json.loads((out / "time.json").read_text())["seconds"]
+    (out / "time.json").write_text(json.dumps({"seconds": prev + seconds}))
+    done.write_text(json.dumps({
+        "epochs": res.epochs_run, "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss,
+        "train_seconds": prev + seconds, "stopped_early": res.stopped_early,
+        "jets_seen": sum(int(h["step"]) for h in res.history[-1:]) * opts["batch_size"],
+        "hardware": _hardware(), "torch_threads": torch.get_num_threads(),
+        "options": opts, "loss": spec["loss"], "budget_s": budget,
+    }, indent=1))
+    _log(f"train: {name} done: {res.epochs_run} epochs, best val loss {res.best_val_loss:.5g} "
+         f"(epoch {res.best_epoch + 1}), {seconds / 60:.1f} min")
+    return out
+
+
+def stage_train(names: list[str], paths: dict[str, Path], run_dir: Path, small: bool,
+                jobs: int, force: bool, argv_base: list[str]) -> None:
+    """Train the models, ``jobs`` at a time in subprocesses (1 torch thread each)."""
+    import subprocess
+
+    if jobs <= 1 or len(names) == 1:
+        for n in names:
+            train_one(n, paths, run_dir, small, force)
+        return
+    pending = list(names)
+    running: list[tuple[str, subprocess.Popen]] = []
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    failed = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            n = pending.pop(0)
+            cmd = [sys.executable, str(Path(__file__).resolve()), *argv_base, "--stages", "train",
+                   "--only", n, "--jobs", "1"] + (["--force"] if force else [])
+            running.append((n, subprocess.Popen(cmd, env=env)))
+        time.sleep(2)
+        for item in list(running):
+            if item[1].poll() is not None:
+                running.remove(item)
+                if item[1].returncode != 0:
+                    failed.append(item[0])
+    if failed:
+        raise RuntimeError(f"training failed for {failed}; rerun to resume them")
+
+
+# ------------------------------------------------------------------------------------ stage 3
+def _reco_arrays(model, jets):
+    from lgae_hep import api
+    from lgae_hep.data import to_tensors
+    from lgae_hep.evaluate import _padded_p4
+
+    p4_in, mask_in, _ = to_tensors(jets, num_particles=30, backend="numpy")
+    p4_re, mask_re = _padded_p4(api.reconstruct(jets, model=model, progress=False))
+    return p4_in, mask_in, p4_re, mask_re
+
+
+def evaluate_one(name: str, paths: dict[str, Path], run_dir: Path, figures: Path | None,
+                 force: bool = False) -> dict[str, Any]:
+    """Test-set (and validation-set) metrics of one trained model, cached as eval.json."""
+    import numpy as np
+
+    from lgae_hep import api
+    from lgae_hep.checkpoint import load_model_file
+    from lgae_hep.evaluate import anomaly_metrics, evaluate, reconstruction_metrics
+
+    out = run_dir / name / "eval.json"
+    if out.exists() and not force:
+        return json.loads(out.read_text())
+    model = load_model_file(run_dir / name / "best.pt")
+    t0 = time.perf_counter()
+    test = {"QCD": _read(paths["test_qcd"]), **{k: _read(paths[v]) for k, v in SIGNALS.items()}}
+    scores = {k: np.asarray(api.score(v, model=model, progress=False), dtype=np.float64)
+              for k, v in test.items()}
+    t_score = time.perf_counter() - t0
+    metrics = anomaly_metrics(scores["QCD"], {k: scores[k] for k in SIGNALS})
+    val_qcd = _read(paths["val_qcd"])[N_VAL_LOSS:]  # not used for the validation loss
+    val_scores = {k: np.asarray(api.score(_read(paths[v]), model=model, progress=False))
+                  for k, v in VAL_SIGNALS.items()}
+    val_metrics = anomaly_metrics(np.asarray(api.score(val_qcd, model=model, progress=False)),
+                                  val_scores, roc_points=0)
+    if figures is not None:  # the figure model: the full evaluation with plots
+        res = evaluate(
+            lambda jets: scores[next(k for k, v in test.items() if v is jets)],
+            test["QCD"], {k: test[k] for k in SIGNALS},
+            reconstruct_fn=lambda jets: _reco_arrays(model, jets),
+            compression_rate=model.compression_rate, model_name=name,
+            outdir=figures, formats=("png",), progress=False,
+        )
+        reco = res.reconstruction
+    else:
+        reco = reconstruction_metrics(*_reco_arrays(model, test["QCD"][:N_RECO]), progress=False)
+    cr = model.compression_rate
+    result = {
+        "name": name, "anomaly": metrics, "validation": {
+            k: {"auc": v["auc"], "eps_s": v["eps_s"]} for k, v in val_metrics["signals"].items()},
+        "reconstruction": reco, "compression_rate": cr,
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+        "score_seconds": t_score, "eval_seconds": time.perf_counter() - t0,
+        "n_test": {k: int(len(v)) for k, v in test.items()},
+    }
+    from lgae_hep.checkpoint import _json_safe
+
+    out.write_text(json.dumps(_json_safe(result), indent=1))
+    np.savez_compressed(run_dir / name / "test_scores.npz", **scores)
+    return result
+
+
+def evaluate_mass(paths: dict[str, Path], run_dir: Path) -> dict[str, Any]:
+    """The trivial anomaly score: the jet mass (constituent sum)."""
+    from lgae_hep.checkpoint import _json_safe
+    from lgae_hep.evaluate import anomaly_metrics, jet_masses
+
+    out = run_dir / "jet-mass" / "eval.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    m = {"QCD": jet_masses(_read(paths["test_qcd"])),
+         **{k: jet_masses(_read(paths[v])) for k, v in SIGNALS.items()}}
+    res = {"name": "jet-mass", "anomaly": anomaly_metrics(m["QCD"], {k: m[k] for k in SIGNALS})}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_json_safe(res), indent=1))
+    return res
+
+
+# ------------------------------------------------------------------------------------ stage 4
+def _fmt(x: Any, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return "-"
+    return f"{x:.{nd}f}" if isinstance(x, int | float) else str(x)
+
+
+def _cr(cr: Any) -> str:
+    if isinstance(cr, dict):
+        return f"{100 * cr['paper']:.1f}%"
+    return "-" if cr is None else f"{100 * cr:.1f}%"
+
+
+def _anomaly_table(results: dict[str, dict[str, Any]]) -> str:
+    eps = ("0.1", "0.01", "0.001")
+    head = ("| model | compression | signal | AUC | eps_s @ 1e-1 | eps_s @ 1e-2 | eps_s @ 1e-3 |"
+            "\n|---|---|---|---|---|---|---|")
+    rows = [head]
+    for name, r in results.items():
+        label = MODELS[name]["label"] if name in MODELS else "jet mass (trivial)"
+        for sig, m in r["anomaly"]["signals"].items():
+            rows.append(f"| {label if sig == 't' else ''} | "
+                        f"{_cr(r.get('compression_rate')) if sig == 't' else ''} | {sig} | "
+                        f"{_fmt(m['auc'])} | " + " | ".join(_fmt(m["eps_s"][e]) for e in eps)
+                        + " |")
+    return "\n".join(rows)
+
+
+def _paper_table(results: dict[str, dict[str, Any]]) -> str:
+    rows = ["| model | compression | combined AUC (ours) | combined AUC (paper, JetNet) | "
+            "eps_s @ 1e-1 / 1e-2 / 1e-3 (ours) | (paper) |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        m = r["anomaly"]["signals"]["combined"]
+        p = MODELS.get(name, {}).get("paper", {})
+        eff = " / ".join(_fmt(m["eps_s"][e]) for e in ("0.1", "0.01", "0.001"))
+        peff = " / ".join(f"{v:.3f}" for v in p["eps_s"]) if "eps_s" in p else "-"
+        label = MODELS[name]["label"] if name in MODELS else "jet mass (trivial)"
+        rows.append(f"| {label} | {_cr(r.get('compression_rate'))} | {_fmt(m['auc'])} | "
+                    f"{_fmt(p.get('auc'))} | {eff} | {peff} |")
+    return "\n".join(rows)
+
+
+def _reco_table(results: dict[str, dict[str, Any]]) -> str:
+    feats = [("particle", "pt_rel"), ("particle", "eta_rel"), ("particle", "phi_rel"),
+             ("jet", "mass"), ("jet", "pt"), ("jet", "eta")]
+    rows = ["| model | " + " | ".join(f"{f} median (IQR)" for _, f in feats) + " |",
+            "|---|" + "---|" * len(feats)]
+    for name, r in results.items():
+        reco = r.get("reconstruction")
+        if not reco:
+            continue
+        cells = []
+        for level, f in feats:
+            s = _find_summary(reco, level, f)
+            cells.append("-" if s is None else f"{s['median']:+.3f} ({s['iqr']:.3f})")
+        rows.append(f"| {MODELS[name]['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _find_summary(reco: dict[str, Any], level: str, feat: str) -> dict[str, float] | None:
+    for key in (level, f"{level}s", f"{level}_errors", f"{level}_features"):
+        block = reco.get(key)
+        if isinstance(block, dict) and isinstance(block.get(feat), dict):
+            s = block[feat]
+            if "median" in s and "iqr" in s:
+                return s
+    errs = reco.get("errors", {})
+    if isinstance(errs, dict):
+        for k in (feat, f"{level}_{feat}"):
+            if isinstance(errs.get(k), dict) and "median" in errs[k]:
+                return errs[k]
+    return None
+
+
+def _w1_table(results: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for name, r in results.items():
+        w1 = (r.get("reconstruction") or {}).get("w1") or {}
+        if isinstance(w1, dict) and w1:
+            flat = {k: v for k, v in w1.items() if isinstance(v, int | float)}
+            if not rows:
+                rows = ["| model | " + " | ".join(f"W1 {k}" for k in flat) + " |",
+                        "|---|" + "---|" * len(flat)]
+            rows.append(f"| {MODELS[name]['label']} | "
+                        + " | ".join(f"{v:.4g}" for v in flat.values()) + " |")
+    return "\n".join(rows)
+
+
+def _roc_plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    import numpy as np
+
+    from lgae_hep import plotting
+
+    curves = {}
+    for name, r in results.items():
+        m = r["anomaly"]["signals"]["combined"]
+        roc = m.get("roc") or {}
+        if roc:
+            label = MODELS[name]["label"] if name in MODELS else "jet mass"
+            curves[label] = (np.asarray(roc["eps_b"], float), np.asarray(roc["eps_s"], float),
+                             m["auc"])
+    plotting.plot_roc(curves, path=path, formats=("png",))
+
+
+def stage_report(names: list[str], paths: dict[str, Path], run_dir: Path, report_path: Path,
+                 figures: Path, pretrained: Path | None, small: bool, wall: dict[str, float],
+                 force: bool = False) -> None:
+    """Evaluate every trained model, then write RESULTS.md, figures and the bundled models."""
+    import shutil
+
+    figures.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    for n in names:
+        if not (run_dir / n / "best.pt").exists():
+            _log(f"evaluate: {n} has no best.pt, skipped")
+            continue
+        _log(f"evaluate: {n}")
+        results[n] = evaluate_one(n, paths, run_dir, figures / n if n == "lgae-mix" else None,
+                                  force)
+    results["jet-mass"] = evaluate_mass(paths, run_dir)
+    _roc_plot(results, figures / "roc_combined")
+    trained = {n: json.loads((run_dir / n / "DONE.json").read_text())
+               for n in names if (run_dir / n / "DONE.json").exists()}
+    discussion = REPO / "benchmarks" / "configs" / "results_discussion.md"
+    hw = next(iter(trained.values()), {}).get("hardware", _hardware())
+    lines = [
+        "# Results: the LGAE paper's comparison on our own generated jets",
+        "",
+        "Generated by `python benchmarks/paper_comparison.py"
+        + (" --small" if small else "") + "` (do not edit by hand; the discussion is kept in "
+        "`benchmarks/configs/results_discussion.md`).",
+        "",
+        "## Data",
+        "",
+        "Pythia 8 + FastJet jets from `lgae_hep.data.generate` (anti-kT R = 0.8, "
+        "0.8 < pT < 1.6 TeV, |eta| < 2.5, 13 TeV, "
+        + ("MPI off (`fast=True`)" if FAST else "MPI on") + f", {WORKERS} workers per set):",
+        "",
+        "| set | process | jets | seed |", "|---|---|---|---|",
+        *[f"| {k} | {r['process']} | {r['n']} | {r['seed']} |" for k, r in recipe(small).items()],
+        "",
+        f"Validation loss: first {N_VAL_LOSS} jets of `val_qcd`; model choices use the rest of "
+        "`val_qcd` against `val_t/w/z` (never the test sets). Anomaly score: "
+        "`lgae_hep.score` (per-jet Chamfer distance of the 4-vectors in GeV) for every model.",
+        "",
+        "## Anomaly detection (test sets)",
+        "",
+        "Combined = t + W + Z against QCD. Compression = latent real numbers / (30 x 3).",
+        "",
+        _paper_table(results),
+        "",
+        "Per signal:",
+        "",
+        _anomaly_table(results),
+        "",
+        "![ROC curves](figures/roc_combined.png)",
+        "",
+        "## Validation sets (used for choices)",
+        "",
+        "| model | combined AUC | t | W | Z |", "|---|---|---|---|---|",
+        *[f"| {MODELS[n]['label']} | " + " | ".join(
+            _fmt(r["validation"][s]["auc"]) for s in ("combined", "t", "W", "Z")) + " |"
+          for n, r in results.items() if "validation" in r],
+        "",
+        "## Reconstruction (test QCD)",
+        "",
+        f"Hungarian-matched particles, first {N_RECO} test QCD jets (LGAE-Mix: all). "
+        "Relative errors for pT_rel, jet mass and pT; absolute differences for angles.",
+        "",
+        _reco_table(results),
+        "",
+        _w1_table(results),
+        "",
+        "LGAE-Mix figures: [ROC](figures/lgae-mix/roc.png), "
+        "[scores](figures/lgae-mix/scores.png), "
+        "[reconstruction](figures/lgae-mix/reconstruction.png), "
+        "[mass sculpting](figures/lgae-mix/mass_sculpting.png).",
+        "",
+        "![LGAE-Mix reconstruction](figures/lgae-mix/reconstruction.png)",
+        "",
+        "## Training",
+        "",
+        f"Hardware: {hw}.",
+        "",
+        "| model | params | loss | epochs (x jets) | best epoch | best val loss | train time |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {MODELS[n]['label']} | {results.get(n, {}).get('n_params', '-')} | {t['loss']} | "
+          f"{t['epochs']} (x {t['options']['epoch_size'] or 'all'}) | {t['best_epoch'] + 1} | "
+          f"{t['best_val_loss']:.4g} | {t['train_seconds'] / 60:.1f} min |"
+          for n, t in trained.items()],
+        "",
+        "Wall-clock of the stages in this invocation: "
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in wall.items()) + ".",
+        "",
+    ]
+    if discussion.exists() and not small:
+        lines += [discussion.read_text().strip(), ""]
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text("\n".join(lines))
+    _log(f"report: wrote {report_path}")
+    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+    if pretrained is None:
+        return
+    from lgae_hep.checkpoint import load_model_file, save_checkpoint
+
+    for n in ("lgae-mix", "lgae-minmax"):
+        if n not in results or n not in trained:
+            continue
+        model = load_model_file(run_dir / n / "best.pt")
+        m = results[n]["anomaly"]["signals"]
+        card = {
+            "name": n,
+            "file": f"{n}.pt",
+            "description": f"{MODELS[n]['label']} trained on generated QCD jets "
+                           "(lgae-hep paper comparison)",
+            "architecture": model.config["architecture"],
+            "config": model.config,
+            "compression_rate": results[n]["compression_rate"],
+            "anomaly_score": "lgae_hep.score: per-jet Chamfer distance of (E, px, py, pz) in GeV",
+            "training": {
+                "data": {k: v for k, v in recipe(small).items() if k in ("train_qcd", "val_qcd")},
+                "generator": "lgae_hep.data.generate(process, n, seed=seed, workers=workers, "
+                             "fast=fast), pT 0.8-1.6 TeV, |eta| < 2.5, anti-kT R=0.8",
+                "loss": trained[n]["loss"], "options": trained[n]["options"],
+                "epochs": trained[n]["epochs"], "best_epoch": trained[n]["best_epoch"],
+                "best_val_loss": trained[n]["best_val_loss"],
+                "train_seconds": trained[n]["train_seconds"], "hardware": trained[n]["hardware"],
+                "validation_loss_jets": N_VAL_LOSS,
+            },
+            "test_sets": {k: v for k, v in recipe(small).items() if k.startswith("test")},
+            "metrics": {
+                s: {"auc": v["auc"], "eps_s": v["eps_s"], "n_signal": v["n_signal"],
+                    "n_background": v["n_background"]} for s, v in m.items()},
+            "reconstruction": results[n].get("reconstruction"),
+            "retrain": "python benchmarks/paper_comparison.py --only " + n
+                       + (" --small" if small else ""),
+            "small_run": small,
+        }
+        from lgae_hep.checkpoint import _json_safe
+
+        pretrained.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(pretrained / f"{n}.pt", model, rng_state=False,
+                        extra={"metrics": card["metrics"], "name": n})
+        (pretrained / f"{n}.json").write_text(json.dumps(_json_safe(card), indent=1) + "\n")
+        _log(f"report: bundled {pretrained / (n + '.pt')} "
+             f"({(pretrained / (n + '.pt')).stat().st_size / 1e3:.0f} kB)")
+    del shutil
+
+
 # ------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--small", action="store_true", help="quick end-to-end check")
-    p.add_argument("--stages", nargs="+", default=["data", "train", "evaluate", "report"],
-                   choices=["data", "train", "evaluate", "report"])
+    p.add_argument("--small", action="store_true", help="quick end-to-end check (minutes)")
+    p.add_argument("--stages", nargs="+", default=["data", "train", "report"],
+                   choices=["data", "train", "report"],
+                   help="stages to run (report = evaluate + RESULTS.md + bundled models)")
+    p.add_argument("--only", nargs="+", choices=list(MODELS), default=None,
+                   help="train/evaluate only these models")
+    p.add_argument("--jobs", type=int, default=2, help="models trained in parallel (2)")
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--run-dir", type=Path, default=None)
     p.add_argument("--force", action="store_true", help="redo the selected stages")
     args = p.parse_args(argv)
     sub = "paper_comparison_small" if args.small else "paper_comparison"
     data_dir = args.data_dir or REPO / "data" / "generated" / sub
+    run_dir = args.run_dir or REPO / "runs" / sub
+    names = args.only or [n for n, m in MODELS.items() if not m.get("study")]
+    base = (["--small"] if args.small else []) + ["--data-dir", str(data_dir),
+                                                  "--run-dir", str(run_dir)]
+    wall: dict[str, float] = {}
     t0 = time.perf_counter()
+    t = t0
     if "data" in args.stages:
-        stage_data(data_dir, args.small, args.force)
-    _log(f"done in {time.perf_counter() - t0:.0f} s")
+        paths = stage_data(data_dir, args.small, args.force)
+        wall["data"] = time.perf_counter() - t
+    else:  # use the cache; a missing set is an error when a stage reads it
+        paths = data_paths(data_dir, args.small)
+    if "train" in args.stages:
+        t = time.perf_counter()
+        stage_train(names, paths, run_dir, args.small, args.jobs, args.force, base)
+        wall["train"] = time.perf_counter() - t
+    if "report" in args.stages:
+        t = time.perf_counter()
+        if args.small:
+            report, figures, pre = run_dir / "RESULTS.md", run_dir / "figures", None
+        else:
+            report, figures = REPO / "docs" / "RESULTS.md", REPO / "docs" / "figures"
+            pre = REPO / "models" / "pretrained"
+        stage_report(names, paths, run_dir, report, figures, pre, args.small, wall, args.force)
+        wall["report"] = time.perf_counter() - t
+    _log("wall-clock: " + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items())
+         + f"; total {time.perf_counter() - t0:.0f} s")
     return 0
 
 

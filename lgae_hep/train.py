@@ -499,6 +499,8 @@ def fit(
     min_delta: float = 0.0,
     max_nonfinite_retries: int = 3,
     num_workers: int = 0,
+    epoch_size: int | None = None,
+    max_seconds: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     extra_info: Mapping[str, Any] | None = None,
@@ -544,6 +546,13 @@ def fit(
         Roll-backs (each halving the learning rate) allowed after non-finite losses.
     num_workers : int
         DataLoader workers (0: load in the main process; tensors are in memory anyway).
+    epoch_size : int, optional
+        Jets per epoch: each epoch trains on this many jets drawn without replacement from a
+        seeded per-epoch permutation of the whole training sample (default: all of them).
+        Smaller epochs give more frequent validation, checkpoints and learning-rate decisions.
+    max_seconds : float, optional
+        Wall-clock budget of this call: no new epoch starts once it is spent (the run can be
+        continued with ``resume=True``).
     progress : bool
         tqdm bar per epoch with the loss and jets/s (rank 0 only).
     log : callable, optional
@@ -567,6 +576,10 @@ def fit(
     for name, v in [("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
                     ("max_nonfinite_retries", max_nonfinite_retries)]:
         _check_positive(name, v)
+    if epoch_size is not None:
+        _check_positive("epoch_size", epoch_size)
+    if max_seconds is not None:
+        _check_positive("max_seconds", max_seconds, float)
     _check_positive("lr", lr, float)
     _check_positive("weight_decay", weight_decay, float, allow_zero=True)
     _check_positive("min_delta", min_delta, float, allow_zero=True)
@@ -686,7 +699,7 @@ def fit(
 
         train_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+    from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
     from torch.utils.data.distributed import DistributedSampler
 
     tensors = (p4, mask) + ((scal,) if scal is not None else ())
@@ -699,14 +712,18 @@ def fit(
     vloader = DataLoader(vset, batch_size=max(batch_size, 256), sampler=vsampler, shuffle=False)
 
     def loader_for(epoch: int) -> DataLoader:
+        data = dset
+        if epoch_size is not None and epoch_size < len(dset):
+            g = torch.Generator().manual_seed(seed * 7_919 + epoch)
+            data = Subset(dset, torch.randperm(len(dset), generator=g)[:epoch_size].tolist())
         if world > 1:
-            sampler = DistributedSampler(dset, num_replicas=world, rank=rank, shuffle=True,
+            sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True,
                                          seed=seed, drop_last=True)
             sampler.set_epoch(epoch)
         else:
             g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            sampler = RandomSampler(dset, generator=g)
-        return DataLoader(dset, batch_size=batch_size, sampler=sampler, drop_last=False,
+            sampler = RandomSampler(data, generator=g)
+        return DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=False,
                           num_workers=num_workers)
 
     def unpack(batch):
@@ -832,6 +849,11 @@ def fit(
             emit(f"early stopping: no improvement for {patience} epochs "
                  f"(best epoch {best_epoch + 1}, val {best_val:.5g})")
             break
+        over = max_seconds is not None and time.perf_counter() - t_start > max_seconds
+        if max_seconds is not None and _all_reduce_sum([float(over)], world, dev)[0] > 0:
+            emit(f"time budget of {max_seconds:.0f} s spent after epoch {epoch}: stopping "
+                 "(resume=True continues)")
+            break
 
     if world > 1:
         import torch.distributed as dist
@@ -860,40 +882,13 @@ def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 # ------------------------------------------------------------------------------------ CLI
-#: CLI flag -> config key, per architecture (only flags the user gave are passed)
-_LGAE_FLAGS = {
-    "aggregation": "aggregation", "tau_v": "tau_latent_vector", "tau_s": "tau_latent_scalar",
-    "maxdim": "maxdim", "num_layers_encoder": "num_layers_encoder",
-    "num_layers_decoder": "num_layers_decoder", "num_particles": "num_particles",
+#: CLI flag -> model constructor argument, per architecture (only flags given are passed)
+_MODEL_FLAGS = {
+    "lgae": ("aggregation", "tau_v", "maxdim", "encoder_channels", "decoder_channels",
+             "num_particles", "p4_scale"),
+    "gnnae": ("encoding", "latent_dim", "hidden_dim", "num_layers_encoder",
+              "num_layers_decoder", "num_particles"),
 }
-_GNNAE_FLAGS = {
-    "encoding": "encoding", "latent_dim": "latent_dim", "hidden_dim": "hidden_dim",
-    "num_layers_encoder": "num_layers_encoder", "num_layers_decoder": "num_layers_decoder",
-    "num_particles": "num_particles",
-}
-
-
-def _model_flag_map(arch: str) -> dict[str, str]:
-    """CLI flag -> constructor argument, checked against the model class where possible."""
-    import inspect
-
-    if arch == "gnnae":
-        from lgae_hep.models.gnnae import GNNAE as cls
-
-        flags = _GNNAE_FLAGS
-    else:
-        from lgae_hep.models.lgae import LGAE as cls
-
-        flags = dict(_LGAE_FLAGS)
-        params = set(inspect.signature(cls.__init__).parameters)
-        # accept the LGAE's own spelling of the latent multiplicities
-        for alias, names in {"tau_v": ("tau_latent_vector", "tau_v", "latent_vectors"),
-                             "tau_s": ("tau_latent_scalar", "tau_s", "latent_scalars")}.items():
-            for n in names:
-                if n in params:
-                    flags[alias] = n
-                    break
-    return flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -911,9 +906,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "config) and/or training options named as the flags (e.g. batch_size)")
     m.add_argument("--model", choices=["lgae", "gnnae"], default=None, help="architecture")
     m.add_argument("--aggregation", help="LGAE aggregation (mean, sum, min&max, mix, ...)")
-    m.add_argument("--tau-v", type=int, help="LGAE latent 4-vector multiplicity")
-    m.add_argument("--tau-s", type=int, help="LGAE latent scalar multiplicity")
-    m.add_argument("--maxdim", type=int, help="LGAE highest irrep dimension kept")
+    m.add_argument("--tau-v", type=int, help="LGAE latent 4-vector multiplicity (tau_v)")
+    m.add_argument("--maxdim", type=int, help="LGAE: irreps (k, n) with k, n < maxdim kept")
+    m.add_argument("--encoder-channels", type=int, nargs="+", help="LGAE channels per layer")
+    m.add_argument("--decoder-channels", type=int, nargs="+", help="LGAE channels per layer")
+    m.add_argument("--p4-scale", type=float, help="LGAE global input scale (1/GeV)")
     m.add_argument("--encoding", choices=["jet", "particle"], help="GNNAE latent (JL / PL)")
     m.add_argument("--latent-dim", type=int, help="GNNAE latent size")
     m.add_argument("--hidden-dim", type=int, help="GNNAE hidden size")
@@ -994,11 +991,19 @@ def cli_main(args: argparse.Namespace) -> int:
         model_cfg = dict(file_cfg.get("model", {}))
         arch = args.model or model_cfg.get("architecture") or "lgae"
         model_cfg["architecture"] = arch
-        flag_map = _model_flag_map(arch)
-        for flag, key in flag_map.items():
+        if arch not in _MODEL_FLAGS:
+            raise ValueError(f"unknown model architecture {arch!r}; known: "
+                             f"{', '.join(_MODEL_FLAGS)}")
+        for flag in _MODEL_FLAGS[arch]:
             value = getattr(args, flag, None)
             if value is not None:
-                model_cfg[key] = value
+                model_cfg[flag] = tuple(value) if isinstance(value, list) else value
+        other = {"lgae": "gnnae", "gnnae": "lgae"}[arch]
+        wrong = [f for f in _MODEL_FLAGS[other] if f not in _MODEL_FLAGS[arch]
+                 and getattr(args, f, None) is not None]
+        if wrong:
+            raise ValueError(f"--{wrong[0].replace('_', '-')} is a {other} option, "
+                             f"not valid with --model {arch}")
         if args.dtype:
             model_cfg["dtype"] = args.dtype
         opts = {k: file_cfg.get(k, v) for k, v in _TRAIN_DEFAULTS.items()}

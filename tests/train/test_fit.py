@@ -216,3 +216,14 @@ def test_cosine_schedule_and_float64(tmp_path):
               dtype="float64", **KW)
     assert next(res.model.parameters()).dtype == torch.float64
     assert res.history[1]["lr"] < res.history[0]["lr"]
+
+
+def test_epoch_size_and_time_budget(tmp_path):
+    train, val = make_jets(200, 1), make_jets(16, 2)
+    res = fit(dict(TINY_GNNAE), train, val, epochs=50, out_dir=tmp_path, epoch_size=40,
+              max_seconds=1e-3, **KW)
+    assert res.epochs_run == 1  # the budget is checked after each epoch
+    assert res.history[0]["step"] == 2  # 40 jets in batches of 32
+    res = fit(dict(TINY_GNNAE), train, val, epochs=3, out_dir=tmp_path, epoch_size=40,
+              resume=True, **KW)
+    assert res.epochs_run == 3 and res.history[-1]["step"] == 6
