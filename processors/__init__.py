@@ -1,1 +1,5 @@
-"""coffea processors that run trained models over event files."""
+"""coffea processors (installed as ``lgae_hep.processors``)."""
+
+from .lgae import BadInputFileError, LGAEProcessor, LGAEScorer
+
+__all__ = ["BadInputFileError", "LGAEProcessor", "LGAEScorer"]

@@ -1,0 +1,602 @@
+"""``lgae-hep run`` and ``lgae-hep plot``: the LGAE coffea processor over a fileset, and its plots.
+
+::
+
+    lgae-hep run --fileset fileset.json --model lgae-mix --executor futures --workers 2 -o out/
+    lgae-hep plot out/
+
+``run`` checks every file first (opens it, finds the tree and the jet collection's PF-candidate
+table); unreadable files are reported and skipped with ``--skipbadfiles``, and name the file in
+the error without it. It then runs :class:`lgae_hep.processors.LGAEProcessor` through coffea's
+``processor.Runner`` with the iterative, futures (local processes) or dask executor (a local
+``dask.distributed`` cluster, or ``--scheduler`` to use an existing one: the scale-out path),
+saves the accumulated output and draws the plots.
+
+Output folder
+-------------
+``output.coffea``
+    The accumulated output (``coffea.util.save``: cloudpickle + LZ4). It is read back with
+    ``coffea.util.load``, i.e. unpickled: only load output folders you wrote yourself.
+``summary.json``
+    Cutflow per dataset, skipped files with reasons, AUCs, run settings, timing.
+``summary.md``
+    The same as a Markdown table (AUC per signal).
+``plots/``
+    ``score.png``, ``roc.png`` (when truth labels or a background dataset are available),
+    ``latent_invariants.png``, ``mass_sculpting.png``: CMS style, "CMS Simulation" for
+    simulated input (``genWeight`` or ``FatJet_label`` branches, or files written by
+    ``lgae-hep generate``), "CMS" otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "LABEL_NAMES",
+    "RunResult",
+    "add_arguments_plot",
+    "add_arguments_run",
+    "check_files",
+    "cli_main_plot",
+    "cli_main_run",
+    "load_fileset",
+    "load_output",
+    "make_plots",
+    "run_fileset",
+    "save_output",
+    "summarize",
+]
+
+#: Truth label (``FatJet_label`` of generated files) -> class name used in plots and tables.
+LABEL_NAMES: dict[int, str] = {0: "QCD", 1: "QCD", 2: "t", 3: "W", 4: "Z"}
+EXECUTORS = ("iterative", "futures", "dask")
+
+
+# --------------------------------------------------------------------------------------------
+# fileset handling
+# --------------------------------------------------------------------------------------------
+
+
+def load_fileset(fileset: str | Path | Mapping[str, Any]) -> dict[str, list[str]]:
+    """Read a fileset: ``{dataset: [files]}`` or ``{dataset: {"files": [files]}}``.
+
+    A JSON path is accepted; relative file paths in it are relative to the JSON file.
+
+    Raises
+    ------
+    ValueError
+        Not a mapping of dataset names to non-empty file lists.
+    """
+    base = None
+    if isinstance(fileset, str | Path):
+        path = Path(fileset)
+        if not path.is_file():
+            raise ValueError(f"fileset {str(path)!r} does not exist; expected a JSON file")
+        try:
+            fileset = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"fileset {str(path)!r} is not valid JSON: {err}") from err
+        base = path.resolve().parent
+    if not isinstance(fileset, Mapping) or not fileset:
+        raise ValueError(
+            "fileset must be a non-empty mapping {dataset: [file, ...]}, got "
+            f"{type(fileset).__name__}"
+        )
+    out: dict[str, list[str]] = {}
+    for dataset, files in fileset.items():
+        if isinstance(files, Mapping):
+            files = files.get("files")
+        if isinstance(files, Mapping):
+            files = list(files)
+        if isinstance(files, str):
+            files = [files]
+        if not isinstance(files, Sequence) or not files:
+            raise ValueError(f"dataset {dataset!r}: expected a non-empty list of files")
+        resolved = []
+        for f in files:
+            text = str(f)
+            if base is not None and "://" not in text and not Path(text).is_absolute():
+                text = str(base / text)
+            resolved.append(text)
+        out[str(dataset)] = resolved
+    return out
+
+
+def _file_problem(path: str, jets: str, treename: str) -> tuple[str | None, bool]:
+    """Why ``path`` cannot be processed (None if fine), and whether it is simulation."""
+    import uproot
+
+    from lgae_hep.data import detect_layout, read_metadata
+
+    try:
+        with uproot.open(path) as f:
+            if treename not in f:
+                return f"no tree {treename!r} in the file", False
+            tree = f[treename]
+            keys = set(tree.keys())
+            detect_layout(keys, jets, where=f"tree {treename!r}")
+            simulated = "genWeight" in keys or f"{jets}_label" in keys
+            if not simulated:
+                try:
+                    simulated = read_metadata(path) is not None
+                except Exception:  # noqa: BLE001 - metadata is optional
+                    simulated = False
+            return None, simulated
+    except FileNotFoundError:
+        return "file not found", False
+    except Exception as err:  # noqa: BLE001 - every failure is a reason to report
+        return f"{type(err).__name__}: {str(err).splitlines()[0]}", False
+
+
+def check_files(
+    fileset: Mapping[str, Sequence[str]], *, jets: str = "FatJet", treename: str = "Events",
+    progress: bool = True,
+) -> tuple[dict[str, list[str]], dict[str, str], dict[str, bool]]:
+    """Open every file and check its tree and jet collection.
+
+    Returns
+    -------
+    good : dict
+        The fileset without the bad files (datasets left without files are dropped).
+    bad : dict
+        ``{path: reason}``.
+    simulated : dict
+        ``{dataset: True}`` when all its good files look simulated.
+    """
+    from tqdm.auto import tqdm
+
+    good: dict[str, list[str]] = {}
+    bad: dict[str, str] = {}
+    simulated: dict[str, bool] = {}
+    items = [(ds, f) for ds, files in fileset.items() for f in files]
+    for ds, f in tqdm(items, desc="checking files", unit="file", disable=not progress):
+        problem, sim = _file_problem(f, jets, treename)
+        if problem is None:
+            good.setdefault(ds, []).append(f)
+            simulated[ds] = simulated.get(ds, True) and sim
+        else:
+            bad[f] = problem
+    return good, bad, simulated
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_fileset` returns."""
+
+    output: dict[str, Any]
+    bad_files: dict[str, str] = field(default_factory=dict)
+    simulated: dict[str, bool] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_jets(self) -> int:
+        """Selected jets processed in all datasets."""
+        return sum(int(o["cutflow"]["jets_selected"]) for o in self.output.values())
+
+
+def _make_executor(executor: str, workers: int, retries: int, status: bool,
+                   client: Any = None) -> tuple[Any, Any]:
+    from coffea import processor
+
+    if executor == "iterative":
+        return processor.IterativeExecutor(status=status, retries=retries), None
+    if executor == "futures":
+        return processor.FuturesExecutor(workers=workers, status=status, retries=retries), None
+    if executor == "dask":
+        cluster = None
+        if client is None:
+            from dask.distributed import Client, LocalCluster
+
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        ex = processor.DaskExecutor(client=client, status=status, retries=retries)
+        return ex, (client, cluster)
+    raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+
+
+def run_fileset(
+    fileset: str | Path | Mapping[str, Any],
+    proc: Any,
+    *,
+    executor: str = "futures",
+    workers: int = 2,
+    chunksize: int = 100_000,
+    maxchunks: int | None = None,
+    skipbadfiles: bool = False,
+    retries: int = 0,
+    treename: str = "Events",
+    scheduler: str | None = None,
+    client: Any = None,
+    status: bool = True,
+) -> RunResult:
+    """Run ``proc`` (an :class:`~lgae_hep.processors.LGAEProcessor`) over ``fileset``.
+
+    Parameters
+    ----------
+    fileset : path or mapping
+        See :func:`load_fileset`.
+    proc : LGAEProcessor
+        The processor (its ``jets`` collection is used to check the files).
+    executor : {"iterative", "futures", "dask"}
+        coffea executor; ``"dask"`` starts a local ``dask.distributed`` cluster with
+        ``workers`` single-threaded worker processes unless ``scheduler``/``client`` is given.
+    workers : int
+        Worker processes (futures, local dask).
+    chunksize, maxchunks : int
+        Events per chunk and chunks per dataset (``Runner`` options).
+    skipbadfiles : bool
+        Skip unreadable files (reported in :attr:`RunResult.bad_files`) instead of failing.
+    retries : int
+        Retries of a failed chunk (iterative/futures executors; dask retries are dask's).
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``).
+    status : bool
+        Progress bars.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, an unreadable file without ``skipbadfiles`` (the message names the
+        file and the reason), or no readable file at all.
+    """
+    from coffea import processor
+    from coffea.nanoevents import PFNanoAODSchema
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    for name, v in (("workers", workers), ("chunksize", chunksize)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if maxchunks is not None and (not isinstance(maxchunks, int) or maxchunks < 1):
+        raise ValueError(f"maxchunks must be a positive integer or None, got {maxchunks!r}")
+    if not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    files = load_fileset(fileset)
+    jets = getattr(proc, "jets", "FatJet")
+    good, bad, simulated = check_files(files, jets=jets, treename=treename, progress=status)
+    if bad and not skipbadfiles:
+        lines = "\n".join(f"  {p}: {why}" for p, why in bad.items())
+        raise ValueError(f"{len(bad)} unreadable input file(s) (use --skipbadfiles / "
+                         f"skipbadfiles=True to skip them):\n{lines}")
+    if not good:
+        raise ValueError("no readable input file in the fileset:\n" +
+                         "\n".join(f"  {p}: {why}" for p, why in bad.items()))
+    if scheduler is not None and client is None:
+        from dask.distributed import Client
+
+        client = Client(scheduler)
+    ex, dask_handles = _make_executor(executor, workers, retries, status, client)
+    import uproot
+
+    runner = processor.Runner(
+        ex,
+        schema=PFNanoAODSchema,
+        chunksize=chunksize,
+        maxchunks=maxchunks,
+        skipbadfiles=(OSError, uproot.deserialization.DeserializationError) if skipbadfiles
+        else False,
+    )
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # the schema warns about cross-references of collections PFNano files do not have
+            warnings.filterwarnings("ignore", message="Missing cross-reference")
+            warnings.filterwarnings("ignore", message=".*already exists but its values")
+            output = runner(good, proc, treename=treename)
+    finally:
+        if dask_handles is not None and client is None and scheduler is None:
+            dclient, cluster = dask_handles
+            dclient.close()
+            if cluster is not None:
+                cluster.close()
+    elapsed = time.perf_counter() - start
+    # files that opened in the check but failed while processing (skipbadfiles) are missing
+    for ds, flist in good.items():
+        done = output.get(ds, {}).get("files", set())
+        for f in flist:
+            if f not in done and f not in bad:
+                bad[f] = "failed while processing (skipped by skipbadfiles) or no events"
+    for ds in files:
+        if ds not in output:
+            warnings.warn(f"dataset {ds!r} produced no output (all its files were skipped)",
+                          RuntimeWarning, stacklevel=2)
+    settings = {
+        "executor": executor, "workers": workers, "chunksize": chunksize,
+        "maxchunks": maxchunks, "skipbadfiles": skipbadfiles, "retries": retries,
+        "model": getattr(proc, "model", None), "jets": jets,
+        "pt_min": getattr(proc, "pt_min", None), "eta_max": getattr(proc, "eta_max", None),
+        "max_particles": getattr(proc, "max_particles", None),
+    }
+    return RunResult(output=output, bad_files=bad, simulated=simulated, elapsed_s=elapsed,
+                     settings=settings)
+
+
+# --------------------------------------------------------------------------------------------
+# summary and plots
+# --------------------------------------------------------------------------------------------
+
+
+def _classes(output: Mapping[str, Any], background: str | None) -> tuple[dict[str, dict], str]:
+    """Per-jet (score, mass) arrays per class: truth labels if present, else datasets."""
+    per: dict[str, dict[str, list]] = {}
+    labelled = all("label" in o.get("columns", {}) for o in output.values()) and output
+    for ds, o in output.items():
+        cols = o.get("columns", {})
+        if "score" not in cols:
+            continue
+        s, m = cols["score"].value, cols["mass"].value
+        if labelled:
+            lab = cols["label"].value
+            for k in np.unique(lab):
+                name = LABEL_NAMES.get(int(k), f"label{int(k)}")
+                sel = lab == k
+                d = per.setdefault(name, {"score": [], "mass": []})
+                d["score"].append(s[sel])
+                d["mass"].append(m[sel])
+        else:
+            d = per.setdefault(ds, {"score": [], "mass": []})
+            d["score"].append(s)
+            d["mass"].append(m)
+    classes = {k: {n: np.concatenate(v[n]) for n in v} for k, v in per.items()}
+    if background is None:
+        matches = [k for k in classes if "qcd" in k.lower()]
+        background = matches[0] if matches else ""
+    return classes, background
+
+
+def summarize(result_or_output: RunResult | Mapping[str, Any], *,
+              background: str | None = None) -> dict[str, Any]:
+    """Cutflows, AUC per signal (when a background class exists) and skipped files."""
+    from lgae_hep.evaluate import anomaly_metrics
+
+    if isinstance(result_or_output, RunResult):
+        output, bad = result_or_output.output, result_or_output.bad_files
+        extra = {"elapsed_s": result_or_output.elapsed_s,
+                 "jets_per_s": result_or_output.n_jets / max(result_or_output.elapsed_s, 1e-9),
+                 "settings": result_or_output.settings,
+                 "simulated": result_or_output.simulated}
+    else:
+        output, bad, extra = result_or_output, {}, {}
+    classes, bkg = _classes(output, background)
+    summary: dict[str, Any] = {
+        "cutflow": {ds: dict(o["cutflow"]) for ds, o in output.items()},
+        "bad_files": dict(bad),
+        "background": bkg or None,
+        "auc": {},
+        **extra,
+    }
+    signals = {k: v["score"] for k, v in classes.items() if k != bkg}
+    if bkg and signals and bkg in classes:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            metrics = anomaly_metrics(classes[bkg]["score"], signals, combined=False)
+        summary["auc"] = {k: float(m["auc"]) for k, m in metrics["signals"].items()}
+        summary["metrics"] = metrics
+    return summary
+
+
+def _markdown(summary: Mapping[str, Any]) -> str:
+    lines = ["| dataset | events | jets | selected | scored | invalid |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for ds, c in summary["cutflow"].items():
+        lines.append(f"| {ds} | {c['events']} | {c['jets']} | {c['jets_selected']} | "
+                     f"{c['jets_scored']} | {c['jets_invalid']} |")
+    if summary.get("auc"):
+        lines += ["", f"| signal (vs {summary['background']}) | AUC |", "|---|---:|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in summary["auc"].items()]
+    if summary.get("bad_files"):
+        lines += ["", "Skipped files:", ""]
+        lines += [f"- `{p}`: {why}" for p, why in summary["bad_files"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def save_output(result: RunResult, outdir: str | Path, *,
+                background: str | None = None) -> dict[str, Any]:
+    """Write ``output.coffea``, ``summary.json`` and ``summary.md``; returns the summary."""
+    from coffea.util import save
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    save({"output": result.output, "bad_files": result.bad_files,
+          "simulated": result.simulated, "settings": result.settings,
+          "elapsed_s": result.elapsed_s}, outdir / "output.coffea")
+    summary = summarize(result, background=background)
+    (outdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    (outdir / "summary.md").write_text(_markdown(summary))
+    return summary
+
+
+def load_output(outdir: str | Path) -> RunResult:
+    """Read back what :func:`save_output` wrote (unpickles: only for your own output)."""
+    from coffea.util import load
+
+    path = Path(outdir) / "output.coffea"
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} not found; expected the folder of an `lgae-hep run`")
+    d = load(path)
+    return RunResult(output=d["output"], bad_files=d.get("bad_files", {}),
+                     simulated=d.get("simulated", {}), elapsed_s=d.get("elapsed_s", 0.0),
+                     settings=d.get("settings", {}))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def _merged(output: Mapping[str, Any], name: str) -> Any:
+    hists = [o["hists"][name] for o in output.values() if name in o.get("hists", {})]
+    if not hists:
+        return None
+    total = hists[0].copy()
+    for h in hists[1:]:
+        total = total + h
+    return total
+
+
+def make_plots(result: RunResult, outdir: str | Path, *, background: str | None = None,
+               formats: Sequence[str] = ("png",), progress: bool = True) -> list[Path]:
+    """Draw the CMS-style plots of a run into ``outdir/plots``; returns the written files."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from tqdm.auto import tqdm
+
+    from lgae_hep import plotting
+
+    output = result.output
+    plot_dir = Path(outdir) / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    data_label = not (result.simulated and all(result.simulated.values()))
+    classes, bkg = _classes(output, background)
+    summary = summarize(result, background=background)
+    jobs: list[tuple[str, Any]] = []
+    h_score = _merged(output, "score")
+    if h_score is not None and h_score.sum(flow=True) > 0:
+        jobs.append(("score", lambda p: plotting.plot_score_distributions(
+            h_score, category_axis="process", data_label=data_label, path=p, formats=formats)))
+    if summary.get("metrics"):
+        jobs.append(("roc", lambda p: plotting.plot_roc(
+            summary["metrics"], data_label=data_label, path=p, formats=formats)))
+    h_lat = _merged(output, "latent")
+    if h_lat is not None and h_lat.sum(flow=True) > 0:
+        n_inv = len(h_lat.axes["invariant"])
+        jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
+            h_lat, category_axis="process", max_panels=max(n_inv, 1), data_label=data_label,
+            path=p, formats=formats)))
+    mass_src = classes.get(bkg) if bkg else None
+    if mass_src is not None and np.isfinite(mass_src["score"]).sum() >= 20:
+        jobs.append(("mass_sculpting", lambda p: plotting.plot_mass_sculpting(
+            mass_src["mass"], mass_src["score"], background=bkg, data_label=data_label,
+            path=p, formats=formats)))
+    written: list[Path] = []
+    for stem, job in tqdm(jobs, desc="plots", unit="plot", disable=not progress):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            job(plot_dir / stem)
+        written += [plot_dir / f"{stem}.{f}" for f in formats]
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def add_arguments_run(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lgae-hep run``."""
+    parser.add_argument("--fileset", required=True,
+                        help="JSON {dataset: [files]} (relative paths: relative to the JSON)")
+    parser.add_argument("--model", default="lgae-mix",
+                        help="bundled model name or checkpoint path (default lgae-mix)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="futures")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--scheduler", default=None,
+                        help="address of a running dask scheduler (with --executor dask)")
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument("--chunksize", type=int, default=100_000, help="events per chunk")
+    parser.add_argument("--maxchunks", type=int, default=None, help="chunks per dataset")
+    parser.add_argument("--skipbadfiles", action="store_true",
+                        help="skip (and report) unreadable files instead of failing")
+    parser.add_argument("--retries", type=int, default=0, help="retries of a failed chunk")
+    parser.add_argument("--jets", default="FatJet", help="jet collection (default FatJet)")
+    parser.add_argument("--pt-min", type=float, default=None, help="jet pT > PT_MIN (GeV)")
+    parser.add_argument("--eta-max", type=float, default=None, help="jet |eta| < ETA_MAX")
+    parser.add_argument("--max-particles", type=int, default=30,
+                        help="particles per jet; must match the model (default 30)")
+    parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
+    parser.add_argument("--device", default=None, help="torch device of the workers")
+    parser.add_argument("--skim", choices=("root", "parquet"), default=None,
+                        help="also write skims with FatJet_lgaeScore / FatJet_lgaeLatent_*")
+    parser.add_argument("--background", default=None,
+                        help="background class/dataset for ROC and mass plots (default: QCD)")
+    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cli_main_run(args: argparse.Namespace) -> int:
+    """Run ``lgae-hep run``."""
+    from lgae_hep.processors import LGAEProcessor
+
+    outdir = Path(args.output)
+    try:
+        proc = LGAEProcessor(
+            args.model, jets=args.jets, pt_min=args.pt_min, eta_max=args.eta_max,
+            max_particles=args.max_particles, batch_size=args.batch_size, device=args.device,
+            skim=args.skim, skim_dir=(outdir / "skim") if args.skim else None,
+        )
+        result = run_fileset(
+            args.fileset, proc, executor=args.executor, workers=args.workers,
+            chunksize=args.chunksize, maxchunks=args.maxchunks, skipbadfiles=args.skipbadfiles,
+            retries=args.retries, scheduler=args.scheduler, status=not args.quiet,
+        )
+    except ValueError as err:
+        print(f"lgae-hep run: error: {err}", file=sys.stderr)
+        return 2
+    summary = save_output(result, outdir, background=args.background)
+    _report(result, summary, outdir)
+    if not args.no_plots:
+        files = make_plots(result, outdir, background=args.background, formats=args.formats,
+                           progress=not args.quiet)
+        print(f"plots: {', '.join(str(f) for f in files)}")
+    return 0
+
+
+def _report(result: RunResult, summary: Mapping[str, Any], outdir: Path) -> None:
+    print(_markdown(summary), end="")
+    print(f"{result.n_jets} jets in {result.elapsed_s:.1f} s "
+          f"({result.n_jets / max(result.elapsed_s, 1e-9):.0f} jets/s)")
+    if result.bad_files:
+        print(f"{len(result.bad_files)} file(s) skipped:", file=sys.stderr)
+        for p, why in result.bad_files.items():
+            print(f"  {p}: {why}", file=sys.stderr)
+    print(f"output: {outdir.resolve()}")
+
+
+def add_arguments_plot(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lgae-hep plot``."""
+    parser.add_argument("outdir", help="folder written by `lgae-hep run`")
+    parser.add_argument("--background", default=None, help="background class/dataset")
+    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cli_main_plot(args: argparse.Namespace) -> int:
+    """Run ``lgae-hep plot``: redraw the plots of a saved run."""
+    try:
+        result = load_output(args.outdir)
+    except ValueError as err:
+        print(f"lgae-hep plot: error: {err}", file=sys.stderr)
+        return 2
+    files = make_plots(result, args.outdir, background=args.background, formats=args.formats,
+                       progress=not args.quiet)
+    print(f"plots: {', '.join(str(f) for f in files)}")
+    return 0

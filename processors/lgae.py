@@ -1,0 +1,577 @@
+"""coffea processor scoring jets with the LGAE: histograms, cutflow, columns and optional skims.
+
+::
+
+    from coffea import processor
+    from coffea.nanoevents import PFNanoAODSchema
+    from lgae_hep.processors import LGAEProcessor
+
+    runner = processor.Runner(processor.FuturesExecutor(workers=2), schema=PFNanoAODSchema)
+    out = runner({"QCD": ["qcd.root"], "Top": ["top.root"]}, LGAEProcessor("lgae-mix"),
+                 treename="Events")
+    out["QCD"]["hists"]["score"]          # hist.Hist(process, score)
+    out["QCD"]["columns"]["score"].value  # numpy, one entry per selected jet, file/entry order
+
+Design
+------
+* Stateless and picklable: the processor holds only its settings. The model is loaded lazily,
+  once per worker process, through :func:`lgae_hep.api.load_model` (module-level cache; plain
+  ``torch.load(weights_only=True)`` checkpoints, no TorchScript).
+* Constituents are grouped by :func:`lgae_hep.data.constituents_from_events` through the
+  ``<jets>PFCands`` (PFNano) or ``<jets>PFCand`` (Run-3 NanoAOD) index table, not
+  ``events.FatJet.constituents`` (which fails on real PFNano files). Any schema that exposes the
+  flat branches works (``PFNanoAODSchema``, ``NanoAODSchema``); all constituents are kept and
+  :func:`lgae_hep.data.to_tensors` keeps the N hardest, so the bad-input policy sees every
+  particle, exactly as :func:`lgae_hep.score` does.
+* Scoring goes through :class:`LGAEScorer`, a ``coffea.ml_tools.numpy_call_wrapper``: the same
+  object serves eager/virtual NanoEvents and dask-awkward arrays. It uses the same fixed-shape
+  batches as :func:`lgae_hep.score`, so the scores are the same numbers.
+* Determinism: the network runs with ``torch_threads`` intra-op threads (default 1) inside each
+  task, whatever the executor, and column outputs are ordered by (file, first entry) in
+  :meth:`LGAEProcessor.postprocess`, so ``IterativeExecutor``, ``FuturesExecutor`` and
+  ``DaskExecutor`` give bitwise identical outputs on CPU.
+* Bad input: invalid jets (non-finite or unphysical constituents) get a NaN score, are counted in
+  the cutflow (``jets_invalid``) and are not filled into histograms. A file without the jet
+  collection or its PF-candidate table raises :class:`BadInputFileError`, an ``OSError`` (so
+  coffea's ``skipbadfiles=True`` skips the file) and a ``ValueError`` naming file and branch.
+
+Output (per dataset)
+--------------------
+``hists``: ``score`` (process, score), ``latent`` (process, invariant, value = asinh of a latent
+Lorentz invariant), ``mass_score`` (process, mass, score), ``pt_score`` (process, pt, score).
+``cutflow``: ``events``, ``events_with_jets``, ``jets``, ``jets_selected``, ``jets_empty``
+(selected jets without constituents, score 0), ``jets_invalid``, ``jets_scored``.
+``columns``: :class:`coffea.processor.column_accumulator` per field: ``score``, ``pt``, ``eta``,
+``phi``, ``mass``, ``n_constituents``, ``run``, ``luminosityBlock``, ``event``, ``label`` (when
+the file has ``<jets>_label``), ``msoftdrop`` (when present) and ``latent_<name>`` for every
+latent column of :func:`lgae_hep.api.latent_columns`.
+``files``: set of input files that produced at least one chunk; ``skim_files``: files written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
+
+__all__ = ["BadInputFileError", "LGAEProcessor", "LGAEScorer"]
+
+#: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
+SCORE_BINS = (120, 1e-2, 1e10)
+MASS_BINS = (60, 0.0, 300.0)
+PT_BINS = (60, 0.0, 3000.0)
+LATENT_BINS = (100, -25.0, 25.0)
+
+
+class BadInputFileError(OSError, ValueError):
+    """An input file lacks what the processor needs (jet collection, PF-candidate table).
+
+    Both an ``OSError`` (coffea's ``Runner(skipbadfiles=True)`` skips such files) and a
+    ``ValueError`` (the project's bad-input convention).
+    """
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
+    """``coffea.ml_tools`` wrapper: jets in, per-jet anomaly score and latent columns out.
+
+    Call it on ``[event][jet][particle]`` (or ``[jet][particle]``) Lorentz-vector arrays, eager
+    awkward or dask-awkward. It returns a dict of arrays with the input's ``[event][jet]``
+    structure: ``score`` and ``latent_<name>`` (see :func:`lgae_hep.api.latent_columns`), plus
+    ``valid`` (bool) and ``n_particles``.
+
+    The model is a non-serialisable attribute created on first use in each process
+    (``_create_model``), through the :func:`lgae_hep.api.load_model` cache.
+
+    Parameters
+    ----------
+    model : str or Path
+        Bundled model name or checkpoint path.
+    num_particles : int, optional
+        Particles per jet expected by the caller; must equal the model's (checked on load).
+    batch_size : int
+        Jets per network call (fixed shape, as in :func:`lgae_hep.score`).
+    device : str, optional
+        Torch device; default CPU.
+    torch_threads : int or None
+        Intra-op threads while the network runs (restored afterwards); ``None`` leaves torch's
+        setting alone.
+    latent : bool
+        Also return the latent columns.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "lgae-mix",
+        *,
+        num_particles: int | None = None,
+        batch_size: int = 256,
+        device: str | None = None,
+        torch_threads: int | None = 1,
+        latent: bool = True,
+    ) -> None:
+        from lgae_hep.api import resolve_model
+
+        nonserializable_attribute.__init__(self, ["model"])
+        numpy_call_wrapper.__init__(self)
+        resolve_model(model)  # fail early with the list of bundled models
+        self.model_name = str(model)
+        self.num_particles = num_particles
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.torch_threads = torch_threads
+        self.latent = bool(latent)
+
+    # -- non-serialisable model ----------------------------------------------------------------
+    def _create_model(self) -> Any:
+        from lgae_hep.api import _check_num_particles, load_model
+
+        model = load_model(self.model_name, device=self.device)
+        _check_num_particles(model, self.num_particles)
+        return model
+
+    # -- awkward side --------------------------------------------------------------------------
+    def prepare_awkward(self, jets: Any) -> tuple[tuple, dict]:
+        """Jets -> padded numpy-compatible arrays (works per partition for dask-awkward)."""
+        lib = self.get_awkward_lib(jets)
+        if lib is None:
+            raise ValueError(
+                f"LGAEScorer expects an awkward or dask-awkward array of jets, got {type(jets)}"
+            )
+        n = self._n()
+        if lib is ak:
+            packed = _tensorize(jets, n)
+        else:
+            packed = lib.map_partitions(_tensorize, jets, n, label="lgae_tensorize")
+        return (), {
+            "p4": packed["p4"],
+            "mask": packed["mask"],
+            "valid": packed["valid"],
+            "counts": packed["counts"],
+        }
+
+    def _n(self) -> int:
+        from lgae_hep.api import model_num_particles
+
+        return int(self.num_particles) if self.num_particles else model_num_particles(self.model)
+
+    def validate_numpy_input(self, p4: np.ndarray, mask: np.ndarray, valid: np.ndarray,
+                             counts: np.ndarray) -> None:
+        """Shapes must be (B, N, 4), (B, N), (B,), (B,)."""
+        b = len(p4)
+        if p4.ndim != 3 or p4.shape[-1] != 4 or mask.shape != p4.shape[:2]:
+            raise ValueError(f"expected p4 (B, N, 4) and mask (B, N), got {p4.shape}, {mask.shape}")
+        if valid.shape != (b,) or counts.shape != (b,):
+            raise ValueError(f"expected valid and counts of shape ({b},)")
+
+    def numpy_call(self, p4: np.ndarray, mask: np.ndarray, valid: np.ndarray,
+                   counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Score padded jets: returns flat per-jet columns (``score``, ``latent_*``, ...)."""
+        import torch
+
+        from lgae_hep.api import _apply_policy, _forward_fixed, latent_columns
+
+        model = self.model
+        b = len(p4)
+        valid = np.asarray(valid, dtype=bool)
+        counts = np.asarray(counts, dtype=np.int64)
+        with _torch_threads(self.torch_threads):
+            res = _forward_fixed(
+                model,
+                torch.from_numpy(np.ascontiguousarray(p4)),
+                torch.from_numpy(np.ascontiguousarray(mask, dtype=bool)),
+                batch_size=self.batch_size,
+                want_latent=self.latent,
+                want_reco=False,
+            )
+        if self.latent and b == 0:
+            from lgae_hep.api import _empty_latent
+
+            res.latent = _empty_latent(model, self._n())
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the processor counts invalid jets in its cutflow
+            _apply_policy(res, valid, counts, "LGAEScorer")
+        out = {"score": res.score, "valid": valid, "n_particles": counts}
+        if self.latent and res.latent is not None:
+            cols, _ = latent_columns(res.latent)
+            out.update({f"latent_{k}": v for k, v in cols.items()})
+        return out
+
+    def postprocess_awkward(self, return_array: Any, jets: Any) -> dict[str, Any]:
+        """Put the flat per-jet columns back into the ``[event][jet]`` structure."""
+        lib = self.get_awkward_lib(jets)
+        if jets.ndim == 2:
+            return dict(return_array)
+        n_jets = lib.num(jets, axis=1)
+        return {k: lib.unflatten(v, n_jets) for k, v in dict(return_array).items()}
+
+
+def _tensorize(jets: ak.Array, n: int) -> ak.Array:
+    """One partition of jets -> record array ``{p4, mask, valid, counts}`` (one per jet).
+
+    Runs :func:`lgae_hep.data.to_tensors` (numpy backend); on a typetracer (dask-awkward's
+    metadata pass) it runs on an empty array of the same form and returns a typetracer.
+    """
+    from lgae_hep.data import to_tensors
+
+    if ak.backend(jets) == "typetracer":
+        empty = ak.typetracer.empty_if_typetracer(jets)
+        out = _tensorize(empty, n)
+        return ak.Array(out.layout.to_typetracer(forget_length=True), behavior=out.behavior)
+    flat = jets
+    while flat.ndim > 2:
+        flat = ak.flatten(flat, axis=1)
+    if len(flat) == 0:
+        p4 = np.zeros((0, n, 4), np.float32)
+        mask = np.zeros((0, n), bool)
+        valid = np.zeros(0, bool)
+        counts = np.zeros(0, np.int64)
+    else:
+        jt = to_tensors(flat, n, backend="numpy", dtype=np.float32)
+        p4, mask, valid, counts = jt.p4, jt.mask, jt.valid, jt.counts
+    return ak.zip(
+        {
+            "p4": ak.from_numpy(p4, regulararray=True),
+            "mask": ak.from_numpy(mask, regulararray=True),
+            "valid": ak.from_numpy(np.asarray(valid, dtype=bool)),
+            "counts": ak.from_numpy(np.asarray(counts, dtype=np.int64)),
+        },
+        depth_limit=1,
+    )
+
+
+#: One scorer (and so one loaded model) per settings per process.
+_SCORERS: dict[tuple, LGAEScorer] = {}
+
+
+class LGAEProcessor(processor.ProcessorABC):
+    """Score the jets of NanoAOD/PFNano events with an LGAE (see the module docstring).
+
+    Parameters
+    ----------
+    model : str or Path
+        Bundled model name (``"lgae-mix"``) or checkpoint path. Checked when constructed (the
+        error lists the bundled models), loaded lazily once per worker.
+    jets : str
+        Jet collection (``FatJet``; its ``<jets>PFCands``/``<jets>PFCand`` table is used).
+    pt_min, eta_max : float or None
+        Jet selection ``pt > pt_min`` (GeV) and ``|eta| < eta_max``.
+    mass_range : (float, float), optional
+        Jet selection ``lo <= mass < hi`` (GeV).
+    max_particles : int
+        Particles per jet fed to the model; must equal the model's ``num_particles`` (checked on
+        load, ``ValueError`` otherwise). Jets keep their ``max_particles`` hardest particles.
+    batch_size : int
+        Jets per network call.
+    device : str, optional
+        Torch device of the workers (default CPU).
+    torch_threads : int or None
+        Intra-op threads per task (default 1: deterministic and no oversubscription when
+        several workers share a machine).
+    latent : bool
+        Fill latent histograms and columns.
+    columns : bool
+        Return per-jet column outputs.
+    skim : None, "root" or "parquet"
+        Also write, per chunk, a file with ``run``, ``luminosityBlock``, ``event`` and the
+        selected jets' ``<jets>_pt, _eta, _phi, _mass, _lgaeScore, _lgaeLatent_<name>`` (ROOT:
+        TTree ``Events`` via ``mktree``; parquet: one row per event). Input files are never
+        touched.
+    skim_dir : str or Path, optional
+        Where skims go (``<skim_dir>/<dataset>/<file stem>_<start>-<stop>.<ext>``); required
+        with ``skim``.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "lgae-mix",
+        jets: str = "FatJet",
+        pt_min: float | None = None,
+        eta_max: float | None = None,
+        max_particles: int = 30,
+        *,
+        mass_range: tuple[float, float] | None = None,
+        batch_size: int = 256,
+        device: str | None = None,
+        torch_threads: int | None = 1,
+        latent: bool = True,
+        columns: bool = True,
+        skim: str | None = None,
+        skim_dir: str | Path | None = None,
+    ) -> None:
+        from lgae_hep.api import resolve_model
+
+        if not isinstance(jets, str) or not jets.isidentifier():
+            raise ValueError(f"jets must be a collection name such as 'FatJet', got {jets!r}")
+        if not isinstance(max_particles, int | np.integer) or max_particles < 1:
+            raise ValueError(f"max_particles must be a positive integer, got {max_particles!r}")
+        for name, v in (("pt_min", pt_min), ("eta_max", eta_max)):
+            if v is not None and not np.isfinite(v):
+                raise ValueError(f"{name} must be a finite number or None, got {v!r}")
+        if skim not in (None, "root", "parquet"):
+            raise ValueError(f"skim must be None, 'root' or 'parquet', got {skim!r}")
+        if skim is not None and skim_dir is None:
+            raise ValueError("skim needs skim_dir=<output directory>")
+        if torch_threads is not None and (not isinstance(torch_threads, int) or torch_threads < 1):
+            raise ValueError(
+                f"torch_threads must be a positive integer or None, got {torch_threads!r}"
+            )
+        resolve_model(model)
+        self.model = str(model)
+        self.jets = jets
+        self.pt_min = pt_min
+        self.eta_max = eta_max
+        self.mass_range = tuple(mass_range) if mass_range is not None else None
+        self.max_particles = int(max_particles)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.torch_threads = torch_threads
+        self.latent = bool(latent)
+        self.columns = bool(columns)
+        self.skim = skim
+        self.skim_dir = str(Path(skim_dir).resolve()) if skim_dir is not None else None
+
+    # ------------------------------------------------------------------------------------------
+    def scorer(self) -> LGAEScorer:
+        """The per-process :class:`LGAEScorer` for these settings (created once per worker)."""
+        key = (self.model, self.max_particles, self.batch_size, self.device,
+               self.torch_threads, self.latent)
+        scorer = _SCORERS.get(key)
+        if scorer is None:
+            scorer = LGAEScorer(
+                self.model,
+                num_particles=self.max_particles,
+                batch_size=self.batch_size,
+                device=self.device,
+                torch_threads=self.torch_threads,
+                latent=self.latent,
+            )
+            _SCORERS[key] = scorer
+        return scorer
+
+    def _constituents(self, events: Any, where: str) -> tuple[ak.Array, ak.Array]:
+        from lgae_hep.data import constituents_from_events
+
+        try:
+            return constituents_from_events(
+                events,
+                self.jets,
+                None,  # keep all; to_tensors applies the bad-input policy and keeps N hardest
+                pt_min=self.pt_min,
+                eta_max=self.eta_max,
+                mass_range=self.mass_range,
+                with_jets=True,
+            )
+        except ValueError as err:
+            if "not found" in str(err):
+                raise BadInputFileError(f"{where}: {err}") from err
+            raise
+
+    # ------------------------------------------------------------------------------------------
+    def process(self, events: Any) -> dict[str, Any]:
+        """Score one chunk of events; returns ``{dataset: {...}}`` (see the module docstring)."""
+        meta = getattr(events, "metadata", None) or {}
+        dataset = str(meta.get("dataset", "dataset"))
+        filename = str(meta.get("filename", ""))
+        start, stop = int(meta.get("entrystart", 0) or 0), int(meta.get("entrystop", 0) or 0)
+        chunk_key = (filename, start, stop)
+        n_events = len(events)
+        consts, jets = self._constituents(events, filename or "events")
+        n_all = _count_all_jets(events, self.jets)
+
+        result = self.scorer()(consts)
+        flat = {k: np.asarray(ak.to_numpy(ak.flatten(v, axis=None)))
+                for k, v in result.items()}
+        score = flat["score"].astype(np.float64)
+        valid = flat["valid"].astype(bool)
+        n_part = flat["n_particles"].astype(np.int64)
+        jets_flat = ak.flatten(jets, axis=1)
+        kin = {f: np.asarray(ak.to_numpy(jets_flat[f]), dtype=np.float64)
+               for f in ("pt", "eta", "phi", "mass")}
+        n_per_event = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), dtype=np.int64)
+        event_ids = {}
+        for f in ("run", "luminosityBlock", "event"):
+            if f in ak.fields(events):
+                col = np.asarray(ak.to_numpy(events[f]))
+                event_ids[f] = col
+        cutflow = {
+            "events": n_events,
+            "events_with_jets": int((n_per_event > 0).sum()),
+            "jets": n_all,
+            "jets_selected": len(score),
+            "jets_empty": int(((n_part == 0) & valid).sum()),
+            "jets_invalid": int((~valid).sum()),
+            "jets_scored": int(np.isfinite(score).sum()),
+        }
+        out: dict[str, Any] = {
+            "hists": self._fill_hists(dataset, score, kin, flat),
+            "cutflow": cutflow,
+            "files": {filename} if filename else set(),
+        }
+        if self.columns:
+            cols: dict[str, np.ndarray] = {"score": score, "n_constituents": n_part}
+            cols.update(kin)
+            for f in ("label", "msoftdrop"):
+                if f in ak.fields(jets_flat):
+                    cols[f] = np.asarray(ak.to_numpy(jets_flat[f]))
+            for f, col in event_ids.items():
+                cols[f] = np.repeat(col, n_per_event)
+            cols.update({k: v for k, v in flat.items() if k.startswith("latent_")})
+            out["chunks"] = {chunk_key: cols}
+        if self.skim is not None:
+            path = self._write_skim(dataset, chunk_key, event_ids, n_events, jets, result)
+            out["skim_files"] = {str(path)}
+        return {dataset: out}
+
+    def _fill_hists(self, dataset: str, score: np.ndarray, kin: Mapping[str, np.ndarray],
+                    flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        import hist
+
+        score_ax = hist.axis.Regular(*SCORE_BINS, name="score", label="Anomaly score [GeV$^2$]",
+                                     transform=hist.axis.transform.log)
+
+        def cat() -> Any:
+            return hist.axis.StrCategory([], name="process", label="Process", growth=True)
+
+        ok = np.isfinite(score)
+        h_score = hist.Hist(cat(), score_ax, storage=hist.storage.Double())
+        h_score.fill(process=dataset, score=score[ok])
+        h_mass = hist.Hist(cat(), hist.axis.Regular(*MASS_BINS, name="mass",
+                                                    label="Jet mass [GeV]"), score_ax)
+        h_mass.fill(process=dataset, mass=kin["mass"][ok], score=score[ok])
+        h_pt = hist.Hist(cat(), hist.axis.Regular(*PT_BINS, name="pt",
+                                                  label="Jet $p_{T}$ [GeV]"), score_ax)
+        h_pt.fill(process=dataset, pt=kin["pt"][ok], score=score[ok])
+        hists = {"score": h_score, "mass_score": h_mass, "pt_score": h_pt}
+        if self.latent:
+            h_lat = hist.Hist(
+                cat(),
+                hist.axis.StrCategory([], name="invariant", label="Latent invariant",
+                                      growth=True),
+                hist.axis.Regular(*LATENT_BINS, name="value",
+                                  label="asinh(latent invariant)"),
+            )
+            names = _invariant_names(flat)
+            for name in names:
+                v = flat[f"latent_{name}"][ok]
+                h_lat.fill(process=dataset, invariant=name, value=np.arcsinh(v))
+            hists["latent"] = h_lat
+        return hists
+
+    def _write_skim(self, dataset: str, chunk_key: tuple, event_ids: Mapping[str, np.ndarray],
+                    n_events: int, jets: ak.Array, result: Mapping[str, Any]) -> Path:
+        filename, start, stop = chunk_key
+        assert self.skim_dir is not None
+        outdir = Path(self.skim_dir) / _safe(dataset)
+        outdir.mkdir(parents=True, exist_ok=True)
+        stem = _safe(Path(filename).stem or "events")
+        ext = "root" if self.skim == "root" else "parquet"
+        target = outdir / f"{stem}_{start}-{stop}.{ext}"
+        branches: dict[str, Any] = {}
+        for f in ("run", "luminosityBlock", "event"):
+            if f in event_ids:
+                branches[f] = event_ids[f]
+        jet_rec: dict[str, Any] = {f: ak.values_astype(jets[f], np.float32)
+                                   for f in ("pt", "eta", "phi", "mass")}
+        jet_rec["lgaeScore"] = ak.values_astype(result["score"], np.float32)
+        for k, v in result.items():
+            if k.startswith("latent_"):
+                jet_rec["lgaeLatent_" + k[len("latent_"):]] = ak.values_astype(v, np.float32)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=outdir)
+        os.close(fd)
+        try:
+            if self.skim == "root":
+                import uproot
+
+                # TTree (not RNTuple): mktree + extend, jagged branches <jets>_* with n<jets>
+                jet_tree = {name: ak.without_parameters(col) for name, col in jet_rec.items()}
+                types: dict[str, Any] = {k: v.dtype for k, v in branches.items()}
+                data: dict[str, Any] = dict(branches)
+                zipped = ak.zip(jet_tree)
+                types[self.jets] = zipped.type
+                data[self.jets] = zipped
+                with uproot.recreate(tmp) as fout:
+                    tree = fout.mktree("Events", types, counter_name=lambda c: "n" + c)
+                    tree.extend(data)
+            else:
+                cols = dict(branches)
+                for name, col in jet_rec.items():
+                    cols[f"{self.jets}_{name}"] = col
+                ak.to_parquet(ak.zip(cols, depth_limit=1), tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return target
+
+    # ------------------------------------------------------------------------------------------
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        """Assemble per-chunk columns in (file, first entry) order into column accumulators."""
+        for out in accumulator.values():
+            if not isinstance(out, dict) or "chunks" not in out:
+                continue
+            chunks = out.pop("chunks")
+            keys = sorted(chunks)
+            names: list[str] = []
+            for k in keys:
+                names += [n for n in chunks[k] if n not in names]
+            cols = {}
+            for name in names:
+                parts = [np.asarray(chunks[k][name]) for k in keys if name in chunks[k]]
+                cols[name] = processor.column_accumulator(np.concatenate(parts))
+            out["columns"] = cols
+            out["chunk_order"] = keys
+        return accumulator
+
+
+def _invariant_names(flat: Mapping[str, np.ndarray]) -> list[str]:
+    names = []
+    for k in flat:
+        if not k.startswith("latent_"):
+            continue
+        name = k[len("latent_"):]
+        if name.startswith("s") and name[1:].split("_")[0].isdigit():
+            names.append(name)
+        elif "_norm_" in name:
+            names.append(name)
+    return names
+
+
+def _count_all_jets(events: Any, jets: str) -> int:
+    try:
+        coll = events[jets]
+        pt = coll["pt"] if ak.fields(coll) else events[f"{jets}_pt"]
+    except Exception:  # noqa: BLE001 - flat uproot layout
+        pt = events[f"{jets}_pt"]
+    return int(ak.sum(ak.num(pt, axis=1)))
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in name)
+    return keep or uuid.uuid4().hex

@@ -1,0 +1,306 @@
+"""LGAEProcessor through coffea's Runner: executors, real PFNano, bad files, skims, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+import uproot
+import vector
+from coffea import processor
+from coffea.nanoevents import NanoAODSchema, PFNanoAODSchema
+from lgae_hep.models import LGAE
+from lgae_hep.processors import BadInputFileError, LGAEProcessor, LGAEScorer
+
+import lgae_hep
+from lgae_hep.checkpoint import save_checkpoint
+from lgae_hep.data import write_pfnano
+
+vector.register_awkward()
+
+FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "pfnano.root"
+CHUNK = 60
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning",
+                                        "ignore::DeprecationWarning")
+
+
+def synth_events(n_events: int, seed: int, label: int, max_jets: int = 4):
+    rng = np.random.default_rng(seed)
+    nj = rng.integers(0, max_jets, n_events)
+    tj = int(nj.sum())
+    nc = rng.integers(1, 45, tj)
+    tot = int(nc.sum())
+    eta0 = np.repeat(rng.uniform(-2, 2, tj), nc)
+    phi0 = np.repeat(rng.uniform(-3, 3, tj), nc)
+    p = ak.zip({"pt": rng.exponential(40, tot) + 1, "eta": eta0 + rng.normal(0, .2, tot),
+                "phi": phi0 + rng.normal(0, .2, tot), "mass": np.full(tot, 0.14)},
+               with_name="Momentum4D")
+    jets = ak.unflatten(ak.unflatten(p, nc), nj)
+    return jets, ak.unflatten(np.full(tj, label, np.int32), nj)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("proc")
+    out = {}
+    for i, (name, label) in enumerate([("QCD", 0), ("Top", 2)]):
+        jets, labels = synth_events(150, 10 + i, label)
+        out[name] = write_pfnano(d / f"{name.lower()}.root", jets, jet_fields={"label": labels})
+    torch.manual_seed(0)
+    m = LGAE(encoder_channels=(2,), decoder_channels=(2,), mlp_hidden=4, num_basis=2)
+    out["model"] = save_checkpoint(d / "tiny.pt", m)
+    torch.manual_seed(0)
+    m20 = LGAE(num_particles=20, encoder_channels=(2,), decoder_channels=(2,), mlp_hidden=4,
+               num_basis=2)
+    out["model20"] = save_checkpoint(d / "tiny20.pt", m20)
+    # no jets at all in any event
+    empty_jets, empty_labels = synth_events(20, 3, 0, max_jets=1)
+    out["nojets"] = write_pfnano(d / "nojets.root", empty_jets, jet_fields={"label": empty_labels})
+    # bad files: corrupt bytes, truncated ROOT, a ROOT file without the jet collection
+    corrupt = d / "corrupt.root"
+    corrupt.write_bytes(b"this is not a ROOT file" * 100)
+    out["corrupt"] = corrupt
+    truncated = d / "truncated.root"
+    truncated.write_bytes(out["QCD"].read_bytes()[:5000])
+    out["truncated"] = truncated
+    nocoll = d / "nocoll.root"
+    with uproot.recreate(nocoll) as f:
+        f.mktree("Events", {"run": np.uint32, "luminosityBlock": np.uint32, "event": np.uint64})
+        f["Events"].extend({"run": np.ones(5, np.uint32),
+                            "luminosityBlock": np.ones(5, np.uint32),
+                            "event": np.arange(5, dtype=np.uint64)})
+    out["nocoll"] = nocoll
+    out["missing"] = d / "does_not_exist.root"
+    out["dir"] = d
+    return out
+
+
+def run(fileset, proc, executor=None, **kw):
+    executor = executor or processor.IterativeExecutor(status=False)
+    runner = processor.Runner(executor, schema=PFNanoAODSchema, chunksize=CHUNK, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return runner(fileset, proc, treename="Events")
+
+
+def scores(out, ds):
+    return out[ds]["columns"]["score"].value
+
+
+@pytest.fixture(scope="module")
+def reference(files):
+    fileset = {"QCD": [str(files["QCD"])], "Top": [str(files["Top"])]}
+    return fileset, run(fileset, LGAEProcessor(str(files["model"])))
+
+
+def test_iterative_output_content(files, reference):
+    fileset, out = reference
+    for ds, path in (("QCD", files["QCD"]), ("Top", files["Top"])):
+        o = out[ds]
+        jets = lgae_hep.read_nanoaod(path, max_particles=None, flat=True)
+        n = len(jets)
+        assert o["cutflow"]["jets"] == o["cutflow"]["jets_selected"] == n
+        assert o["cutflow"]["events"] == 150
+        assert o["cutflow"]["jets_scored"] == n and o["cutflow"]["jets_invalid"] == 0
+        assert o["hists"]["score"].sum(flow=True) == n
+        assert list(o["hists"]["score"].axes["process"]) == [ds]
+        assert o["hists"]["mass_score"].sum(flow=True) == n
+        assert o["hists"]["pt_score"].sum(flow=True) == n
+        lat = o["hists"]["latent"]
+        assert {"s0_re", "v0_norm_re", "v1_norm_im"} <= set(lat.axes["invariant"])
+        cols = o["columns"]
+        assert len(cols["score"].value) == n
+        assert np.all(cols["label"].value == (0 if ds == "QCD" else 2))
+        assert np.all(np.isfinite(cols["latent_v0_norm_re"].value))
+        # the processor scores exactly what lgae_hep.score gives on the same jets
+        ref = ak.to_numpy(lgae_hep.score(jets, str(files["model"])))
+        np.testing.assert_allclose(cols["score"].value, ref, rtol=1e-6)
+        with torch.random.fork_rng():
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                exact = ak.to_numpy(lgae_hep.score(jets, str(files["model"])))
+            finally:
+                torch.set_num_threads(threads)
+        np.testing.assert_array_equal(cols["score"].value, exact)
+        # jet kinematics line up with the scores (file order)
+        _, fat = lgae_hep.read_nanoaod(path, max_particles=None, flat=True, with_jets=True)
+        np.testing.assert_allclose(cols["pt"].value, ak.to_numpy(fat.pt))
+        assert o["files"] == {str(path)}
+
+
+def test_futures_and_dask_identical(files, reference):
+    from dask.distributed import Client, LocalCluster
+
+    fileset, ref = reference
+    proc = LGAEProcessor(str(files["model"]))
+    fut = run(fileset, proc, processor.FuturesExecutor(workers=2, status=False))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        dask_out = run(fileset, proc, processor.DaskExecutor(client=client, status=False))
+    for other in (fut, dask_out):
+        for ds in fileset:
+            assert np.array_equal(scores(other, ds), scores(ref, ds))  # bitwise
+            for name, col in ref[ds]["columns"].items():
+                np.testing.assert_array_equal(other[ds]["columns"][name].value, col.value)
+            for name, h in ref[ds]["hists"].items():
+                assert other[ds]["hists"][name] == h
+            assert other[ds]["cutflow"] == ref[ds]["cutflow"]
+
+
+@pytest.mark.skipif(not FIXTURE.exists(), reason=f"CMS PFNano fixture not found at {FIXTURE}")
+@pytest.mark.parametrize("schema", [PFNanoAODSchema, NanoAODSchema])
+def test_real_cms_pfnano(files, schema):
+    runner = processor.Runner(processor.IterativeExecutor(status=False), schema=schema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = runner({"data": [str(FIXTURE)]}, LGAEProcessor(str(files["model"]), pt_min=200.0),
+                     treename="Events")
+    o = out["data"]
+    n_sel = o["cutflow"]["jets_selected"]
+    assert o["cutflow"]["events"] == 10 and o["cutflow"]["jets"] == 24
+    assert 0 < n_sel <= 24
+    s = o["columns"]["score"].value
+    assert len(s) == n_sel and np.all(np.isfinite(s)) and np.all(s > 0)
+    assert np.all(o["columns"]["pt"].value > 200.0)
+    assert "label" not in o["columns"]  # real data: no truth labels
+
+
+def test_bad_files_skipped_and_reported(files, reference):
+    from lgae_hep.run import run_fileset
+
+    fileset_ref, ref = reference
+    bad = {str(files[k]): k for k in ("corrupt", "truncated", "nocoll", "missing")}
+    fileset = {"QCD": [str(files["QCD"]), *bad], "Top": [str(files["Top"])]}
+    res = run_fileset(fileset, LGAEProcessor(str(files["model"])), executor="iterative",
+                      chunksize=CHUNK, skipbadfiles=True, status=False)
+    assert set(res.bad_files) == set(bad)  # exactly those files are reported
+    assert "not found" in res.bad_files[str(files["missing"])]
+    assert "NoSuchJet" not in res.bad_files[str(files["nocoll"])]
+    assert "FatJetPFCands_jetIdx" in res.bad_files[str(files["nocoll"])]
+    out = res.output
+    assert out["QCD"]["files"] == {str(files["QCD"])}
+    for ds in ("QCD", "Top"):  # the good files give exactly the clean run's output
+        np.testing.assert_array_equal(scores(out, ds), scores(ref, ds))
+        assert out[ds]["cutflow"] == ref[ds]["cutflow"]
+        assert out[ds]["hists"]["score"] == ref[ds]["hists"]["score"]
+    for b in bad:  # without skipbadfiles the error names the file
+        with pytest.raises(ValueError, match=Path(b).name):
+            run_fileset({"QCD": [str(files["QCD"]), b]}, LGAEProcessor(str(files["model"])),
+                        executor="iterative", status=False)
+
+
+def test_runner_skipbadfiles_alone_skips_processing_failures(files, reference):
+    """Bypassing the pre-check: a file missing the collection fails inside ``process`` with
+    BadInputFileError, an OSError, so coffea's own ``skipbadfiles=True`` skips it."""
+    _, ref = reference
+    out = run({"QCD": [str(files["QCD"]), str(files["nocoll"])]},
+              LGAEProcessor(str(files["model"])), skipbadfiles=True)
+    assert out["QCD"]["files"] == {str(files["QCD"])}
+    np.testing.assert_array_equal(scores(out, "QCD"), scores(ref, "QCD"))
+
+
+def test_missing_collection_error_names_branch(files):
+    with pytest.raises(Exception) as err:
+        run({"QCD": [str(files["QCD"])]}, LGAEProcessor(str(files["model"]), jets="NoSuchJet"))
+    chain = []
+    e = err.value
+    while e is not None:
+        chain.append(e)
+        e = e.__cause__
+    assert any(isinstance(c, BadInputFileError) for c in chain)
+    assert "NoSuchJetPFCands_jetIdx" in str(err.value)
+
+
+def test_events_without_jets(files):
+    out = run({"empty": [str(files["nojets"])]}, LGAEProcessor(str(files["model"]), pt_min=1e6))
+    o = out["empty"]
+    assert o["cutflow"]["events"] == 20 and o["cutflow"]["jets_selected"] == 0
+    assert len(o["columns"]["score"].value) == 0 and o["hists"]["score"].sum() == 0
+
+
+def test_model_with_other_particle_count(files):
+    with pytest.raises(Exception, match="built for 20 particles"):
+        run({"QCD": [str(files["QCD"])]}, LGAEProcessor(str(files["model20"]), max_particles=30))
+
+
+def test_unknown_model_and_bad_settings(files):
+    with pytest.raises(ValueError, match="bundled models"):
+        LGAEProcessor("no-such-model")
+    with pytest.raises(ValueError, match="skim"):
+        LGAEProcessor(str(files["model"]), skim="csv")
+    with pytest.raises(ValueError, match="skim_dir"):
+        LGAEProcessor(str(files["model"]), skim="root")
+    with pytest.raises(ValueError, match="max_particles"):
+        LGAEProcessor(str(files["model"]), max_particles=0)
+
+
+def test_picklable_and_stateless(files):
+    proc = LGAEProcessor(str(files["model"]))
+    assert proc.scorer().model is not None  # load the model in this process
+    blob = pickle.dumps(proc)
+    assert len(blob) < 2000  # settings only, no weights
+    scorer = proc.scorer()
+    blob = pickle.dumps(scorer)
+    assert pickle.loads(blob)._model is None  # model re-created lazily on the other side
+
+
+@pytest.mark.parametrize("fmt", ["root", "parquet"])
+def test_skim(files, tmp_path, fmt):
+    before = hashlib.sha256(files["QCD"].read_bytes()).hexdigest()
+    mtime = os.stat(files["QCD"]).st_mtime_ns
+    proc = LGAEProcessor(str(files["model"]), skim=fmt, skim_dir=tmp_path)
+    out = run({"QCD": [str(files["QCD"])]}, proc)
+    written = sorted(out["QCD"]["skim_files"])
+    assert len(written) == 2  # one per chunk (150 events, chunksize 60 -> 2 x 75)
+    if fmt == "root":
+        arrays = [uproot.open(p)["Events"].arrays() for p in written]
+        assert all(uproot.open(p).classnames()["Events;1"] == "TTree" for p in written)
+        skim = ak.concatenate(arrays)
+        s = ak.flatten(skim["FatJet_lgaeScore"])
+        assert {"run", "luminosityBlock", "event", "nFatJet"} <= set(skim.fields)
+    else:
+        skim = ak.concatenate([ak.from_parquet(p) for p in written])
+        s = ak.flatten(skim["FatJet_lgaeScore"])
+    assert "FatJet_lgaeLatent_v0_norm_re" in skim.fields
+    np.testing.assert_allclose(ak.to_numpy(s), scores(out, "QCD"), rtol=1e-6)
+    assert hashlib.sha256(files["QCD"].read_bytes()).hexdigest() == before
+    assert os.stat(files["QCD"]).st_mtime_ns == mtime
+
+
+def test_scorer_on_dask_awkward(files):
+    dak = pytest.importorskip("dask_awkward", reason="dask-awkward not installed")
+
+    consts = lgae_hep.read_nanoaod(files["Top"], max_particles=None)
+    scorer = LGAEScorer(str(files["model"]), num_particles=30)
+    eager = scorer(consts)
+    lazy = scorer(dak.from_awkward(consts, npartitions=3))
+    got = lazy["score"].compute()
+    assert ak.num(got).tolist() == ak.num(eager["score"]).tolist()
+    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(got)),
+                                  ak.to_numpy(ak.flatten(eager["score"])))
+
+
+class _DyingProcessor(LGAEProcessor):
+    """Kills its worker process on the second chunk of the file."""
+
+    def process(self, events):
+        if events.metadata["entrystart"] > 0:
+            os._exit(13)
+        return super().process(events)
+
+
+def test_dying_futures_worker_is_reported_not_silent(files):
+    proc = _DyingProcessor(str(files["model"]))
+    with pytest.raises(Exception) as err:
+        run({"QCD": [str(files["QCD"])]}, proc,
+            processor.FuturesExecutor(workers=2, status=False))
+    assert "terminated" in str(err.value).lower() or "exit" in str(err.value).lower()
