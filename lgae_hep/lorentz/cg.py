@@ -54,6 +54,9 @@ def _clebsch_gordan(rep1: Irrep, rep2: Irrep, rep: Irrep) -> np.ndarray:
     c = np.tensordot(t1, csp, axes=(1, 0))  # (i, b, c)
     c = np.tensordot(t2, c, axes=(1, 1)).transpose(1, 0, 2)  # (i, j, c)
     c = np.tensordot(c, t, axes=(2, 1)).astype(np.complex128)  # (i, j, k)
+    # The change of basis leaves ~1e-17 round-off where the exact coefficient is 0 (true
+    # non-zero coefficients for k, n <= 8 are far above 1e-12): make exact zeros exact.
+    c[np.abs(c) < 1e-14] = 0.0
     c.setflags(write=False)
     return c
 
