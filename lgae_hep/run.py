@@ -335,26 +335,26 @@ def run_fileset(
 
 
 def _classes(output: Mapping[str, Any], background: str | None) -> tuple[dict[str, dict], str]:
-    """Per-jet (score, mass) arrays per class: truth labels if present, else datasets."""
+    """Per-jet column arrays per class: truth labels if present, else datasets."""
     per: dict[str, dict[str, list]] = {}
-    labelled = all("label" in o.get("columns", {}) for o in output.values()) and output
+    labelled = bool(output) and all("label" in o.get("columns", {}) for o in output.values())
     for ds, o in output.items():
         cols = o.get("columns", {})
         if "score" not in cols:
             continue
-        s, m = cols["score"].value, cols["mass"].value
+        values = {k: c.value for k, c in cols.items()}
         if labelled:
-            lab = cols["label"].value
+            lab = values["label"]
             for k in np.unique(lab):
                 name = LABEL_NAMES.get(int(k), f"label{int(k)}")
                 sel = lab == k
-                d = per.setdefault(name, {"score": [], "mass": []})
-                d["score"].append(s[sel])
-                d["mass"].append(m[sel])
+                d = per.setdefault(name, {})
+                for n, v in values.items():
+                    d.setdefault(n, []).append(v[sel])
         else:
-            d = per.setdefault(ds, {"score": [], "mass": []})
-            d["score"].append(s)
-            d["mass"].append(m)
+            d = per.setdefault(ds, {})
+            for n, v in values.items():
+                d.setdefault(n, []).append(v)
     classes = {k: {n: np.concatenate(v[n]) for n in v} for k, v in per.items()}
     if background is None:
         matches = [k for k in classes if "qcd" in k.lower()]
@@ -451,6 +451,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _latent_invariant_columns(cols: Mapping[str, Any]) -> list[str]:
+    """Column names of latent Lorentz invariants (``latent_s<i>_*``, ``latent_v<i>_norm_*``)."""
+    from lgae_hep.processors.lgae import _invariant_names
+
+    return [f"latent_{n}" for n in _invariant_names(cols)]
+
+
 def _merged(output: Mapping[str, Any], name: str) -> Any:
     hists = [o["hists"][name] for o in output.values() if name in o.get("hists", {})]
     if not hists:
@@ -478,15 +485,29 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
     classes, bkg = _classes(output, background)
     summary = summarize(result, background=background)
     jobs: list[tuple[str, Any]] = []
+    # per-jet columns give exact, adaptively binned distributions; the histograms (fixed
+    # binning, mergeable across chunks) are the fallback when columns were switched off
     h_score = _merged(output, "score")
-    if h_score is not None and h_score.sum(flow=True) > 0:
+    finite = {k: v["score"][np.isfinite(v["score"])] for k, v in classes.items()}
+    if any(len(v) and np.any(v > 0) for v in finite.values()):
+        jobs.append(("score", lambda p: plotting.plot_score_distributions(
+            {k: v for k, v in finite.items() if len(v)}, data_label=data_label, path=p,
+            formats=formats)))
+    elif h_score is not None and h_score.sum(flow=True) > 0:
         jobs.append(("score", lambda p: plotting.plot_score_distributions(
             h_score, category_axis="process", data_label=data_label, path=p, formats=formats)))
     if summary.get("metrics"):
         jobs.append(("roc", lambda p: plotting.plot_roc(
             summary["metrics"], data_label=data_label, path=p, formats=formats)))
+    inv = {k: {n[len("latent_"):]: v[n] for n in _latent_invariant_columns(v)}
+           for k, v in classes.items()}
+    inv = {k: v for k, v in inv.items() if v and len(next(iter(v.values())))}
     h_lat = _merged(output, "latent")
-    if h_lat is not None and h_lat.sum(flow=True) > 0:
+    if inv:
+        n_inv = max(len(v) for v in inv.values())
+        jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
+            inv, max_panels=n_inv, data_label=data_label, path=p, formats=formats)))
+    elif h_lat is not None and h_lat.sum(flow=True) > 0:
         n_inv = len(h_lat.axes["invariant"])
         jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
             h_lat, category_axis="process", max_panels=max(n_inv, 1), data_label=data_label,

@@ -54,6 +54,7 @@ import contextlib
 import os
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ from coffea import processor
 from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
 
 __all__ = ["BadInputFileError", "LGAEProcessor", "LGAEScorer"]
+
+# coffea's NanoAOD schemas warn, in every worker and for every chunk, about cross-references of
+# collections that PFNano files do not have (LowPtElectron, JetSVs, ...). They are irrelevant to
+# this processor; silence exactly that message (this module is imported in each worker before
+# the events are built, when the processor is unpickled).
+warnings.filterwarnings("ignore", message="Missing cross-reference index", category=RuntimeWarning)
 
 #: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
 SCORE_BINS = (120, 1e-2, 1e10)
@@ -211,8 +218,6 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
             from lgae_hep.api import _empty_latent
 
             res.latent = _empty_latent(model, self._n())
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the processor counts invalid jets in its cutflow
             _apply_policy(res, valid, counts, "LGAEScorer")
