@@ -28,6 +28,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from .tensors import ABS_TOL, REL_TOL
 from .vectors import MOMENTUM_FIELDS, cartesian_components, momentum4d, pt_eta_phi_mass
 
 __all__ = [
@@ -114,6 +115,14 @@ def write_pfnano(
     Path
         The written file.
 
+    Raises
+    ------
+    ValueError
+        ``jets`` not ``[event][jet][particle]`` records, bad ``step_size``, ``jet_fields`` /
+        ``event_fields`` of the wrong shape, or a particle with negative energy (not
+        representable in pt/eta/phi/mass; NaN/inf and spacelike particles are written as given
+        and flagged invalid by the readers).
+
     Notes
     -----
     Branch types follow PFNano: kinematics float32, indices and ``charge``/``pdgId`` int32,
@@ -149,6 +158,17 @@ def write_pfnano(
 
     # particle kinematics (flat, particle order) ------------------------------------------------
     energy, px, py, pz = cartesian_components(jets)
+    negative = energy < 0
+    if negative.any():
+        # pt/eta/phi/mass cannot hold E < 0: mass**2 = E**2 - p**2 would turn it into a
+        # physical particle with E > 0 and hide the bad input from every reader
+        first = int(np.flatnonzero(negative)[0])
+        raise ValueError(
+            f"{int(negative.sum())} particle(s) with negative energy (first: particle {first} "
+            f"of the flattened input, E = {float(energy[first])!r} GeV); the PFNano layout "
+            "stores pt/eta/phi/mass and cannot represent E < 0; expected E >= 0 (NaN/inf and "
+            "E < |p| are written as they are and flagged by the readers)"
+        )
     fields = set(ak.fields(jets))
     if {"pt", "eta", "phi", "mass"} <= fields:
         pf_pt, pf_eta, pf_phi, pf_mass = (
@@ -581,7 +601,7 @@ def constituents_from_events(
         n_const_all = n_const_all[selected]
         total_jets = int(selected.sum())
 
-    # group by jet (stable), then sort by pT descending within jets, non-finite pT first -------
+    # group by jet (stable), then sort by pT descending within jets, invalid candidates first --
     if len(gjet) > 1 and np.any(gjet[1:] < gjet[:-1]):
         order = np.argsort(gjet, kind="stable")
         gcand = gcand[order]
@@ -597,9 +617,13 @@ def constituents_from_events(
         and np.array_equal(gcand, np.arange(n_entries, dtype=gcand.dtype))
     )
     pt = pf_cols["pt"] if identity else pf_cols["pt"][gcand]
-    if _needs_sort(pt, starts):
+    bad = _invalid_candidates(pf_cols)
+    if bad is not None and not identity:
+        bad = bad[gcand]
+    if _needs_sort(pt, starts, bad):
         key = np.negative(pt, dtype=np.float64)
-        key[~np.isfinite(pt)] = -np.inf
+        if bad is not None:
+            key[bad] = -np.inf
         local = ak.argsort(ak.unflatten(key, counts), axis=1, stable=True)
         order = np.asarray(ak.to_numpy(ak.flatten(local, axis=1)), np.int64)
         order += np.repeat(starts[:-1], counts)
@@ -643,11 +667,35 @@ def _check_range(
         )
 
 
-def _needs_sort(pt: np.ndarray, starts: np.ndarray) -> bool:
-    """True unless every jet (segments given by ``starts``) is already pT-descending & finite."""
+def _invalid_candidates(cols: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Candidates that :func:`lgae_hep.data.to_tensors` flags, or None when there are none.
+
+    Same criteria and tolerances as ``to_tensors``: a non-finite ``pt``/``eta``/``phi``/
+    ``mass``, ``pt < 0``, or a negative mass beyond the float tolerance of the ``E >= |p|``
+    test (``E**2 = |p|**2 - m**2`` for ``m < 0``, as `vector` does). Readers sort these first in
+    their jet so that truncation to the N hardest never hides them.
+    """
+    pt, eta, phi, mass = (cols[name] for name in MOMENTUM_FIELDS)
+    finite = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(mass)
+    if finite.all() and not (pt < 0).any() and not (mass < 0).any():
+        return None  # the common case: one cheap pass, no per-candidate work
+    bad = ~finite | (pt < 0)
+    neg = np.flatnonzero(finite & (mass < 0))
+    if len(neg):
+        with np.errstate(invalid="ignore", over="ignore"):
+            p_abs = np.abs(pt[neg].astype(np.float64)) * np.cosh(eta[neg].astype(np.float64))
+            m = mass[neg].astype(np.float64)
+            energy = np.sqrt(p_abs * p_abs - m * m)  # NaN when m**2 > p**2
+            bad[neg] = ~(energy >= p_abs * (1 - REL_TOL) - ABS_TOL)
+    return bad if bad.any() else None
+
+
+def _needs_sort(pt: np.ndarray, starts: np.ndarray, bad: np.ndarray | None = None) -> bool:
+    """True unless every jet (segments given by ``starts``) is already pT-descending and has
+    no invalid candidate (``bad``, sorted first) after a valid one."""
     if len(pt) < 2:
         return False
-    if not np.isfinite(pt).all():
+    if bad is not None or not np.isfinite(pt).all():
         return True
     rises = np.flatnonzero(pt[1:] > pt[:-1]) + 1  # positions where pT increases
     if len(rises) == 0:
