@@ -17,7 +17,10 @@ A jet is *invalid* when any of its particles (before truncation to the N hardest
   independently by ~1e-7 relative; a negative ``mass`` field enters through ``vector``'s
   sign-preserving ``E**2 = |p|**2 + m*|m|`` and is caught by the same test, i.e. when
   ``m**2 < -2e-4 |p|**2`` roughly),
-* a negative ``pt`` field (when the records have one).
+* a negative ``pt`` field (when the records have one),
+* a component too large for the output ``dtype`` (``|E|`` or ``|p|`` above
+  ``np.finfo(dtype).max``, e.g. 1e39 GeV in float64 input converted to float32), which would
+  otherwise become ``inf`` in the tensors.
 
 Invalid jets get ``valid = False``, their particles are zeroed and masked (no NaN ever reaches
 a network), and ``counts`` keeps their original multiplicity. ``on_invalid="raise"`` raises a
@@ -215,9 +218,12 @@ def to_tensors(
     pt = np.hypot(px, py)
 
     # ---- validity (per particle, then per jet); cheap whole-array tests first -----------
+    big = float(np.finfo(np_dtype).max)  # largest magnitude the output dtype holds
     with np.errstate(invalid="ignore", over="ignore"):
         p_abs = np.sqrt(px * px + py * py + pz * pz)
         all_finite = bool(np.isfinite(energy + p_abs).all())  # inf - inf, nan propagate
+        if all_finite and np_dtype != np.float64:
+            all_finite = bool((np.maximum(np.abs(energy), p_abs) <= big).all())
         physical = bool((energy >= p_abs * (1 - REL_TOL) - ABS_TOL).all())
         pt_field = None
         if "pt" in fields:
@@ -230,15 +236,17 @@ def to_tensors(
         jet_id = np.repeat(np.arange(n_jets), counts)
         with np.errstate(invalid="ignore", over="ignore"):
             finite = np.isfinite(energy) & np.isfinite(px) & np.isfinite(py) & np.isfinite(pz)
+            overflow = finite & (np.maximum(np.abs(energy), p_abs) > big)
             neg_e = finite & (energy < 0)
             spacelike = finite & ~neg_e & (energy < p_abs * (1 - REL_TOL) - ABS_TOL)
             neg_pt = np.zeros(total, bool) if pt_field is None else pt_field < 0
-        bad_particle = ~finite | neg_e | spacelike | neg_pt
+        bad_particle = ~finite | overflow | neg_e | spacelike | neg_pt
         valid = np.bincount(jet_id[bad_particle], minlength=n_jets) == 0
         for flag, text in (
             (neg_pt, "negative pt"),
             (spacelike, "E < |p| (spacelike / negative mass)"),
             (neg_e, "negative energy"),
+            (overflow, f"component beyond the {np_dtype} range"),
             (~finite, "non-finite component"),
         ):
             if flag.any():

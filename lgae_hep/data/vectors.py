@@ -98,15 +98,19 @@ def cartesian_components(particles: ak.Array) -> tuple[np.ndarray, ...]:
     m_name = _field(particles, _MASS_NAMES[:3])
     if {"pt", "eta", "phi"} <= fields and (e_name or m_name):
         pt, eta, phi = flat("pt"), flat("eta"), flat("phi")
-        px = pt * np.cos(phi)
-        py = pt * np.sin(phi)
-        pz = pt * np.sinh(eta)
-        if e_name is not None:
-            energy = flat(e_name)
-        else:
-            mass = flat(m_name)
-            # sign-preserving like `vector` (a negative mass is flagged by the validity checks)
-            with np.errstate(invalid="ignore"):
+        # non-finite or huge inputs (inf phi, |eta| beyond float32 sinh range, ...) give
+        # non-finite components, which the validity checks of ``to_tensors`` flag per jet;
+        # numpy's floating-point warnings would only add noise for the user
+        with np.errstate(invalid="ignore", over="ignore"):
+            px = pt * np.cos(phi)
+            py = pt * np.sin(phi)
+            pz = pt * np.sinh(eta)
+            if e_name is not None:
+                energy = flat(e_name)
+            else:
+                mass = flat(m_name)
+                # sign-preserving like `vector` (a negative mass is flagged by the validity
+                # checks)
                 energy = np.sqrt(px * px + py * py + pz * pz + mass * np.abs(mass))
         return energy, px, py, pz
     if {"px", "py", "pz"} <= fields and e_name:
@@ -123,7 +127,8 @@ def cartesian_components(particles: ak.Array) -> tuple[np.ndarray, ...]:
     }
     try:
         vec = ak.zip(vec_fields, with_name="Momentum4D", behavior=vector.backends.awkward.behavior)
-        comps = (vec.E, vec.px, vec.py, vec.pz)
+        with np.errstate(invalid="ignore", over="ignore"):
+            comps = (vec.E, vec.px, vec.py, vec.pz)
     except Exception as err:  # vector raises several types for unknown coordinate sets
         raise ValueError(
             f"cannot interpret record fields {sorted(fields)} as a Lorentz vector; expected e.g. "
