@@ -304,3 +304,30 @@ def test_dying_futures_worker_is_reported_not_silent(files):
         run({"QCD": [str(files["QCD"])]}, proc,
             processor.FuturesExecutor(workers=2, status=False))
     assert "terminated" in str(err.value).lower() or "exit" in str(err.value).lower()
+
+
+def test_invalid_jets_flagged_like_the_api(files, tmp_path):
+    """Same bad-input policy as lgae_hep.score: NaN score, counted, not filled."""
+    jets, labels = synth_events(30, 21, 0)
+    pt = ak.flatten(jets.pt, axis=None).to_numpy().copy()
+    pt[5] = np.nan  # one constituent of one jet
+    counts_j = ak.num(jets, axis=2)
+    flat = ak.zip({"pt": pt, "eta": ak.flatten(jets.eta, axis=None),
+                   "phi": ak.flatten(jets.phi, axis=None),
+                   "mass": ak.flatten(jets.mass, axis=None)}, with_name="Momentum4D")
+    bad_jets = ak.unflatten(ak.unflatten(flat, ak.flatten(counts_j)), ak.num(jets))
+    path = write_pfnano(tmp_path / "nan.root", bad_jets, jet_fields={"label": labels,
+                        "pt": ak.ones_like(labels) * 500.0, "eta": ak.zeros_like(labels) * 1.0,
+                        "phi": ak.zeros_like(labels) * 1.0, "mass": ak.ones_like(labels) * 50.0})
+    out = run({"bad": [str(path)]}, LGAEProcessor(str(files["model"])))["bad"]
+    s = out["columns"]["score"].value
+    assert out["cutflow"]["jets_invalid"] == 1 == int(np.isnan(s).sum())
+    assert out["cutflow"]["jets_scored"] == len(s) - 1
+    assert out["hists"]["score"].sum(flow=True) == len(s) - 1
+    consts = lgae_hep.read_nanoaod(path, max_particles=None, flat=True)
+    from lgae_hep.api import InvalidJetWarning
+
+    with pytest.warns(InvalidJetWarning, match="1 jet"):
+        ref = ak.to_numpy(lgae_hep.score(consts, str(files["model"])))
+    np.testing.assert_array_equal(np.isnan(ref), np.isnan(s))
+    np.testing.assert_allclose(ref[~np.isnan(ref)], s[~np.isnan(s)], rtol=1e-6)
