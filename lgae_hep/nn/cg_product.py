@@ -26,9 +26,13 @@ class CGProduct(torch.nn.Module):
     """Channel-wise CG products for all pairs of irreps up to ``maxdim``.
 
     The CG tensors of every ``(rep1, rep2)`` are stacked over the allowed outputs into one
-    ``(d1 * d2, sum d)`` matrix (a buffer, so it follows ``.to(device)``), so a pair costs one
-    outer product and one matmul. Products with the trivial irrep ``(0, 0)`` are plain
-    multiplications (their CG tensor is the identity).
+    ``(d1, d2, sum d)`` tensor (a buffer, so it follows ``.to(device)``). A pair costs either one
+    outer product ``x (x) y`` and one matmul with the table flattened to ``(d1 * d2, sum d)``, or,
+    when ``sum d <= d1`` (e.g. the Minkowski product of two 4-vectors), one matmul ``x @ C``
+    with the table flattened to ``(d1, d2 * sum d)`` followed by a product with ``y`` summed over
+    ``d2``, which never forms the larger outer product. Both give the same numbers up to
+    rounding. Products with the trivial irrep ``(0, 0)`` are plain multiplications (their CG
+    tensor is the identity).
 
     Parameters
     ----------
@@ -43,6 +47,7 @@ class CGProduct(torch.nn.Module):
         self.maxdim = maxdim
         tables = cg_tables(maxdim, dtype=complex_dtype(dtype))
         self._outs: dict[tuple, list[tuple[tuple[int, int], int]]] = {}
+        self._left: set[tuple] = set()
         pairs = sorted({(r1, r2) for (r1, r2, _) in tables})
         for r1, r2 in pairs:
             outs = allowed_products(r1, r2, maxdim)
@@ -51,8 +56,16 @@ class CGProduct(torch.nn.Module):
             self._outs[(r1, r2)] = [(r, irrep_dim(r)) for r in outs]
             if r1 == (0, 0) or r2 == (0, 0):
                 continue
-            mat = torch.cat([tables[(r1, r2, r)] for r in outs], dim=-1)
-            mat = mat.reshape(irrep_dim(r1) * irrep_dim(r2), -1)
+            d1, d2 = irrep_dim(r1), irrep_dim(r2)
+            mat = torch.cat([tables[(r1, r2, r)] for r in outs], dim=-1)  # (d1, d2, dtot)
+            dtot = mat.shape[-1]
+            if dtot <= d1:
+                # contract the left operand first: (x @ C) has d2 * dtot <= d1 * d2 entries,
+                # less than the outer product x (x) y (e.g. 4 instead of 16 for 4-vector . 4-vector)
+                self._left.add((r1, r2))
+                mat = mat.reshape(d1, d2 * dtot)
+            else:
+                mat = mat.reshape(d1 * d2, dtot)
             self.register_buffer(_name(r1, r2), mat.clone(), persistent=False)
 
     def outputs(self, r1: tuple[int, int], r2: tuple[int, int]) -> list[tuple[int, int]]:
@@ -72,8 +85,13 @@ class CGProduct(torch.nn.Module):
         if r2 == (0, 0):
             return {r1: x * y}
         mat = getattr(self, _name(r1, r2))
-        prod = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)
-        res = prod @ mat
+        if (r1, r2) in self._left:
+            d2 = y.shape[-1]
+            xc = (x @ mat).unflatten(-1, (d2, -1))  # (..., tau or 1, d2, dtot)
+            res = (xc * y.unsqueeze(-1)).sum(-2)
+        else:
+            prod = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)
+            res = prod @ mat
         return dict(zip([r for r, _ in outs], res.split([d for _, d in outs], dim=-1)))
 
 

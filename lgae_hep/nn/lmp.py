@@ -106,26 +106,35 @@ class LMPLayer(nn.Module):
             bool (B, N).
         """
         cg = self.cg
-        parts: dict[tuple[int, int], list[torch.Tensor]] = {r: [feats[r]] for r in self.in_order}
-        for r, ts in cg_pair(cg, {r: feats[r] for r in self.in_order},
-                             {r: feats[r] for r in self.in_order}, symmetric=True).items():
+        x_in = {r: feats[r] for r in self.in_order}
+        parts: dict[tuple[int, int], list[torch.Tensor]] = {r: [x] for r, x in x_in.items()}
+        for r, ts in cg_pair(cg, x_in, x_in, symmetric=True).items():
             parts.setdefault(r, []).extend(ts)
-        weights = self.radial(basis)  # (tau * len(in_order), B, N, N)
+        # Messages by linearity: one batched matmul of the per-channel pair weights with the
+        # real-flattened operands [F_j, p_j (x) F_j] of all input irreps and channels at once.
+        weights = self.radial(basis)  # (C, B, N, N), C = tau * len(in_order)
+        b, n = mask.shape
         tau = self.tau_in
-        for k, r_in in enumerate(self.in_order):
-            x = feats[r_in]
-            outs = self.msg_outs[r_in]
-            if not outs:
-                continue
+        blocks = []
+        for r_in, x in x_in.items():
             g = cg(pos, VECTOR, x, r_in)  # p_j (x) F_j
-            blocks = [x] + [g[r] for r in outs]
-            sizes = [2 * t.shape[-1] for t in blocks]
-            h = torch.cat([_real_flat(t) for t in blocks], dim=-1)  # (B, N, tau, D)
-            agg = torch.matmul(weights[k * tau:(k + 1) * tau], h.permute(2, 0, 1, 3))
-            agg = agg.permute(1, 2, 0, 3)  # (B, N, tau, D): sum_j w_ij [F_j, p_j (x) F_j]
-            pieces = agg.split(sizes, dim=-1)
+            blocks.append([x] + [g[r] for r in self.msg_outs[r_in]])
+        sizes = [[2 * t.shape[-1] for t in blk] for blk in blocks]
+        width = max(sum(sz) for sz in sizes)
+        h = weights.new_zeros(len(blocks) * tau, b, n, width)
+        for k, (blk, sz) in enumerate(zip(blocks, sizes)):
+            off = 0
+            for t, w in zip(blk, sz):
+                # (B, N, tau, d) complex -> (tau, B, N, 2d) real, written into its slot
+                h[k * tau:(k + 1) * tau, :, :, off:off + w] = _real_flat(t).permute(2, 0, 1, 3)
+                off += w
+        # sum_j w_ij [F_j, p_j (x) F_j] -> (C, B, N, width). Computed as (h^T W^T)^T: the same
+        # products, but MKL's batched GEMM is ~2x faster with the long (N x N) operand on the right
+        agg = torch.matmul(h.transpose(-1, -2), weights.transpose(-1, -2)).transpose(-1, -2)
+        for k, (r_in, sz) in enumerate(zip(x_in, sizes)):
+            pieces = agg[k * tau:(k + 1) * tau, ..., :sum(sz)].permute(1, 2, 0, 3).split(sz, dim=-1)
             pa = cg(pos, VECTOR, _complex(pieces[0]), r_in)  # p_i (x) sum_j w_ij F_j
-            for r, piece in zip(outs, pieces[1:]):
+            for r, piece in zip(self.msg_outs[r_in], pieces[1:]):
                 parts.setdefault(r, []).append(pa[r] - _complex(piece))
         cat = {r: torch.cat(ts, dim=2) for r, ts in parts.items()}
         cat[SCALAR] = torch.cat([cat[SCALAR], self.mlp(cat[SCALAR])], dim=2)
