@@ -3,9 +3,16 @@
 For every configuration (LGAE-Mix tau_v=2, LGAE-Min-Max tau_v=4, GNNAE-JL, GNNAE-PL) x dtype
 (float32, float64) x batch size (256, 1024) a fresh subprocess measures
 
-* forward throughput without gradients (jets/s),
+* forward throughput without gradients (jets/s, under ``torch.inference_mode``),
 * training-step throughput: forward + Chamfer (in the model's scaled units) + backward + Adam,
 * the parameter count and the subprocess's peak RSS (``resource.getrusage(...).ru_maxrss``).
+
+Throughput is reported from wall time and from the process's CPU time
+(``time.process_time``), each the best of ``--reps`` timed calls after one warm-up call. On a
+shared, oversubscribed machine wall time measures the machine's load more than the model; CPU
+time per jet divided by the thread count is the better comparison (with 2 threads it also counts
+OpenMP spin-waiting). The load average is printed with the table; compare A/B numbers only from
+the same run.
 
 Usage::
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -64,16 +72,20 @@ def worker(spec: dict) -> dict:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def timed(fn, reps):
+        """Best (wall, CPU) seconds of ``reps`` calls after one warm-up call."""
         fn()
         sync()
-        t0 = time.perf_counter()
+        walls, cpus = [], []
         for _ in range(reps):
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-        sync()
-        return (time.perf_counter() - t0) / reps
+            sync()
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        return min(walls), min(cpus)
 
     model.eval()
-    with torch.no_grad():
+    with torch.inference_mode():
         t_inf = timed(lambda: model(p4, mask), spec["reps"])
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -85,11 +97,13 @@ def worker(spec: dict) -> dict:
         loss.backward()
         opt.step()
 
-    t_train = timed(step, max(1, spec["reps"] // 2))
+    t_train = timed(step, max(2, spec["reps"] // 2))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     return {
-        "infer": spec["batch"] / t_inf,
-        "train": spec["batch"] / t_train,
+        "infer": spec["batch"] / t_inf[0],
+        "train": spec["batch"] / t_train[0],
+        "infer_cpu": spec["batch"] / t_inf[1],
+        "train_cpu": spec["batch"] / t_train[1],
         "params": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
         "rss_gb": rss,
         "gpu_gb": (torch.cuda.max_memory_allocated() / 1024**3) if device.type == "cuda" else None,
@@ -109,11 +123,14 @@ def main(argv=None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     dtypes = ["float32"] if args.quick else ["float32", "float64"]
-    reps = args.reps or (2 if args.quick else 4)
-    print(f"device={args.device} threads={args.threads} N=30 "
-          "(params counted in real numbers; RSS = peak of a fresh subprocess)")
-    head = (f"{'model':<24} {'dtype':<8} {'batch':>5} {'infer jets/s':>13} "
-            f"{'train jets/s':>13} {'params':>8} {'peak RSS GB':>12}")
+    reps = args.reps or (3 if args.quick else 4)
+    load = os.getloadavg()
+    print(f"device={args.device} threads={args.threads} N=30 reps={reps} "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs\n"
+          "jets/s from the best wall time and (in brackets) from the best CPU time of the "
+          "process; params in real numbers; RSS = peak of a fresh subprocess")
+    head = (f"{'model':<24} {'dtype':<8} {'batch':>5} {'infer jets/s (cpu)':>20} "
+            f"{'train jets/s (cpu)':>20} {'params':>8} {'peak RSS GB':>12}")
     print(head)
     print("-" * len(head))
     for name in args.models:
@@ -130,8 +147,12 @@ def main(argv=None) -> int:
                 mem = f"{r['rss_gb']:.2f}"
                 if r["gpu_gb"] is not None:
                     mem += f" (GPU {r['gpu_gb']:.2f})"
-                print(f"{name:<24} {dt:<8} {b:>5} {r['infer']:>13.0f} {r['train']:>13.0f} "
+                inf = f"{r['infer']:.0f} ({r['infer_cpu']:.0f})"
+                tr = f"{r['train']:.0f} ({r['train_cpu']:.0f})"
+                print(f"{name:<24} {dt:<8} {b:>5} {inf:>20} {tr:>20} "
                       f"{r['params']:>8} {mem:>12}", flush=True)
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     return 0
 
 
