@@ -245,7 +245,7 @@ def _tensorize(jets: ak.Array, n: int) -> ak.Array:
     from lgae_hep.data import to_tensors
 
     if ak.backend(jets) == "typetracer":
-        empty = ak.typetracer.empty_if_typetracer(jets)
+        empty = ak.typetracer.length_zero_if_typetracer(jets)
         out = _tensorize(empty, n)
         return ak.Array(out.layout.to_typetracer(forget_length=True), behavior=out.behavior)
     flat = jets
