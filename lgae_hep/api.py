@@ -271,6 +271,8 @@ class _BatchResult:
     latent: dict[Any, np.ndarray] | None
     reco_p4: np.ndarray | None
     reco_mask: np.ndarray | None
+    #: per jet: the network's output (score, latent, reconstruction) is finite
+    finite: np.ndarray | None = None
 
 
 def _forward_fixed(
@@ -290,6 +292,7 @@ def _forward_fixed(
     dtype, device = _model_dtype_device(model)
     n_jets = int(p4.shape[0])
     scores = np.empty(n_jets, dtype=np.float64)
+    finite = np.ones(n_jets, dtype=bool)
     latents: dict[Any, list[np.ndarray]] = {}
     reco_p4: list[np.ndarray] = []
     reco_mask: list[np.ndarray] = []
@@ -303,8 +306,16 @@ def _forward_fixed(
                 x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
                 m = torch.cat([m, m.new_zeros((pad, *m.shape[1:]))])
             out = model(x, m)
-            s = chamfer(x, out.p4, m, out.mask)
-            scores[start:stop] = s[: stop - start].double().cpu().numpy()
+            # The score is computed in float64 whatever the model dtype: a finite float32
+            # reconstruction far from the input would otherwise square past 3.4e38 into inf.
+            s = chamfer(x.double(), out.p4.double(), m, out.mask)
+            k = stop - start
+            scores[start:stop] = s[:k].cpu().numpy()
+            ok = torch.isfinite(s[:k])
+            for z in out.latent.values():
+                ok &= torch.isfinite(torch.view_as_real(z[:k]) if z.is_complex() else z[:k]) \
+                    .flatten(1).all(1)
+            finite[start:stop] = ok.cpu().numpy()
             if want_latent:
                 for key, z in out.latent.items():
                     latents.setdefault(key, []).append(z[: stop - start].detach().cpu().numpy())
@@ -319,6 +330,7 @@ def _forward_fixed(
         latent=latent,
         reco_p4=np.concatenate(reco_p4) if (want_reco and reco_p4) else None,
         reco_mask=np.concatenate(reco_mask) if (want_reco and reco_mask) else None,
+        finite=finite,
     )
 
 
@@ -408,6 +420,7 @@ def _run(
         reco_mask = np.concatenate([p.reco_mask for p in parts]) if want_reco else None
         valid = np.concatenate(valids)
         count = np.concatenate(counts)
+        finite = np.concatenate([p.finite for p in parts])
     else:
         score = np.zeros(0)
         latent = _empty_latent(model, n) if want_latent else None
@@ -415,8 +428,10 @@ def _run(
         reco_mask = np.zeros((0, n), bool) if want_reco else None
         valid = np.zeros(0, bool)
         count = np.zeros(0, np.int64)
-    result = _BatchResult(score=score, latent=latent, reco_p4=reco_p4, reco_mask=reco_mask)
-    _apply_policy(result, valid, count, desc)
+        finite = np.zeros(0, bool)
+    result = _BatchResult(score=score, latent=latent, reco_p4=reco_p4, reco_mask=reco_mask,
+                          finite=finite)
+    valid = _apply_policy(result, valid, count, desc)
     return result, valid, count, structure, n
 
 
@@ -433,19 +448,35 @@ def _empty_latent(model: Any, n: int) -> dict[Any, np.ndarray]:
     return {k: v.detach().cpu().numpy()[:0] for k, v in out.latent.items()}
 
 
-def _apply_policy(result: _BatchResult, valid: np.ndarray, counts: np.ndarray, what: str) -> None:
-    """Empty jets -> 0 score / zero latent / no particles; invalid jets -> NaN (+ one warning)."""
+def _apply_policy(
+    result: _BatchResult, valid: np.ndarray, counts: np.ndarray, what: str
+) -> np.ndarray:
+    """Apply the project's bad-input policy in place and return the final per-jet validity.
+
+    * empty jets: score 0.0, zero latent, no particles;
+    * invalid input jets (``valid`` False): NaN score and latent (NaN + NaN j for complex
+      latents), no reconstruction;
+    * valid jets on which the network overflows (non-finite score or latent, which happens
+      only far outside the momentum range a model was trained on): treated like invalid jets.
+
+    One :class:`InvalidJetWarning` counts the jets of each kind; a NaN is never silent.
+    """
     empty = counts == 0
-    invalid = ~valid
+    overflow = valid & ~empty
+    if result.finite is not None:
+        overflow &= ~result.finite
+    else:
+        overflow[:] = False
+    invalid = ~valid | overflow
     result.score[empty] = 0.0
     result.score[invalid] = np.nan
     if result.latent is not None:
         for z in result.latent.values():
             z[empty] = 0
-            z[invalid] = np.nan
+            z[invalid] = complex(np.nan, np.nan) if np.iscomplexobj(z) else np.nan
     if result.reco_mask is not None:
         result.reco_mask[empty] = False
-    n_bad = int(invalid.sum())
+    n_bad, n_over = int((~valid).sum()), int(overflow.sum())
     if n_bad:
         warnings.warn(
             f"{what}: {n_bad} jet(s) with non-finite or unphysical momenta (NaN/inf, negative "
@@ -453,6 +484,15 @@ def _apply_policy(result: _BatchResult, valid: np.ndarray, counts: np.ndarray, w
             InvalidJetWarning,
             stacklevel=4,
         )
+    if n_over:
+        warnings.warn(
+            f"{what}: the network overflowed (non-finite output) on {n_over} jet(s), far "
+            "outside the momentum range it was trained on: their result is NaN (None for "
+            "reconstruct); a float64 model extends the range",
+            InvalidJetWarning,
+            stacklevel=4,
+        )
+    return ~invalid
 
 
 def _restore(values: Any, structure: tuple[np.ndarray, ...]) -> ak.Array:

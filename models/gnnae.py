@@ -123,7 +123,9 @@ class _MPLayer(nn.Module):
         eye = torch.eye(n, dtype=torch.bool, device=h.device)
         pair = (mask.unsqueeze(2) & mask.unsqueeze(1) & ~eye).to(h.dtype)  # (B, N, N)
         cnt = pair.sum(2, keepdim=True).clamp(min=1)
-        agg = torch.einsum("bij,bijh->bih", pair / cnt, msg)
+        # an explicit weighted sum rather than einsum: einsum's GEMM blocking depends on the
+        # batch size, which made a jet's output differ by 1 ulp with its batch mates
+        agg = ((pair / cnt).unsqueeze(-1) * msg).sum(2)
         out = self.n_2(self.act(self.n_1(torch.cat([h, agg], -1))))
         return out * mask.unsqueeze(-1).to(h.dtype)
 

@@ -220,7 +220,7 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
             res.latent = _empty_latent(model, self._n())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the processor counts invalid jets in its cutflow
-            _apply_policy(res, valid, counts, "LGAEScorer")
+            valid = _apply_policy(res, valid, counts, "LGAEScorer")
         out = {"score": res.score, "valid": valid, "n_particles": counts}
         if self.latent and res.latent is not None:
             cols, _ = latent_columns(res.latent)

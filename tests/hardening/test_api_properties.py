@@ -119,11 +119,6 @@ def test_score_finite_for_legal_jets(case, name):
     assert np.isfinite(s).all(), (s, case.counts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api scores in the model dtype: a float32 LGAE output of ~4e19 GeV (finite) gives "
-    "an inf Chamfer score (squares > 3.4e38); see test_api_regressions",
-)
 @bounded(25)
 @given(case=jet_cases(max_outer=4))
 def test_score_finite_for_legal_jets_float32(case):

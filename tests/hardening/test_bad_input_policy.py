@@ -99,10 +99,7 @@ def test_read_nanoaod_then_to_tensors(tmp_path):
 
 @pytest.mark.parametrize("entry", [
     "score",
-    pytest.param("encode", marks=pytest.mark.xfail(
-        strict=True, reason="api._apply_policy writes np.nan into complex latents, which "
-        "leaves the imaginary parts of the latent scalars (scalars_im) at 0.0 for invalid jets; "
-        "see test_api_regressions")),
+    "encode",
     "reconstruct",
 ])
 def test_api_entry_points(model, entry):
