@@ -227,3 +227,17 @@ def test_epoch_size_and_time_budget(tmp_path):
     res = fit(dict(TINY_GNNAE), train, val, epochs=3, out_dir=tmp_path, epoch_size=40,
               resume=True, **KW)
     assert res.epochs_run == 3 and res.history[-1]["step"] == 6
+
+
+def test_resume_with_a_different_architecture_is_refused(tmp_path):
+    from lgae_hep.checkpoint import CheckpointError
+
+    train, val = make_jets(64, 1), make_jets(16, 2)
+    fit(dict(TINY_GNNAE), train, val, epochs=1, out_dir=tmp_path, **KW)
+    other = dict(TINY_GNNAE, encoding="particle", latent_dim=2)
+    with pytest.raises(CheckpointError, match="cannot resume.*differs"):
+        fit(other, train, val, epochs=2, out_dir=tmp_path, resume=True, **KW)
+    lgae = {"architecture": "lgae", "num_particles": 8, "tau_v": 1, "encoder_channels": (2,),
+            "decoder_channels": (2,)}
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        fit(lgae, train, val, epochs=2, out_dir=tmp_path, resume=True, **KW)
