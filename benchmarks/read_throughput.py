@@ -83,7 +83,8 @@ def main() -> None:
     parser.add_argument("--jets", type=int, default=50_000)
     parser.add_argument("--num-particles", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--compression", choices=["zlib", "lz4", "none"], default="zlib")
+    parser.add_argument("--compression", choices=["zlib", "lz4", "none"], default="lz4",
+                        help="basket compression (default lz4, as write_pfnano writes)")
     parser.add_argument("--out", type=Path, default=None, help="keep the file here")
     args = parser.parse_args()
 
