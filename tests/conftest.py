@@ -1,4 +1,8 @@
-"""Small generated jets for the model tests."""
+"""Shared test fixtures: small generated jets and Lorentz transformations for the network tests.
+
+The tests under tests/nn and tests/models run with one torch intra-op thread (see
+``one_torch_thread``); everything else keeps torch's default.
+"""
 
 from __future__ import annotations
 
@@ -47,10 +51,18 @@ def random_lorentz():
     return _random_lorentz
 
 
+_ONE_THREAD_DIRS = ("nn", "models")
+
+
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CI machine OpenMP barriers with two
-    threads make these small-tensor tests ~30x slower."""
+def _one_torch_thread_for_network_tests(request):
+    """One intra-op thread for tests/nn and tests/models: on a shared, oversubscribed CI
+    machine OpenMP barriers with two threads make these small-tensor tests ~30x slower.
+    Other tests keep torch's default."""
+    folder = request.node.path.parent
+    if folder.name not in _ONE_THREAD_DIRS or folder.parent.name != "tests":
+        yield
+        return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
