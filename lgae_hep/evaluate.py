@@ -751,14 +751,9 @@ class EvaluationResult:
     @classmethod
     def from_json(cls, path: str | Path) -> EvaluationResult:
         """Read a result written by :meth:`to_json`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"evaluation result file {str(path)!r} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        from lgae_hep._jsonio import read_json
+
+        return cls.from_dict(read_json(path, "evaluation result file"))
 
     def summary_table(self) -> str:
         """Markdown table in the paper's format: AUC and eps_s at each eps_b per signal."""

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from lgae_hep._jsonio import read_json
+
 __all__ = [
     "LABEL_NAMES",
     "RunResult",
@@ -81,12 +83,7 @@ def load_fileset(fileset: str | Path | Mapping[str, Any]) -> dict[str, list[str]
     base = None
     if isinstance(fileset, str | Path):
         path = Path(fileset)
-        if not path.is_file():
-            raise ValueError(f"fileset {str(path)!r} does not exist; expected a JSON file")
-        try:
-            fileset = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"fileset {str(path)!r} is not valid JSON: {err}") from err
+        fileset = read_json(path, "fileset", "; expected a JSON file")
         base = path.resolve().parent
     if not isinstance(fileset, Mapping) or not fileset:
         raise ValueError(

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._jsonio import read_json
 from .checkpoint import (
     CheckpointError,
     _atomic_torch_save,  # noqa: F401  (re-exported for tools that write run files)
@@ -941,21 +942,15 @@ _TRAIN_DEFAULTS = {"epochs": 50, "batch_size": 256, "lr": 1e-3, "patience": 10,
 
 def _read_config_file(path: str) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--config {path!r} does not exist")
-    text = p.read_text()
-    if p.suffix.lower() in (".yaml", ".yml"):
+    if p.suffix.lower() in (".yaml", ".yml") and p.is_file():
         try:
             import yaml
         except ImportError:
             raise ValueError(f"--config {path!r} is YAML but PyYAML is not installed; "
                              "use a JSON file") from None
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(p.read_text())
     else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"--config {path!r} is not valid JSON: {err}") from None
+        data = read_json(p, "--config")
     if not isinstance(data, dict):
         raise ValueError(f"--config {path!r} must hold a mapping, got {type(data).__name__}")
     return data
