@@ -401,53 +401,34 @@ def _paper_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def _reco_table(results: dict[str, dict[str, Any]]) -> str:
-    feats = [("particle", "pt_rel"), ("particle", "eta_rel"), ("particle", "phi_rel"),
-             ("jet", "mass"), ("jet", "pt"), ("jet", "eta")]
-    rows = ["| model | " + " | ".join(f"{f} median (IQR)" for _, f in feats) + " |",
-            "|---|" + "---|" * len(feats)]
+#: (level, feature) columns of the reconstruction tables, as in lgae_hep.evaluate's output
+RECO_FEATURES = [("particle", "pt_rel"), ("particle", "eta_rel"), ("particle", "phi_rel"),
+                 ("jet", "mass"), ("jet", "pt"), ("jet", "eta")]
+
+
+def _feature_table(results: dict[str, dict[str, Any]], header: str, cell) -> str:
+    """One row per model with a reconstruction summary; ``cell(summary or None) -> str``."""
+    rows = ["| model | " + " | ".join(header.format(f) for _, f in RECO_FEATURES) + " |",
+            "|---|" + "---|" * len(RECO_FEATURES)]
     for name, r in results.items():
         reco = r.get("reconstruction")
         if not reco:
             continue
-        cells = []
-        for level, f in feats:
-            s = _find_summary(reco, level, f)
-            cells.append("-" if s is None else f"{s['median']:+.3f} ({s['iqr']:.3f})")
+        cells = [cell(reco.get(level, {}).get(f)) for level, f in RECO_FEATURES]
         rows.append(f"| {MODELS[name]['label']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
-def _find_summary(reco: dict[str, Any], level: str, feat: str) -> dict[str, float] | None:
-    for key in (level, f"{level}s", f"{level}_errors", f"{level}_features"):
-        block = reco.get(key)
-        if isinstance(block, dict) and isinstance(block.get(feat), dict):
-            s = block[feat]
-            if "median" in s and "iqr" in s:
-                return s
-    errs = reco.get("errors", {})
-    if isinstance(errs, dict):
-        for k in (feat, f"{level}_{feat}"):
-            if isinstance(errs.get(k), dict) and "median" in errs[k]:
-                return errs[k]
-    return None
+def _reco_table(results: dict[str, dict[str, Any]]) -> str:
+    return _feature_table(
+        results, "{} median (IQR)",
+        lambda s: "-" if s is None else f"{s['median']:+.3f} ({s['iqr']:.3f})")
 
 
 def _w1_table(results: dict[str, dict[str, Any]]) -> str:
-    feats = [("particle", "pt_rel"), ("particle", "eta_rel"), ("particle", "phi_rel"),
-             ("jet", "mass"), ("jet", "pt"), ("jet", "eta")]
-    rows = ["| model | " + " | ".join(f"W1 {f}" for _, f in feats) + " |",
-            "|---|" + "---|" * len(feats)]
-    for name, r in results.items():
-        reco = r.get("reconstruction")
-        if not reco:
-            continue
-        cells = []
-        for level, f in feats:
-            s = _find_summary(reco, level, f)
-            cells.append("-" if s is None or s.get("w1") is None else f"{s['w1']:.4g}")
-        rows.append(f"| {MODELS[name]['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    return _feature_table(
+        results, "W1 {}",
+        lambda s: "-" if s is None or s.get("w1") is None else f"{s['w1']:.4g}")
 
 
 def _roc_plot(results: dict[str, dict[str, Any]], path: Path) -> None:
