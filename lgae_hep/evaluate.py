@@ -1066,6 +1066,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use at most this many jets per file")
     parser.add_argument("--eps-b", type=float, nargs="+", default=list(DEFAULT_EPS_B),
                         help="background efficiencies of the quoted signal efficiencies")
+    parser.add_argument("--metric", choices=["chamfer", "chamfer-dr"], default="chamfer",
+                        help="anomaly-score metric (see lgae_hep.score): Cartesian Chamfer in "
+                        "GeV^2 (default) or the pT-weighted angular Chamfer distance")
     parser.add_argument("--no-reconstruction", action="store_true",
                         help="skip the reconstruction metrics")
     parser.add_argument("--no-plots", action="store_true")
@@ -1115,7 +1118,7 @@ def cli_main(args: argparse.Namespace) -> int:
     signals = {n: read(p) for n, p in zip(names, args.signal)}
 
     def score_fn(jets: Any) -> Any:
-        return api.score(jets, model=model)
+        return api.score(jets, model=model, metric=args.metric)
 
     def reconstruct_fn(jets: Any) -> tuple:
         # the input as the model sees it (N hardest, invalid jets masked); the reconstruction
@@ -1155,6 +1158,7 @@ def cli_main(args: argparse.Namespace) -> int:
     result.metadata["files"] = {
         "background": args.background, "signals": dict(zip(names, args.signal)),
     }
+    result.metadata["score_metric"] = args.metric
     result.to_json(Path(args.outdir) / "metrics.json")
     print(result.summary_table())
     print(f"results written to {Path(args.outdir).resolve()}")

@@ -74,6 +74,11 @@ warnings.filterwarnings("ignore", message="Missing cross-reference index", categ
 
 #: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
 SCORE_BINS = (120, 1e-2, 1e10)
+#: Score axis per anomaly-score metric: (bins, lo, hi) and axis label.
+SCORE_AXES = {
+    "chamfer": (SCORE_BINS, "Anomaly score (Chamfer) [GeV$^2$]"),
+    "chamfer-dr": ((100, 1e-4, 10.0), r"Anomaly score (Chamfer $\Delta R$, $p_T$-weighted)"),
+}
 MASS_BINS = (60, 0.0, 300.0)
 PT_BINS = (60, 0.0, 3000.0)
 LATENT_BINS = (100, -25.0, 25.0)
@@ -128,6 +133,8 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         setting alone.
     latent : bool
         Also return the latent columns.
+    metric : {"chamfer", "chamfer-dr"}
+        Anomaly-score metric, as in :func:`lgae_hep.score`.
     """
 
     def __init__(
@@ -139,8 +146,10 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         device: str | None = None,
         torch_threads: int | None = 1,
         latent: bool = True,
+        metric: str = "chamfer",
     ) -> None:
         from lgae_hep.api import resolve_model
+        from lgae_hep.losses import check_metric
 
         nonserializable_attribute.__init__(self, ["model"])
         numpy_call_wrapper.__init__(self)
@@ -151,6 +160,7 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         self.device = device
         self.torch_threads = torch_threads
         self.latent = bool(latent)
+        self.metric = check_metric(metric)
 
     # -- non-serialisable model ----------------------------------------------------------------
     def _create_model(self) -> Any:
@@ -213,6 +223,7 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
                 batch_size=self.batch_size,
                 want_latent=self.latent,
                 want_reco=False,
+                metric=self.metric,
             )
         if self.latent and b == 0:
             from lgae_hep.api import _empty_latent
@@ -310,6 +321,9 @@ class LGAEProcessor(processor.ProcessorABC):
     skim_dir : str or Path, optional
         Where skims go (``<skim_dir>/<dataset>/<file stem>_<start>-<stop>.<ext>``); required
         with ``skim``.
+    metric : {"chamfer", "chamfer-dr"}
+        Anomaly-score metric, as in :func:`lgae_hep.score` (the score histogram's binning and
+        label follow it).
     """
 
     def __init__(
@@ -328,8 +342,10 @@ class LGAEProcessor(processor.ProcessorABC):
         columns: bool = True,
         skim: str | None = None,
         skim_dir: str | Path | None = None,
+        metric: str = "chamfer",
     ) -> None:
         from lgae_hep.api import resolve_model
+        from lgae_hep.losses import check_metric
 
         if not isinstance(jets, str) or not jets.isidentifier():
             raise ValueError(f"jets must be a collection name such as 'FatJet', got {jets!r}")
@@ -347,6 +363,7 @@ class LGAEProcessor(processor.ProcessorABC):
                 f"torch_threads must be a positive integer or None, got {torch_threads!r}"
             )
         resolve_model(model)
+        self.metric = check_metric(metric)
         self.model = str(model)
         self.jets = jets
         self.pt_min = pt_min
@@ -365,7 +382,7 @@ class LGAEProcessor(processor.ProcessorABC):
     def scorer(self) -> LGAEScorer:
         """The per-process :class:`LGAEScorer` for these settings (created once per worker)."""
         key = (self.model, self.max_particles, self.batch_size, self.device,
-               self.torch_threads, self.latent)
+               self.torch_threads, self.latent, self.metric)
         scorer = _SCORERS.get(key)
         if scorer is None:
             scorer = LGAEScorer(
@@ -375,6 +392,7 @@ class LGAEProcessor(processor.ProcessorABC):
                 device=self.device,
                 torch_threads=self.torch_threads,
                 latent=self.latent,
+                metric=self.metric,
             )
             _SCORERS[key] = scorer
         return scorer
@@ -457,7 +475,8 @@ class LGAEProcessor(processor.ProcessorABC):
                     flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
         import hist
 
-        score_ax = hist.axis.Regular(*SCORE_BINS, name="score", label="Anomaly score [GeV$^2$]",
+        bins, label = SCORE_AXES[self.metric]
+        score_ax = hist.axis.Regular(*bins, name="score", label=label,
                                      transform=hist.axis.transform.log)
 
         def cat() -> Any:

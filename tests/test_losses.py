@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from lgae_hep.losses import chamfer, hungarian_match, hungarian_mse, mse
+from lgae_hep.lorentz import lorentz_matrix
+from lgae_hep.losses import (
+    SCORE_METRICS,
+    anomaly_score,
+    chamfer,
+    chamfer_dr,
+    hungarian_match,
+    hungarian_mse,
+    mse,
+)
 
 
 def _clouds(rng, b=6, n=7, m=5, p_keep=0.7):
@@ -125,3 +134,119 @@ def test_bad_input():
         chamfer(x, torch.zeros(3, 3, 4))
     with pytest.raises(ValueError, match="reduction"):
         chamfer(x, x, reduction="avg")
+
+
+# ----------------------------------------------------------------------------- chamfer_dr
+def _dr_brute(x, y, mx, my):
+    """Reference chamfer_dr, particle loops in plain Python/numpy."""
+    out = []
+    for b in range(x.shape[0]):
+        xs = [p for p, keep in zip(x[b], mx[b]) if keep]
+        ys = [p for p, keep in zip(y[b], my[b]) if keep]
+
+        def pep(p):
+            pt = np.hypot(p[1], p[2])
+            return pt, np.arcsinh(p[3] / pt), np.arctan2(p[2], p[1])
+
+        def dr(a, c):
+            _, ea, fa = pep(a)
+            _, ec, fc = pep(c)
+            dphi = (fa - fc + np.pi) % (2 * np.pi) - np.pi
+            return np.hypot(ea - ec, dphi)
+
+        total = sum(pep(p)[0] for p in xs)
+        s = sum(pep(p)[0] * min(dr(p, q) for q in ys) for p in xs)
+        s += sum(pep(q)[0] * min(dr(p, q) for p in xs) for q in ys)
+        out.append(s / total)
+    return np.array(out)
+
+
+def test_chamfer_dr_matches_brute_force(make_jets):
+    x, mx = make_jets(6, 9, seed=11)
+    y, my = make_jets(6, 7, seed=12)
+    my[:, 0] = True
+    got = chamfer_dr(x, y, mx, my).numpy()
+    np.testing.assert_allclose(got, _dr_brute(x.numpy(), y.numpy(), mx.numpy(), my.numpy()),
+                               rtol=1e-12)
+    # numpy in, numpy out; per-jet values do not depend on the batch
+    alone = chamfer_dr(x[2:3].numpy(), y[2:3].numpy(), mx[2:3].numpy(), my[2:3].numpy())
+    assert isinstance(alone, np.ndarray)
+    assert alone[0] == got[2]
+
+
+def test_chamfer_dr_zero_padding_and_permutation(make_jets):
+    x, mx = make_jets(4, 10, seed=13)
+    assert torch.equal(chamfer_dr(x, x, mx, mx), torch.zeros(4, dtype=x.dtype))
+    y, my = make_jets(4, 10, seed=14)
+    ref = chamfer_dr(x, y, mx, my)
+    # garbage in padded slots changes nothing
+    xg = torch.where(mx[..., None], x, torch.full_like(x, 1e12))
+    assert torch.equal(chamfer_dr(xg, y, mx, my), ref)
+    # particle order does not matter
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(chamfer_dr(x[:, perm], y, mx[:, perm], my), ref, rtol=1e-13)
+
+
+def test_chamfer_dr_symmetries(make_jets):
+    """Invariant under beam-axis boosts (massless particles: pseudorapidity differences are
+    then boost invariant), rotations about the beam and a common rescaling; a transverse boost
+    changes it (it is not a Lorentz invariant)."""
+    x, mx = make_jets(5, 12, seed=15)
+    y, my = make_jets(5, 12, seed=16)
+    for p in (x, y):
+        p[..., 0] = p[..., 1:].norm(dim=-1)
+    ref = chamfer_dr(x, y, mx, my)
+    for lam in (lorentz_matrix(rapidity=np.array([0.0, 0.0, 1.7])),
+                lorentz_matrix(angle=np.array([0.0, 0.0, 2.4])),
+                lorentz_matrix(rapidity=np.array([0.0, 0.0, -0.9]),
+                               angle=np.array([0.0, 0.0, -1.1]))):
+        t = torch.from_numpy(lam)
+        np.testing.assert_allclose(chamfer_dr(x @ t.T, y @ t.T, mx, my), ref, rtol=1e-10)
+    np.testing.assert_allclose(chamfer_dr(x * 37.0, y * 37.0, mx, my), ref, rtol=1e-12)
+    t = torch.from_numpy(lorentz_matrix(rapidity=np.array([0.8, 0.0, 0.0])))
+    assert not torch.allclose(chamfer_dr(x @ t.T, y @ t.T, mx, my), ref, rtol=1e-3)
+
+
+def test_chamfer_dr_prong_sensitivity():
+    """Missing a hard prong costs its pT fraction times the angle; a soft particle little."""
+    def jet(parts):
+        p = []
+        for pt, eta, phi in parts:
+            p.append([pt * np.cosh(eta), pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)])
+        return torch.tensor([p], dtype=torch.float64)
+
+    two_prong = jet([(500.0, 0.0, 0.0), (500.0, 0.4, 0.0)])
+    one_prong = jet([(500.0, 0.0, 0.0), (500.0, 0.0, 0.0)])
+    # each input prong: prong 2 at 0.4 from its nearest reco particle with weight 1/2;
+    # reco particles sit on prong 1: distance 0
+    np.testing.assert_allclose(chamfer_dr(two_prong, one_prong).item(), 0.5 * 0.4, rtol=1e-12)
+    soft = jet([(990.0, 0.0, 0.0), (10.0, 0.4, 0.0)])
+    soft_reco = jet([(990.0, 0.0, 0.0), (10.0, 0.0, 0.0)])
+    np.testing.assert_allclose(chamfer_dr(soft, soft_reco).item(), 0.01 * 0.4, rtol=1e-12)
+
+
+def test_chamfer_dr_edge_cases():
+    x = torch.zeros(3, 2, 4, dtype=torch.float64)
+    x[:, :, 0] = 10.0
+    x[:, 0, 1] = 10.0
+    x[:, 1, 2] = 10.0
+    m = torch.tensor([[False, False], [True, True], [True, True]])
+    my = torch.tensor([[False, False], [False, False], [True, True]])
+    out = chamfer_dr(x, x, m, my)
+    assert out[0] == 0.0 and out[1] == float("inf") and out[2] == 0.0
+    # all input particles along the beam: no pT to weight with -> NaN, never a silent number
+    beam = torch.tensor([[[10.0, 0.0, 0.0, 10.0]]], dtype=torch.float64)
+    assert torch.isnan(chamfer_dr(beam, beam))
+    with pytest.raises(ValueError, match="shape"):
+        chamfer_dr(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_anomaly_score_dispatch(make_jets):
+    x, mx = make_jets(3, 6, seed=17)
+    y, my = make_jets(3, 6, seed=18)
+    assert torch.equal(anomaly_score(x, y, mx, my), chamfer(x, y, mx, my))
+    assert torch.equal(anomaly_score(x, y, mx, my, metric="chamfer-dr"),
+                       chamfer_dr(x, y, mx, my))
+    assert set(SCORE_METRICS) == {"chamfer", "chamfer-dr"}
+    with pytest.raises(ValueError, match="chamfer-dr"):
+        anomaly_score(x, y, mx, my, metric="emd")

@@ -308,3 +308,22 @@ def test_bundled_default_model():
     jets = make_jets([0, 3, 30])
     s = ak.to_numpy(lgae_hep.score(jets))
     assert s[0] == 0.0 and np.isfinite(s).all()
+
+
+def test_score_metric_chamfer_dr(model):
+    """metric="chamfer-dr" is the pT-weighted angular Chamfer distance of the reconstruction."""
+    from lgae_hep.data import to_tensors
+    from lgae_hep.losses import chamfer_dr
+
+    jets = make_jets([7, 30, 0], seed=8)
+    s = ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer-dr"))
+    p4, mask, _ = to_tensors(jets, N)
+    with torch.no_grad():
+        out = model(p4, mask)
+    ref = chamfer_dr(p4.double(), out.p4.double(), mask, out.mask).numpy()
+    np.testing.assert_allclose(s, ref, rtol=1e-6)  # float32 network, other batch shapes
+    assert s[2] == 0.0
+    # a different number from the default metric, same jets
+    assert not np.allclose(s[:2], ak.to_numpy(lgae_hep.score(jets[:2], model)))
+    with pytest.raises(ValueError, match="chamfer-dr"):
+        lgae_hep.score(jets, model, metric="emd")

@@ -331,3 +331,20 @@ def test_invalid_jets_flagged_like_the_api(files, tmp_path):
         ref = ak.to_numpy(lgae_hep.score(consts, str(files["model"])))
     np.testing.assert_array_equal(np.isnan(ref), np.isnan(s))
     np.testing.assert_allclose(ref[~np.isnan(ref)], s[~np.isnan(s)], rtol=1e-6)
+
+
+def test_metric_option(files):
+    """metric="chamfer-dr": the columns are lgae_hep.score(..., metric="chamfer-dr") and the
+    score histogram is binned and labelled for the dimensionless metric."""
+    out = run({"Top": [str(files["Top"])]}, LGAEProcessor(str(files["model"]),
+                                                          metric="chamfer-dr"))["Top"]
+    jets = lgae_hep.read_nanoaod(files["Top"], max_particles=None, flat=True)
+    ref = ak.to_numpy(lgae_hep.score(jets, str(files["model"]), metric="chamfer-dr"))
+    np.testing.assert_allclose(out["columns"]["score"].value, ref, rtol=1e-6)
+    h = out["hists"]["score"]
+    assert "Delta R" in h.axes["score"].label
+    assert h.axes["score"].edges[-1] == pytest.approx(10.0)
+    assert h.sum(flow=True) == len(ref)
+    assert h.sum(flow=False) == np.count_nonzero((ref >= 1e-4) & (ref < 10.0))
+    with pytest.raises(ValueError, match="chamfer-dr"):
+        LGAEProcessor(str(files["model"]), metric="emd")
