@@ -24,6 +24,7 @@ _LAZY = {
     "score": "lgae_hep.api",
     "encode": "lgae_hep.api",
     "reconstruct": "lgae_hep.api",
+    "recommended_metric": "lgae_hep.api",
     "lorentz": "lgae_hep.lorentz",
 }
 

@@ -20,10 +20,11 @@ Anomaly score
 -------------
 The score of a jet is the Chamfer distance (:func:`lgae_hep.losses.chamfer`, squared Euclidean
 distance of the Cartesian 4-vectors in GeV, summed over particles) between the jet's particles
-and the model's reconstruction of them (``metric="chamfer"``, the default); ``metric=
-"chamfer-dr"`` selects the pT-weighted angular Chamfer distance
-(:func:`lgae_hep.losses.chamfer_dr`, dimensionless), the better anomaly score on our validation
-sets. It is computed jet by jet:
+and the model's reconstruction of them (``metric="chamfer"``); ``metric="chamfer-dr"`` selects
+the pT-weighted angular Chamfer distance (:func:`lgae_hep.losses.chamfer_dr`, dimensionless).
+By default (``metric=None``) a bundled model uses the metric recorded in its card, the one
+chosen on its validation sets (:func:`recommended_metric`); other models use ``"chamfer"``.
+It is computed jet by jet:
 
 * a jet with **no particles** scores exactly ``0.0`` (two empty clouds), its latent is zero and
   its reconstruction is an empty list;
@@ -67,6 +68,7 @@ __all__ = [
     "latent_columns",
     "load_model",
     "model_num_particles",
+    "recommended_metric",
     "reconstruct",
     "resolve_model",
     "score",
@@ -151,6 +153,34 @@ def resolve_model(name_or_path: str | Path) -> tuple[str, Path]:
         f"unknown model {text!r}: not a bundled model name and no such file; "
         f"bundled models: {names}"
     )
+
+
+def recommended_metric(model: Any = None) -> str:
+    """The anomaly-score metric a model's card recommends (``"score_metric"``), else ``"chamfer"``.
+
+    Bundled models record the metric chosen on their validation sets
+    (``benchmarks/paper_comparison.py``); checkpoints outside the bundle and model objects have
+    no card, and get the default ``"chamfer"``.
+
+    Parameters
+    ----------
+    model : None, str, Path or torch.nn.Module
+        ``None`` (the bundled default), a bundled name, a checkpoint path or a model object.
+    """
+    from lgae_hep.losses import check_metric
+
+    if model is None:
+        model = DEFAULT_MODEL
+    if not isinstance(model, str) or model not in bundled_models():
+        return "chamfer"
+    for card in _pretrained_dir().glob("*.json"):
+        try:
+            meta = json.loads(card.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, Mapping) and str(meta.get("name") or card.stem) == model:
+            return check_metric(meta.get("score_metric", "chamfer"))
+    return "chamfer"
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -370,7 +400,7 @@ def _run(
     want_latent: bool,
     want_reco: bool,
     desc: str,
-    metric: str = "chamfer",
+    metric: str | None = "chamfer",
 ) -> tuple[_BatchResult, np.ndarray, np.ndarray, tuple[np.ndarray, ...], int]:
     """Shared driver: returns (results, valid, counts, structure, N)."""
     from tqdm.auto import tqdm
@@ -378,7 +408,7 @@ def _run(
     from lgae_hep.data import to_tensors
     from lgae_hep.losses import check_metric
 
-    check_metric(metric)
+    metric = recommended_metric(model) if metric is None else check_metric(metric)
 
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
@@ -652,7 +682,7 @@ def score(
     progress: bool | None = None,
     on_invalid: str = "flag",
     num_particles: int | None = None,
-    metric: str = "chamfer",
+    metric: str | None = None,
 ) -> ak.Array:
     """Anomaly score of every jet: the Chamfer distance between the jet and its reconstruction.
 
@@ -677,14 +707,14 @@ def score(
     num_particles : int, optional
         If given, must equal the model's particle count (guards against scoring with a model
         trained for a different N).
-    metric : {"chamfer", "chamfer-dr"}
-        ``"chamfer"`` (default): the Cartesian 4-vector Chamfer distance in GeV^2
+    metric : {None, "chamfer", "chamfer-dr"}
+        ``"chamfer"``: the Cartesian 4-vector Chamfer distance in GeV^2
         (:func:`lgae_hep.losses.chamfer`, the paper's loss and score). ``"chamfer-dr"``: the
         dimensionless pT-weighted angular Chamfer distance
         (:func:`lgae_hep.losses.chamfer_dr`), which measures where the reconstruction puts the
-        jet's momentum rather than how much of it; on our validation sets it separates top
-        jets from QCD far better (``docs/RESULTS.md``). Each bundled model's card records the
-        metric chosen on its validation sets (``"score_metric"``).
+        jet's momentum rather than how much of it. ``None`` (default): the metric the model's
+        card recommends (:func:`recommended_metric`: for a bundled model the one chosen on its
+        validation sets, see ``docs/RESULTS.md``), ``"chamfer"`` for models without a card.
 
     Returns
     -------

@@ -142,12 +142,14 @@ def demo(outdir: str | Path | None = None, *, jets_per_class: int = DEFAULT_JETS
     summary = save_output(result, outdir)
     plots = make_plots(result, outdir, progress=progress)
     summary["model"] = model
+    summary["metric"] = proc.metric
     summary["trained_model"] = trained
     summary["plots"] = [str(p) for p in plots]
     summary["total_s"] = time.perf_counter() - start
     text = (outdir / "summary.md").read_text()
     header = f"# lgae-hep demo\n\nmodel: `{model}`" + (
         "" if trained else " (untrained fallback: AUCs are meaningless)") + \
+        f", anomaly score: `{proc.metric}` (lgae_hep.score metric)" + \
         f"\n\njets per class: {jets_per_class}, generator fast mode (MPI off), seed {SEED}\n\n"
     (outdir / "summary.md").write_text(header + text)
     return summary

@@ -1066,9 +1066,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use at most this many jets per file")
     parser.add_argument("--eps-b", type=float, nargs="+", default=list(DEFAULT_EPS_B),
                         help="background efficiencies of the quoted signal efficiencies")
-    parser.add_argument("--metric", choices=["chamfer", "chamfer-dr"], default="chamfer",
+    parser.add_argument("--metric", choices=["chamfer", "chamfer-dr"], default=None,
                         help="anomaly-score metric (see lgae_hep.score): Cartesian Chamfer in "
-                        "GeV^2 (default) or the pT-weighted angular Chamfer distance")
+                        "GeV^2 or the pT-weighted angular Chamfer distance (default: the one "
+                        "the model's card recommends, chamfer for models without a card)")
     parser.add_argument("--no-reconstruction", action="store_true",
                         help="skip the reconstruction metrics")
     parser.add_argument("--no-plots", action="store_true")
@@ -1158,7 +1159,7 @@ def cli_main(args: argparse.Namespace) -> int:
     result.metadata["files"] = {
         "background": args.background, "signals": dict(zip(names, args.signal)),
     }
-    result.metadata["score_metric"] = args.metric
+    result.metadata["score_metric"] = args.metric or api.recommended_metric(args.model)
     result.to_json(Path(args.outdir) / "metrics.json")
     print(result.summary_table())
     print(f"results written to {Path(args.outdir).resolve()}")

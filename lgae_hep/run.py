@@ -550,6 +550,9 @@ def add_arguments_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-particles", type=int, default=30,
                         help="particles per jet; must match the model (default 30)")
     parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
+    parser.add_argument("--metric", choices=("chamfer", "chamfer-dr"), default=None,
+                        help="anomaly-score metric (default: the one the model's card recommends,"
+                        " chamfer for models without a card)")
     parser.add_argument("--device", default=None, help="torch device of the workers")
     parser.add_argument("--skim", choices=("root", "parquet"), default=None,
                         help="also write skims with FatJet_lgaeScore / FatJet_lgaeLatent_*")
@@ -570,6 +573,7 @@ def cli_main_run(args: argparse.Namespace) -> int:
             args.model, jets=args.jets, pt_min=args.pt_min, eta_max=args.eta_max,
             max_particles=args.max_particles, batch_size=args.batch_size, device=args.device,
             skim=args.skim, skim_dir=(outdir / "skim") if args.skim else None,
+            metric=args.metric,
         )
         result = run_fileset(
             args.fileset, proc, executor=args.executor, workers=args.workers,

@@ -133,8 +133,8 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         setting alone.
     latent : bool
         Also return the latent columns.
-    metric : {"chamfer", "chamfer-dr"}
-        Anomaly-score metric, as in :func:`lgae_hep.score`.
+    metric : {None, "chamfer", "chamfer-dr"}
+        Anomaly-score metric, as in :func:`lgae_hep.score` (``None``: the model card's).
     """
 
     def __init__(
@@ -146,9 +146,9 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         device: str | None = None,
         torch_threads: int | None = 1,
         latent: bool = True,
-        metric: str = "chamfer",
+        metric: str | None = None,
     ) -> None:
-        from lgae_hep.api import resolve_model
+        from lgae_hep.api import recommended_metric, resolve_model
         from lgae_hep.losses import check_metric
 
         nonserializable_attribute.__init__(self, ["model"])
@@ -160,7 +160,7 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         self.device = device
         self.torch_threads = torch_threads
         self.latent = bool(latent)
-        self.metric = check_metric(metric)
+        self.metric = recommended_metric(str(model)) if metric is None else check_metric(metric)
 
     # -- non-serialisable model ----------------------------------------------------------------
     def _create_model(self) -> Any:
@@ -321,9 +321,10 @@ class LGAEProcessor(processor.ProcessorABC):
     skim_dir : str or Path, optional
         Where skims go (``<skim_dir>/<dataset>/<file stem>_<start>-<stop>.<ext>``); required
         with ``skim``.
-    metric : {"chamfer", "chamfer-dr"}
-        Anomaly-score metric, as in :func:`lgae_hep.score` (the score histogram's binning and
-        label follow it).
+    metric : {None, "chamfer", "chamfer-dr"}
+        Anomaly-score metric, as in :func:`lgae_hep.score` (``None``: the one the model's card
+        recommends, see :func:`lgae_hep.api.recommended_metric`; the score histogram's binning
+        and label follow it).
     """
 
     def __init__(
@@ -342,9 +343,9 @@ class LGAEProcessor(processor.ProcessorABC):
         columns: bool = True,
         skim: str | None = None,
         skim_dir: str | Path | None = None,
-        metric: str = "chamfer",
+        metric: str | None = None,
     ) -> None:
-        from lgae_hep.api import resolve_model
+        from lgae_hep.api import recommended_metric, resolve_model
         from lgae_hep.losses import check_metric
 
         if not isinstance(jets, str) or not jets.isidentifier():
@@ -363,7 +364,7 @@ class LGAEProcessor(processor.ProcessorABC):
                 f"torch_threads must be a positive integer or None, got {torch_threads!r}"
             )
         resolve_model(model)
-        self.metric = check_metric(metric)
+        self.metric = recommended_metric(str(model)) if metric is None else check_metric(metric)
         self.model = str(model)
         self.jets = jets
         self.pt_min = pt_min

@@ -67,6 +67,13 @@ def test_bundled_model_matches_card_and_scores(name):
     assert comb["n_background"] == 10_000 and comb["n_signal"] == 30_000
     assert ck["metrics"]["combined"]["auc"] == pytest.approx(comb["auc"])
     assert "paper_comparison.py" in card["retrain"]
+    # the score metric was chosen on the validation sets, and the choice is the best there
+    from lgae_hep.losses import SCORE_METRICS
+
+    assert card["score_metric"] in SCORE_METRICS
+    val = card["validation_by_metric"]
+    assert set(val) == set(SCORE_METRICS)
+    assert val[card["score_metric"]] == max(val.values())
     # scoring works and is finite; empty jets score 0 (the api's documented convention)
     p4, mask = _jets(64, 0)
     with torch.no_grad():
@@ -111,10 +118,11 @@ def test_card_auc_matches_fresh_evaluation(name):
     sig = {p: generate(p, n_s, seed=90_002 + i, fast=fast, progress=False)
            for i, p in enumerate(("t", "w", "z"))}
     model = api.load_model(name)
+    metric = card.get("score_metric", "chamfer")  # the card's metrics use this score
     import awkward as ak
 
-    s_b = np.asarray(ak.flatten(api.score(qcd, model=model)), dtype=float)
-    s_s = {k: np.asarray(ak.flatten(api.score(v, model=model)), dtype=float)
+    s_b = np.asarray(ak.flatten(api.score(qcd, model=model, metric=metric)), dtype=float)
+    s_s = {k: np.asarray(ak.flatten(api.score(v, model=model, metric=metric)), dtype=float)
            for k, v in sig.items()}
     m = anomaly_metrics(s_b, s_s)
     fresh = m["signals"]["combined"]["auc"]

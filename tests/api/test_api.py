@@ -327,3 +327,29 @@ def test_score_metric_chamfer_dr(model):
     assert not np.allclose(s[:2], ak.to_numpy(lgae_hep.score(jets[:2], model)))
     with pytest.raises(ValueError, match="chamfer-dr"):
         lgae_hep.score(jets, model, metric="emd")
+
+
+def test_default_metric_comes_from_the_model_card(tmp_path, monkeypatch, model):
+    """metric=None: a bundled model's card decides; model objects and paths use chamfer."""
+    import json
+
+    from lgae_hep import api
+
+    save_checkpoint(tmp_path / "carded.pt", model)
+    (tmp_path / "carded.json").write_text(json.dumps({"name": "carded",
+                                                      "score_metric": "chamfer-dr"}))
+    save_checkpoint(tmp_path / "plain.pt", model)
+    (tmp_path / "plain.json").write_text(json.dumps({"name": "plain"}))
+    monkeypatch.setattr(api, "_pretrained_dir", lambda: tmp_path)
+    assert api.recommended_metric("carded") == "chamfer-dr"
+    assert api.recommended_metric("plain") == "chamfer"
+    assert api.recommended_metric(model) == "chamfer"
+    assert api.recommended_metric(str(tmp_path / "carded.pt")) == "chamfer"
+    jets = make_jets([6, 30], seed=9)
+    np.testing.assert_array_equal(ak.to_numpy(lgae_hep.score(jets, "carded")),
+                                  ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer-dr")))
+    np.testing.assert_array_equal(ak.to_numpy(lgae_hep.score(jets, "plain")),
+                                  ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer")))
+    (tmp_path / "carded.json").write_text(json.dumps({"name": "carded", "score_metric": "emd"}))
+    with pytest.raises(ValueError, match="emd"):
+        api.recommended_metric("carded")
