@@ -210,7 +210,14 @@ def chamfer_dr(x, y, mask_x=None, mask_y=None, reduction: Reduction = "none"):
         z'_j = p_{T,j} / \sum_{k \in X} p_{T,k}
 
     with :math:`\Delta R_{ij}^2 = \Delta\eta^2 + \Delta\phi^2` (azimuth wrapped to
-    :math:`[-\pi, \pi)`). Both weights are fractions of the **input** jet's scalar pT sum, so the
+    :math:`[-\pi, \pi)`). Directions (eta, phi) and pT are those of the velocity
+    :math:`\vec p / E`: identical to the momentum's for every physical particle, and for a
+    negative-energy 4-vector :math:`-p` (which autoencoder outputs can be; the LGAE's decoder
+    is not constrained to E > 0) the direction of :math:`+p`, the Feynman-Stueckelberg reading
+    of a negative-energy state. Without this, an output :math:`-p` lands at the antipode
+    :math:`(-\eta, \phi + \pi)` and dominates the score of a jet whose reconstruction is
+    otherwise close (``docs/RESULTS.md``); the Cartesian :func:`chamfer` still sees the sign.
+    Both weights are fractions of the **input** jet's scalar pT sum, so the
     value is dimensionless and reconstructed pT put at the wrong angles costs in proportion to
     its size (an angularly perfect reconstruction scores 0 whatever its pT scale: this metric
     measures where the energy goes, the Cartesian :func:`chamfer` measures how much).
@@ -262,6 +269,9 @@ def chamfer_dr(x, y, mask_x=None, mask_y=None, reduction: Reduction = "none"):
         y = y.to(x.dtype)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     inf = torch.tensor(float("inf"), dtype=x.dtype, device=x.device)
+    # direction of flight p / E: a (network-made) negative-energy 4-vector -p counts along +p
+    x = torch.where(x[..., :1] < 0, -x, x)
+    y = torch.where(y[..., :1] < 0, -y, y)
     pt_x, eta_x, phi_x = _pt_eta_phi(x)
     pt_y, eta_y, phi_y = _pt_eta_phi(y)
     pt_x = torch.where(mask_x, pt_x, zero)

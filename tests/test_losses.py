@@ -250,3 +250,12 @@ def test_anomaly_score_dispatch(make_jets):
     assert set(SCORE_METRICS) == {"chamfer", "chamfer-dr"}
     with pytest.raises(ValueError, match="chamfer-dr"):
         anomaly_score(x, y, mx, my, metric="emd")
+
+
+def test_chamfer_dr_uses_the_direction_of_flight(make_jets):
+    """A negative-energy output -p is measured along +p (velocity p/E), not at the antipode."""
+    x, mx = make_jets(3, 8, seed=19)
+    y = x.clone()
+    y[:, 1] = -y[:, 1]  # one particle with its sign flipped: E < 0, p reversed
+    np.testing.assert_allclose(chamfer_dr(x, y, mx, mx), 0.0, atol=1e-15)
+    assert (chamfer(x, y, mx, mx)[mx[:, 1]] > 0).all()  # the Cartesian metric sees the sign
