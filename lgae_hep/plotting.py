@@ -182,7 +182,14 @@ def _find_axis(h: Any, name: str | None, prefer: Sequence[str], what: str) -> An
 
 
 def _log_axis(edges: np.ndarray) -> bool:
-    return bool(edges[0] > 0 and edges[-1] / edges[0] > 100.0)
+    """Draw on a log x axis: log-spaced bins, or positive edges spanning over two decades."""
+    edges = np.asarray(edges, dtype=float)
+    if not (len(edges) > 2 and edges[0] > 0):
+        return False
+    steps = np.diff(np.log(edges))
+    geometric = bool(np.allclose(steps, steps[0], rtol=1e-6) and steps[0] > 0)
+    linear = bool(np.allclose(np.diff(edges), edges[1] - edges[0], rtol=1e-6))
+    return (geometric and not linear) or bool(edges[-1] / edges[0] > 100.0)
 
 
 def score_histogram(

@@ -194,3 +194,19 @@ def test_no_pyplot_state_and_save_errors(tmp_path, scores):
     written = pl.save_figure(fig, tmp_path / "x.v2", formats=("png",))
     assert written == [tmp_path / "x.v2.png"]
     _assert_png(written[0])
+
+
+def test_log_binned_scores_are_drawn_on_a_log_axis():
+    """Log-spaced bins need a log x axis even when the scores span under two decades
+    (the dimensionless chamfer-dr scores of trained models: ~0.004-0.3)."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    scores = {"QCD": rng.uniform(0.004, 0.1, 500), "t": rng.uniform(0.02, 0.3, 500)}
+    fig = pl.plot_score_distributions(scores)
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)
+    lin = pl.score_histogram(scores, log=False)
+    fig = pl.plot_score_distributions(lin, category_axis="process")
+    assert fig.axes[0].get_xscale() == "linear"
+    plt.close(fig)
