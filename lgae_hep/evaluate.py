@@ -1105,6 +1105,7 @@ def cli_main(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise ValueError(f"input file {path!r} does not exist")
     model = api.load_model(args.model)
+    metric = args.metric or api.recommended_metric(args.model)  # the card's, by name
     num_particles, cr = _model_info(model)
 
     def read(path: str) -> Any:
@@ -1119,7 +1120,7 @@ def cli_main(args: argparse.Namespace) -> int:
     signals = {n: read(p) for n, p in zip(names, args.signal)}
 
     def score_fn(jets: Any) -> Any:
-        return api.score(jets, model=model, metric=args.metric)
+        return api.score(jets, model=model, metric=metric)
 
     def reconstruct_fn(jets: Any) -> tuple:
         # the input as the model sees it (N hardest, invalid jets masked); the reconstruction
@@ -1159,7 +1160,7 @@ def cli_main(args: argparse.Namespace) -> int:
     result.metadata["files"] = {
         "background": args.background, "signals": dict(zip(names, args.signal)),
     }
-    result.metadata["score_metric"] = args.metric or api.recommended_metric(args.model)
+    result.metadata["score_metric"] = metric
     result.to_json(Path(args.outdir) / "metrics.json")
     print(result.summary_table())
     print(f"results written to {Path(args.outdir).resolve()}")
