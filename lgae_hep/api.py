@@ -159,8 +159,9 @@ def recommended_metric(model: Any = None) -> str:
     """The anomaly-score metric a model's card recommends (``"score_metric"``), else ``"chamfer"``.
 
     Bundled models record the metric chosen on their validation sets
-    (``benchmarks/paper_comparison.py``); checkpoints outside the bundle and model objects have
-    no card, and get the default ``"chamfer"``.
+    (``benchmarks/paper_comparison.py``). A model object returned by :func:`load_model` carries
+    its card's metric (attribute ``score_metric``); checkpoints outside the bundle and other
+    model objects have no card, and get the default ``"chamfer"``.
 
     Parameters
     ----------
@@ -171,6 +172,8 @@ def recommended_metric(model: Any = None) -> str:
 
     if model is None:
         model = DEFAULT_MODEL
+    if not isinstance(model, str | Path):
+        return check_metric(getattr(model, "score_metric", None) or "chamfer")
     if not isinstance(model, str) or model not in bundled_models():
         return "chamfer"
     for card in _pretrained_dir().glob("*.json"):
@@ -228,6 +231,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, *, device: Any = None) 
             from lgae_hep.checkpoint import load_model_file
 
             model = load_model_file(path, device=dkey)
+            model.score_metric = recommended_metric(name_or_path)  # the card's, if any
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(False)

@@ -341,13 +341,20 @@ def test_default_metric_comes_from_the_model_card(tmp_path, monkeypatch, model):
     save_checkpoint(tmp_path / "plain.pt", model)
     (tmp_path / "plain.json").write_text(json.dumps({"name": "plain"}))
     monkeypatch.setattr(api, "_pretrained_dir", lambda: tmp_path)
+    monkeypatch.setattr(api, "_CACHE", {})
     assert api.recommended_metric("carded") == "chamfer-dr"
+    # a model loaded by name carries its card's metric; scoring the object uses it too
+    loaded = api.load_model("carded")
+    assert loaded.score_metric == "chamfer-dr" and api.recommended_metric(loaded) == "chamfer-dr"
+    assert api.load_model("plain").score_metric == "chamfer"
     assert api.recommended_metric("plain") == "chamfer"
     assert api.recommended_metric(model) == "chamfer"
     assert api.recommended_metric(str(tmp_path / "carded.pt")) == "chamfer"
     jets = make_jets([6, 30], seed=9)
     np.testing.assert_array_equal(ak.to_numpy(lgae_hep.score(jets, "carded")),
                                   ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer-dr")))
+    np.testing.assert_array_equal(ak.to_numpy(lgae_hep.score(jets, loaded)),
+                                  ak.to_numpy(lgae_hep.score(jets, "carded")))
     np.testing.assert_array_equal(ak.to_numpy(lgae_hep.score(jets, "plain")),
                                   ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer")))
     (tmp_path / "carded.json").write_text(json.dumps({"name": "carded", "score_metric": "emd"}))

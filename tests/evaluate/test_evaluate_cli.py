@@ -62,6 +62,7 @@ def _run(argv):
 def test_evaluate_cli_uses_the_cards_metric(setup, monkeypatch, extra, expected):
     d, files = setup
     monkeypatch.setattr(api, "_pretrained_dir", lambda: d)
+    monkeypatch.setattr(api, "_CACHE", {})
     out = d / f"out_{expected}"
     rc = _run(["--model", "carded", "--background", str(files["qcd"]), "--signal",
                str(files["t"]), "--signal-names", "t", "-o", str(out), "--no-plots",
