@@ -500,7 +500,8 @@ def _apply_policy(
     * invalid input jets (``valid`` False): NaN score and latent (NaN + NaN j for complex
       latents), no reconstruction;
     * valid jets on which the network overflows (non-finite score or latent, which happens
-      only far outside the momentum range a model was trained on): treated like invalid jets.
+      only far outside the momentum range a model was trained on), or whose score is undefined
+      (``chamfer-dr`` of a jet without transverse momentum): treated like invalid jets.
 
     One :class:`InvalidJetWarning` counts the jets of each kind; a NaN is never silent.
     """
@@ -529,9 +530,10 @@ def _apply_policy(
         )
     if n_over:
         warnings.warn(
-            f"{what}: the network overflowed (non-finite output) on {n_over} jet(s), far "
-            "outside the momentum range it was trained on: their result is NaN (None for "
-            "reconstruct); a float64 model extends the range",
+            f"{what}: non-finite network output or score on {n_over} jet(s): the network "
+            "overflows far outside the momentum range it was trained on (a float64 model "
+            "extends the range), and metric='chamfer-dr' is undefined for a jet without "
+            "transverse momentum; their result is NaN (None for reconstruct)",
             InvalidJetWarning,
             stacklevel=4,
         )

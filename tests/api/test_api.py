@@ -360,3 +360,17 @@ def test_default_metric_comes_from_the_model_card(tmp_path, monkeypatch, model):
     (tmp_path / "carded.json").write_text(json.dumps({"name": "carded", "score_metric": "emd"}))
     with pytest.raises(ValueError, match="emd"):
         api.recommended_metric("carded")
+
+
+def test_chamfer_dr_undefined_for_jets_along_the_beam(model):
+    """A valid jet without transverse momentum has no chamfer-dr: NaN and one warning that
+    says why, never a silent number; the same jet has a finite Cartesian Chamfer score."""
+    beam = ak.Array([[{"px": 0.0, "py": 0.0, "pz": 10.0, "E": 10.0},
+                      {"px": 0.0, "py": 0.0, "pz": -5.0, "E": 5.0}],
+                     [{"px": 30.0, "py": 1.0, "pz": 5.0, "E": 31.0}]], with_name="Momentum4D")
+    with pytest.warns(InvalidJetWarning, match="transverse momentum"):
+        s = ak.to_numpy(lgae_hep.score(beam, model, metric="chamfer-dr"))
+    assert np.isnan(s[0]) and np.isfinite(s[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InvalidJetWarning)
+        assert np.isfinite(ak.to_numpy(lgae_hep.score(beam, model, metric="chamfer"))).all()
