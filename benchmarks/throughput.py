@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="float32 only, fewer repeats")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--models", nargs="*", default=list(MODELS), help="subset of model names")
+    ap.add_argument("--batches", nargs="+", type=int, default=[256, 1024],
+                    help="batch sizes (default 256 1024; a GPU wants larger ones too)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
     print("-" * len(head))
     for name in args.models:
         for dt in dtypes:
-            for b in (256, 1024):
+            for b in args.batches:
                 spec = {"config": MODELS[name], "dtype": dt, "batch": b, "reps": reps,
                         "threads": args.threads, "device": args.device}
                 res = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
