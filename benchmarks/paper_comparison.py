@@ -174,6 +174,14 @@ MODELS: dict[str, dict[str, Any]] = {
         "loss": "chamfer", "budget": 0, "study": True, "external": True,
         "paper": {"auc": 0.802},
     },
+    # GPU study: the same LGAE-Mix trained on a GPU from the same data for 5 minutes (full
+    # 50k-jet epochs, batch 512); trained by benchmarks/gpu_training.py (this entry evaluates)
+    "lgae-mix-gpu": {
+        "label": "LGAE-Mix (tau_v=2), GPU 5 min",
+        "config": {"architecture": "lgae", "tau_v": 2, "aggregation": "mix"},
+        "loss": "chamfer", "budget": 0, "study": True, "external": True,
+        "paper": {"auc": 0.802},
+    },
     # bottleneck study: one latent 4-vector channel (a tighter "one-prong" prior for QCD)
     "lgae-mix-tv1": {
         "label": "LGAE-Mix (tau_v=1), cosine LR",
