@@ -69,6 +69,7 @@ __all__ = [
     "load_model",
     "model_num_particles",
     "recommended_metric",
+    "resolve_metric",
     "reconstruct",
     "resolve_model",
     "score",
@@ -99,6 +100,19 @@ def _pretrained_dir() -> Path:
     return Path(pretrained.__file__).resolve().parent
 
 
+def _cards() -> dict[str, tuple[Path, Mapping[str, Any]]]:
+    """Model cards in ``pretrained/``: name -> (card path, parsed card); unreadable ones skipped."""
+    out: dict[str, tuple[Path, Mapping[str, Any]]] = {}
+    for card in sorted(_pretrained_dir().glob("*.json")):
+        try:
+            meta = json.loads(card.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, Mapping):
+            out[str(meta.get("name") or card.stem)] = (card, meta)
+    return out
+
+
 def bundled_models() -> dict[str, Path]:
     """Bundled pretrained models: name -> weights file, from the JSON cards in ``pretrained/``.
 
@@ -108,14 +122,7 @@ def bundled_models() -> dict[str, Path]:
     are not listed.
     """
     out: dict[str, Path] = {}
-    for card in sorted(_pretrained_dir().glob("*.json")):
-        try:
-            meta = json.loads(card.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, Mapping):
-            continue
-        name = str(meta.get("name") or card.stem)
+    for name, (card, meta) in _cards().items():
         candidates = []
         for key in ("file", "weights", "checkpoint"):
             if isinstance(meta.get(key), str):
@@ -176,14 +183,15 @@ def recommended_metric(model: Any = None) -> str:
         return check_metric(getattr(model, "score_metric", None) or "chamfer")
     if not isinstance(model, str) or model not in bundled_models():
         return "chamfer"
-    for card in _pretrained_dir().glob("*.json"):
-        try:
-            meta = json.loads(card.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, Mapping) and str(meta.get("name") or card.stem) == model:
-            return check_metric(meta.get("score_metric", "chamfer"))
-    return "chamfer"
+    return check_metric(_cards()[model][1].get("score_metric", "chamfer"))
+
+
+def resolve_metric(metric: str | None, model: Any = None) -> str:
+    """``metric`` checked, or for ``None`` the one ``model``'s card recommends
+    (:func:`recommended_metric`). Raises ``ValueError`` for an unknown metric."""
+    from lgae_hep.losses import check_metric
+
+    return recommended_metric(model) if metric is None else check_metric(metric)
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -410,9 +418,8 @@ def _run(
     from tqdm.auto import tqdm
 
     from lgae_hep.data import to_tensors
-    from lgae_hep.losses import check_metric
 
-    metric = recommended_metric(model) if metric is None else check_metric(metric)
+    metric = resolve_metric(metric, model)
 
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")

@@ -1105,7 +1105,7 @@ def cli_main(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise ValueError(f"input file {path!r} does not exist")
     model = api.load_model(args.model)
-    metric = args.metric or api.recommended_metric(args.model)  # the card's, by name
+    metric = api.resolve_metric(args.metric, args.model)  # the card's (by name) for None
     num_particles, cr = _model_info(model)
 
     def read(path: str) -> Any:

@@ -148,8 +148,7 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         latent: bool = True,
         metric: str | None = None,
     ) -> None:
-        from lgae_hep.api import recommended_metric, resolve_model
-        from lgae_hep.losses import check_metric
+        from lgae_hep.api import resolve_metric, resolve_model
 
         nonserializable_attribute.__init__(self, ["model"])
         numpy_call_wrapper.__init__(self)
@@ -160,7 +159,7 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         self.device = device
         self.torch_threads = torch_threads
         self.latent = bool(latent)
-        self.metric = recommended_metric(str(model)) if metric is None else check_metric(metric)
+        self.metric = resolve_metric(metric, str(model))
 
     # -- non-serialisable model ----------------------------------------------------------------
     def _create_model(self) -> Any:
@@ -345,8 +344,7 @@ class LGAEProcessor(processor.ProcessorABC):
         skim_dir: str | Path | None = None,
         metric: str | None = None,
     ) -> None:
-        from lgae_hep.api import recommended_metric, resolve_model
-        from lgae_hep.losses import check_metric
+        from lgae_hep.api import resolve_metric, resolve_model
 
         if not isinstance(jets, str) or not jets.isidentifier():
             raise ValueError(f"jets must be a collection name such as 'FatJet', got {jets!r}")
@@ -364,7 +362,7 @@ class LGAEProcessor(processor.ProcessorABC):
                 f"torch_threads must be a positive integer or None, got {torch_threads!r}"
             )
         resolve_model(model)
-        self.metric = recommended_metric(str(model)) if metric is None else check_metric(metric)
+        self.metric = resolve_metric(metric, str(model))
         self.model = str(model)
         self.jets = jets
         self.pt_min = pt_min
