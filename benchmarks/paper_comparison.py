@@ -353,7 +353,7 @@ def _test_sets(paths: dict[str, Path]) -> dict[str, Any]:
     return {"QCD": _read(paths["test_qcd"]), **{k: _read(paths[v]) for k, v in SIGNALS.items()}}
 
 
-def anomaly_by_metric(model, paths: dict[str, Path]) -> dict[str, Any]:
+def anomaly_by_metric(model, val: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
     """Validation and test anomaly metrics of ``model`` for every metric of SCORE_METRICS.
 
     Returns ``{"selected": metric, "validation": {metric: {signal: {auc, eps_s}}},
@@ -362,7 +362,6 @@ def anomaly_by_metric(model, paths: dict[str, Path]) -> dict[str, Any]:
     """
     from lgae_hep.evaluate import anomaly_metrics
 
-    val, test = _val_sets(paths), _test_sets(paths)
     out: dict[str, Any] = {"validation": {}, "test": {}, "test_scores": {}, "score_seconds": {}}
     for metric in SCORE_METRICS:
         v = _score_sets(model, val, metric)
@@ -399,14 +398,14 @@ def evaluate_one(name: str, paths: dict[str, Path], run_dir: Path, figures: Path
         return cached
     model = load_model_file(run_dir / name / "best.pt")
     t0 = time.perf_counter()
-    by = anomaly_by_metric(model, paths)
+    test = _test_sets(paths)  # read once: scored here and, for the figure model, plotted
+    by = anomaly_by_metric(model, _val_sets(paths), test)
     sel = by["selected"]
     scores = by["test_scores"][sel]
     _log(f"evaluate: {name}: score metric {sel} (combined validation AUC "
          + ", ".join(f"{m} {by['validation'][m]['combined']['auc']:.3f}" for m in SCORE_METRICS)
          + ")")
     if figures is not None:  # the figure model: the full evaluation with plots
-        test = _test_sets(paths)
         res = evaluate(
             lambda jets: scores[next(k for k, v in test.items() if v is jets)],
             test["QCD"], {k: test[k] for k in SIGNALS},
