@@ -398,16 +398,28 @@ def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, tor
 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
-                          source: str = "checkpoint") -> torch.nn.Module:
-    """Build the model of a loaded checkpoint dict and load its weights (eval mode)."""
-    model = build_model(ckpt["config"])
+                          source: str = "checkpoint", dtype: Any = None) -> torch.nn.Module:
+    """Build the model of a loaded checkpoint dict and load its weights (eval mode).
+
+    ``dtype`` (``"float32"`` / ``"float64"`` or a torch dtype) builds the model in that
+    precision instead of the one it was saved in; the weights are cast on loading (complex
+    weights to the matching complex dtype).
+    """
+    config = dict(ckpt["config"])
+    if dtype is not None:
+        name = str(dtype).rsplit(".", 1)[-1]
+        name = {"double": "float64", "float": "float32"}.get(name, name)
+        if name not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        config["dtype"] = name
+    model = build_model(config)
     load_state_dict_checked(model, ckpt["state_dict"], source)
     if device is not None:
         model = model.to(device)
     return model.eval()
 
 
-def load_model_file(path: str | Path, device: Any = None) -> torch.nn.Module:
+def load_model_file(path: str | Path, device: Any = None, dtype: Any = None) -> torch.nn.Module:
     """Load a model from a checkpoint file (``build_model(config)`` + strict weights).
 
     Parameters
@@ -417,6 +429,8 @@ def load_model_file(path: str | Path, device: Any = None) -> torch.nn.Module:
         a bundled ``models/pretrained/*.pt``).
     device : str or torch.device, optional
         Where to put the model (default: CPU).
+    dtype : {"float32", "float64"}, optional
+        Precision to build the model in (default: the one it was saved in).
 
     Returns
     -------
@@ -430,4 +444,4 @@ def load_model_file(path: str | Path, device: Any = None) -> torch.nn.Module:
         known ones) and parameter name/shape mismatches (naming the parameter and both shapes).
     """
     ckpt = load_checkpoint(path)
-    return model_from_checkpoint(ckpt, device=device, source=str(path))
+    return model_from_checkpoint(ckpt, device=device, source=str(path), dtype=dtype)
