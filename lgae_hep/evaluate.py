@@ -1109,7 +1109,8 @@ def cli_main(args: argparse.Namespace) -> int:
     num_particles, cr = _model_info(model)
 
     def read(path: str) -> Any:
-        jets = lgae_hep.read_nanoaod(path, flat=True)
+        # the model's own particle count, not the reader's default of 30
+        jets = lgae_hep.read_nanoaod(path, max_particles=num_particles, flat=True)
         if args.max_jets is not None:
             jets = jets[: args.max_jets]
         if len(jets) == 0:

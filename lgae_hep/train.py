@@ -956,11 +956,14 @@ def _read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _load_background(paths: Sequence[str], jets: str, max_jets: int | None, what: str):
+def _load_background(paths: Sequence[str], jets: str, max_jets: int | None, what: str,
+                     num_particles: int):
     from lgae_hep.data import read_nanoaod
 
-    consts, jet_rec = read_nanoaod(list(paths), jets=jets, flat=True, with_jets=True,
-                                   progress=False)
+    # the model's own particle count: the reader's default (30) would silently cut the jets
+    # of a model built for more particles
+    consts, jet_rec = read_nanoaod(list(paths), jets=jets, max_particles=num_particles,
+                                   flat=True, with_jets=True, progress=False)
     n_all = len(consts)
     if "label" in jet_rec.fields:
         import awkward as ak
@@ -1007,14 +1010,14 @@ def cli_main(args: argparse.Namespace) -> int:
                 opts[k] = getattr(args, k)
         if not args.data and not args.jetnet:
             raise ValueError("give background jets with --data FILE.root [...] or --jetnet DIR")
+        n_part = int(model_cfg.get("num_particles", 30))
         if args.data:
-            train = _load_background(args.data, args.jets, args.max_jets, "--data")
-            val = (_load_background(args.val_data, args.jets, None, "--val-data")
+            train = _load_background(args.data, args.jets, args.max_jets, "--data", n_part)
+            val = (_load_background(args.val_data, args.jets, None, "--val-data", n_part)
                    if args.val_data else None)
         else:
             from lgae_hep.data import read_jetnet
 
-            n_part = int(model_cfg.get("num_particles", 30))
             train = read_jetnet(args.jetnet, jet_type=args.jet_type, split="train",
                                 num_particles=n_part)
             val = read_jetnet(args.jetnet, jet_type=args.jet_type, split="valid",

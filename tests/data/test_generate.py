@@ -213,10 +213,9 @@ def test_stored_constituents_are_antikt_jets(samples):
 
 def test_readers_agree(samples):
     path, gen = samples["w"]
-    nanoaod = pytest.importorskip("lgae_hep.data.nanoaod")
-    if not hasattr(nanoaod, "read_nanoaod"):
-        pytest.skip("lgae_hep.data.nanoaod.read_nanoaod not available yet")
-    read = nanoaod.read_nanoaod(path, max_particles=None, progress=False)
+    from lgae_hep.data.nanoaod import read_nanoaod  # a removed reader must fail, not skip
+
+    read = read_nanoaod(path, max_particles=None, progress=False)
     pf = _events(path).FatJet.constituents.pf
     assert ak.all(ak.num(read, axis=2) == ak.num(pf, axis=2))
     for name in ("pt", "eta", "phi"):

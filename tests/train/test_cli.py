@@ -84,3 +84,20 @@ def test_cli_errors(tmp_path, capsys):
     rc = _run(["--data", str(empty), "--out", str(tmp_path / "r4"), *TINY])
     err = capsys.readouterr().err
     assert rc == 2 and ("no background jets" in err or "no jets" in err), err
+
+
+def test_cli_reads_as_many_particles_as_the_model_takes(tmp_path, monkeypatch, capsys):
+    """--num-particles 8: the ROOT reader is asked for 8 particles per jet, not its default."""
+    import lgae_hep.data
+
+    seen = []
+
+    def fake_reader(*args, **kwargs):
+        seen.append(kwargs.get("max_particles", "reader default"))
+        raise ValueError("stop after reading")
+
+    monkeypatch.setattr(lgae_hep.data, "read_nanoaod", fake_reader)
+    path = _file(tmp_path / "bkg.root", 4, [0, 0, 1, 1])
+    rc = _run(["--data", str(path), "--out", str(tmp_path / "run"), *TINY])
+    assert rc == 2 and "stop after reading" in capsys.readouterr().err
+    assert seen == [8]
