@@ -37,6 +37,15 @@ amplification up to :data:`SCORE_AMPLIFICATION` ``= 2**14``:
   two batch sizes) differ by at most twice that, :func:`path_rtol`: ``2.0e-3`` in float32,
   ``3.6e-12`` in float64.
 
+The relative bound needs ``r >~ 0.1``. A jet that the network reconstructs almost perfectly
+(a one-particle jet, say) has a score near zero, and there the rounding of the output itself is
+the floor: the output directions carry an angular error of at most :data:`OUTPUT_AMPLIFICATION`
+``u = 2**11 u`` (``L n = 1200`` rounded up), and ``chamfer-dr`` adds such errors with pT-fraction
+weights that sum to about 1 on each of its two sides, so its absolute floor is
+:func:`score_atol` ``= 2 * 2**11 u`` per evaluation (``2.4e-4`` in float32, ``4.5e-13`` in
+float64) and :func:`path_atol` twice that between two paths. (``chamfer`` in GeV^2 has no
+fixed floor: it scales with the square of the jet's momentum; compare it relatively.)
+
 Measured with ``python benchmarks/determinism.py`` (bundled models, 624 real and generated
 jets, 1 vs 2 threads, AVX-512 vs AVX2, batch 256 vs 1, each against a float64 evaluation):
 the largest effective amplification was about 5,300 u in float32 and 4,800 u in float64, within
@@ -58,7 +67,10 @@ loaded with ``load_model(..., dtype="float64")`` where scores must agree across 
 from __future__ import annotations
 
 __all__ = [
+    "OUTPUT_AMPLIFICATION",
     "SCORE_AMPLIFICATION",
+    "path_atol",
+    "score_atol",
     "UNIT_ROUNDOFF",
     "path_rtol",
     "score_rtol",
@@ -70,6 +82,8 @@ UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
 
 #: Bound on (relative error of a score) / (unit roundoff): ``L n / r`` rounded up, see above.
 SCORE_AMPLIFICATION: float = 2.0**14
+#: Bound on (relative error of the network's output momenta) / (unit roundoff): ``L n``.
+OUTPUT_AMPLIFICATION: float = 2.0**11
 
 
 def _dtype_name(dtype: object) -> str:
@@ -99,3 +113,20 @@ def path_rtol(dtype: object) -> float:
     each other.
     """
     return 2.0 * score_rtol(dtype)
+
+
+def score_atol(dtype: object, metric: str = "chamfer-dr") -> float:
+    """Absolute floor of one evaluation's score error (the dimensionless ``chamfer-dr``).
+
+    For ``"chamfer"`` (GeV^2, no fixed scale) this is 0: compare those relatively.
+    """
+    if metric == "chamfer":
+        return 0.0
+    if metric != "chamfer-dr":
+        raise ValueError(f"metric must be 'chamfer' or 'chamfer-dr', got {metric!r}")
+    return 2.0 * OUTPUT_AMPLIFICATION * unit_roundoff(dtype)
+
+
+def path_atol(dtype: object, metric: str = "chamfer-dr") -> float:
+    """Absolute floor of the difference of two evaluations (twice :func:`score_atol`)."""
+    return 2.0 * score_atol(dtype, metric)

@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -397,6 +398,24 @@ def _probe_out_dir(out_dir: Path) -> None:
         ) from None
 
 
+def _check_disk_space(out_dir: Path, model: nn.Module) -> None:
+    """Fail before the first epoch if the checkpoints cannot fit on the disk.
+
+    A checkpoint holds the weights and Adam's two moments (3 x the parameter bytes) plus
+    small metadata; at worst ``last.pt``, ``best.pt`` and the temporary copy of an atomic
+    write exist at once.
+    """
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    need = 3 * (3 * param_bytes + (1 << 16))
+    free = shutil.disk_usage(out_dir).free
+    if free < need:
+        raise ValueError(
+            f"out_dir {str(out_dir)!r} has {free} bytes free, but training writes checkpoints "
+            f"of about {need // 3} bytes (last.pt, best.pt and a temporary copy: {need} "
+            "bytes); free some space or choose another --out before training starts"
+        )
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns.
@@ -479,6 +498,27 @@ def _check_positive(name: str, value: Any, kind: type = int, allow_zero: bool = 
 
 # ------------------------------------------------------------------------------------ fit
 def fit(
+    model_or_config: nn.Module | Mapping[str, Any],
+    train: Any,
+    val: Any = None,
+    *,
+    deterministic: bool = False,
+    **kwargs: Any,
+) -> FitResult:
+    """Train an autoencoder on background jets; see :func:`_fit` for every keyword.
+
+    ``deterministic=True`` runs the whole training inside :func:`lgae_hep.determinism.
+    deterministic` (deterministic cuBLAS/cuDNN kernels, no TF32, an error for ops without a
+    deterministic kernel): on a GPU, two runs with the same seed then give the same weights.
+    On CPU training is reproducible with the same seed, machine and thread count anyway.
+    """
+    from lgae_hep.determinism import deterministic as _deterministic
+
+    with _deterministic(deterministic):
+        return _fit(model_or_config, train, val, **kwargs)
+
+
+def _fit(
     model_or_config: nn.Module | Mapping[str, Any],
     train: Any,
     val: Any = None,
@@ -643,6 +683,7 @@ def fit(
     # ---- output directory
     if is_main:
         _probe_out_dir(out_dir)
+        _check_disk_space(out_dir, model)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
 
     # ---- optimiser, scheduler, state
@@ -922,6 +963,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("training")
     t.add_argument("--out", default=None, help="output directory (runs/<model>)")
     t.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    t.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels, no TF32 (lgae_hep.determinism); "
+                        "slower on a GPU, no effect on CPU results")
     t.add_argument("--epochs", type=int, default=None, help="maximum epochs (50)")
     t.add_argument("--batch-size", type=int, default=None, help="jets per step (256)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (1e-3)")
@@ -1027,6 +1071,7 @@ def cli_main(args: argparse.Namespace) -> int:
         out = args.out or str(Path("runs") / arch)
         model = build_model(model_cfg)
         res = fit(model, train, val, out_dir=out, resume=args.resume,
+                  deterministic=args.deterministic,
                   progress=not args.no_progress, log=print, **opts)
     except (ValueError, FileNotFoundError) as err:
         print(f"lgae-hep train: error: {err}", file=sys.stderr)
