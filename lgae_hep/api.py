@@ -38,10 +38,12 @@ Batching and determinism
 ------------------------
 Jets are converted to tensors ``chunk_size`` jets at a time (bounded memory: millions of jets
 are fine) and the network always sees batches of exactly ``batch_size`` jets, the last one
-padded with empty jets. Because the network and the loss never mix jets, and the tensor shapes
-are always the same, a jet's score is bitwise identical whether it is scored alone, in a batch,
-or by the coffea processor in any chunk (on CPU; GPU kernels may pick different reduction
-orders, see ``docs``).
+padded with empty jets. The network and the loss never mix jets, so a jet's score does not
+depend on the other jets in its batch (bitwise). On the same machine with the same torch
+thread count and batch size, scores are bitwise reproducible. Another thread count, CPU
+instruction set, batch size or position in the batch runs other kernels: scores then agree
+within the derived bound of :mod:`lgae_hep.precision` (2e-3 relative in float32, 4e-12 in
+float64), see ``docs/RELIABILITY.md`` section 5.
 """
 
 from __future__ import annotations
