@@ -87,7 +87,9 @@ OUTPUT_AMPLIFICATION: float = 2.0**11
 
 
 def _dtype_name(dtype: object) -> str:
-    name = str(dtype).rsplit(".", 1)[-1]  # torch.float32, numpy dtype('float32'), "float32"
+    # torch.float32, numpy's np.float32 / np.dtype("float32"), or the name
+    name = getattr(dtype, "__name__", None) if isinstance(dtype, type) else None
+    name = name or str(dtype).rsplit(".", 1)[-1]
     name = {"double": "float64", "float": "float32", "dtype('float32')": "float32",
             "dtype('float64')": "float64"}.get(name, name)
     if name not in UNIT_ROUNDOFF:

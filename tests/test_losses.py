@@ -19,6 +19,11 @@ from lgae_hep.losses import (
     mse,
 )
 
+# Losses are elementwise differences, small reductions (4 components, <= ~20 particles) and, for
+# chamfer_dr, asinh/atan2/hypot: no matrix products, so a float64 result is within a few tens of
+# u = 1.1e-16 of another evaluation order (torch's AVX2 / AVX-512 reductions, numpy's loops),
+# times the conditioning noted at each check.
+
 
 def _clouds(rng, b=6, n=7, m=5, p_keep=0.7):
     x = rng.normal(size=(b, n, 4)) * 100
@@ -50,7 +55,9 @@ def test_chamfer_matches_brute_force(point_reduction):
                   torch.from_numpy(my), point_reduction=point_reduction).numpy()
     ref = [_brute_chamfer(x[b][mx[b]], y[b][my[b]], point_reduction == "mean")
            for b in range(len(x))]
-    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    # same differences; 4-term squared distances and <= 12-particle sums in another order:
+    # ~16 u = 2e-15; rtol 1e-13 (was 1e-12; measured 2.7 u)
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
 
 
 def test_chamfer_zero_symmetric_and_batch_independent():
@@ -68,10 +75,13 @@ def test_chamfer_zero_symmetric_and_batch_independent():
     full = chamfer(xt, yt, mxt, myt)
     for b in range(len(x)):
         one = chamfer(xt[b:b + 1], yt[b:b + 1], mxt[b:b + 1], myt[b:b + 1])
+        # another batch shape may vectorise the same sums differently: ~16 u (measured equal)
         assert one.item() == pytest.approx(full[b].item(), rel=1e-14)
     assert chamfer(x, y, mx, my).shape == (len(x),)  # numpy in, numpy out
     assert isinstance(chamfer(x, y, mx, my), np.ndarray)
-    assert chamfer(xt, yt, mxt, myt, reduction="mean").item() == pytest.approx(full.mean().item())
+    # a mean of 6 values: ~6 u (measured equal); pytest's default rel 1e-6 was float32-sized
+    assert chamfer(xt, yt, mxt, myt, reduction="mean").item() == pytest.approx(
+        full.mean().item(), rel=1e-14)
 
 
 def test_chamfer_empty_clouds_and_float32_large_momenta():
@@ -81,11 +91,13 @@ def test_chamfer_empty_clouds_and_float32_large_momenta():
     assert torch.all(chamfer(x, x, m_empty, m_empty) == 0)
     assert torch.all(torch.isinf(chamfer(x, x, m_full, m_empty)))
     # TeV-scale float32: no cancellation, a 1 GeV shift in E gives exactly 1 per particle
+    # (integers < 2^24 are exact; the |p|^2 - 2 p.q + |q|^2 form would be off by
+    # ~u32 (3 TeV)^2 = 0.5 per particle)
     p = torch.full((1, 2, 4), 1500.0)
     p[0, 1] = 3000.0
     q = p.clone()
     q[..., 0] += 1.0
-    assert chamfer(p, q).item() == pytest.approx(4.0, rel=1e-6)
+    assert chamfer(p, q).item() == 4.0
 
 
 def test_chamfer_gradient_finite_with_padding():
@@ -114,14 +126,17 @@ def test_mse_and_hungarian():
             else:
                 assert perm[j, i] == -1
     h = hungarian_mse(x, y, mask, my)
+    # statistics, not rounding: the 1e-3 noise gives E[h] = 4e-6 per particle (measured
+    # 2.4-3.9e-6); 1e-4 is 25x that, and a wrong match costs ~O(1)
     assert np.all(h < 1e-4)
     # brute force over permutations of a small jet
     x1, y1 = rng.normal(size=(1, 4, 4)), rng.normal(size=(1, 4, 4))
     best = min(((x1[0] - y1[0][list(p)]) ** 2).sum() for p in itertools.permutations(range(4)))
-    assert hungarian_mse(x1, y1, point_reduction="sum")[0] == pytest.approx(best)
-    # mse is order-preserving and masked
+    # the same 16 squares summed in another order: 16 u; rel 1e-13 (default 1e-6; measured equal)
+    assert hungarian_mse(x1, y1, point_reduction="sum")[0] == pytest.approx(best, rel=1e-13)
+    # mse is order-preserving and masked; (x + 1) - x = 1 within u |x| <= 3 u: ~40 u on 4.0
     e = mse(torch.from_numpy(x), torch.from_numpy(x + 1.0), torch.from_numpy(mask))
-    assert torch.allclose(e, torch.full((b,), 4.0, dtype=torch.float64))
+    assert torch.allclose(e, torch.full((b,), 4.0, dtype=torch.float64), rtol=1e-13, atol=0)
 
 
 def test_bad_input():
@@ -166,12 +181,16 @@ def test_chamfer_dr_matches_brute_force(make_jets):
     y, my = make_jets(6, 7, seed=12)
     my[:, 0] = True
     got = chamfer_dr(x, y, mx, my).numpy()
+    # eta/phi differences carry ~u |eta, phi| <= 3 u absolute; relative to the nearest-neighbour
+    # distances (>~ 0.01) that is <= ~300 u, plus the <= 16-particle sums; rtol 1e-12 = 4500 u
+    # (measured 3 u)
     np.testing.assert_allclose(got, _dr_brute(x.numpy(), y.numpy(), mx.numpy(), my.numpy()),
                                rtol=1e-12)
-    # numpy in, numpy out; per-jet values do not depend on the batch
+    # numpy in, numpy out; per-jet values do not depend on the batch (another batch shape may
+    # vectorise the particle sums differently: ~16 u; measured bitwise equal)
     alone = chamfer_dr(x[2:3].numpy(), y[2:3].numpy(), mx[2:3].numpy(), my[2:3].numpy())
     assert isinstance(alone, np.ndarray)
-    assert alone[0] == got[2]
+    assert alone[0] == pytest.approx(got[2], rel=1e-14)
 
 
 def test_chamfer_dr_zero_padding_and_permutation(make_jets):
@@ -184,6 +203,7 @@ def test_chamfer_dr_zero_padding_and_permutation(make_jets):
     assert torch.equal(chamfer_dr(xg, y, mx, my), ref)
     # particle order does not matter
     perm = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    # only the order of the <= 20-term sums changes: ~20 u = 2e-15; rtol 1e-13 (measured 2 u)
     np.testing.assert_allclose(chamfer_dr(x[:, perm], y, mx[:, perm], my), ref, rtol=1e-13)
 
 
@@ -201,9 +221,16 @@ def test_chamfer_dr_symmetries(make_jets):
                 lorentz_matrix(rapidity=np.array([0.0, 0.0, -0.9]),
                                angle=np.array([0.0, 0.0, -1.1]))):
         t = torch.from_numpy(lam)
-        np.testing.assert_allclose(chamfer_dr(x @ t.T, y @ t.T, mx, my), ref, rtol=1e-10)
+        # x @ t.T (an MKL product: AVX2 and AVX-512 round differently, measured 2-17 u either
+        # way) rounds pz' at ~u gamma (|pz| + E) with gamma <= cosh 1.7 = 2.8: eta' moves by
+        # ~5 gamma u = 15 u absolute (and the rounded massless particles' eta - rapidity
+        # difference ~u cosh^2 eta is of the same order), i.e. <= ~2e3 u relative to the
+        # nearest-neighbour distances (>~ 0.01); rtol 1e-12 (was 1e-10)
+        np.testing.assert_allclose(chamfer_dr(x @ t.T, y @ t.T, mx, my), ref, rtol=1e-12)
+    # scaling rounds each component (u): directions move by ~u (measured 3 u)
     np.testing.assert_allclose(chamfer_dr(x * 37.0, y * 37.0, mx, my), ref, rtol=1e-12)
     t = torch.from_numpy(lorentz_matrix(rapidity=np.array([0.8, 0.0, 0.0])))
+    # a transverse boost changes every jet by >= 50 % (measured): 1e-3 is far above rounding
     assert not torch.allclose(chamfer_dr(x @ t.T, y @ t.T, mx, my), ref, rtol=1e-3)
 
 
@@ -219,10 +246,11 @@ def test_chamfer_dr_prong_sensitivity():
     one_prong = jet([(500.0, 0.0, 0.0), (500.0, 0.0, 0.0)])
     # each input prong: prong 2 at 0.4 from its nearest reco particle with weight 1/2;
     # reco particles sit on prong 1: distance 0
-    np.testing.assert_allclose(chamfer_dr(two_prong, one_prong).item(), 0.5 * 0.4, rtol=1e-12)
+    # eta = asinh(sinh(0.4)) and the pT fractions: a few u each (measured exact); rtol 1e-14
+    np.testing.assert_allclose(chamfer_dr(two_prong, one_prong).item(), 0.5 * 0.4, rtol=1e-14)
     soft = jet([(990.0, 0.0, 0.0), (10.0, 0.4, 0.0)])
     soft_reco = jet([(990.0, 0.0, 0.0), (10.0, 0.0, 0.0)])
-    np.testing.assert_allclose(chamfer_dr(soft, soft_reco).item(), 0.01 * 0.4, rtol=1e-12)
+    np.testing.assert_allclose(chamfer_dr(soft, soft_reco).item(), 0.01 * 0.4, rtol=1e-14)
 
 
 def test_chamfer_dr_edge_cases():
@@ -257,5 +285,6 @@ def test_chamfer_dr_uses_the_direction_of_flight(make_jets):
     x, mx = make_jets(3, 8, seed=19)
     y = x.clone()
     y[:, 1] = -y[:, 1]  # one particle with its sign flipped: E < 0, p reversed
-    np.testing.assert_allclose(chamfer_dr(x, y, mx, mx), 0.0, atol=1e-15)
+    # exact: (-p) / (-E) is bitwise p / E, so every distance is exactly 0
+    np.testing.assert_array_equal(chamfer_dr(x, y, mx, mx), 0.0)
     assert (chamfer(x, y, mx, mx)[mx[:, 1]] > 0).all()  # the Cartesian metric sees the sign

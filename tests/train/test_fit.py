@@ -17,6 +17,7 @@ from _jets import TINY_GNNAE, make_jets  # noqa: E402
 from lgae_hep.models.gnnae import GNNAE  # noqa: E402
 
 from lgae_hep.checkpoint import load_checkpoint, load_model_file  # noqa: E402
+from lgae_hep.precision import path_rtol  # noqa: E402
 from lgae_hep.train import fit, jet_losses, prepare_data  # noqa: E402
 
 KW = dict(batch_size=32, lr=3e-3, patience=50, device="cpu", progress=False, log=lambda m: None)
@@ -40,12 +41,20 @@ def test_fit_reduces_loss_and_writes_run_files(tmp_path):
     res = fit(dict(TINY_GNNAE), train, val, epochs=6, out_dir=tmp_path, seed=0, **KW)
     assert res.epochs_run == 6 and len(res.history) == 6
     losses = [h["train_loss"] for h in res.history]
-    assert losses[-1] < 0.7 * losses[0]
+    # Learning, not rounding: last / first epoch's train loss is 0.284 for this seed, unchanged
+    # (to 4 digits) under ATEN_CPU_CAPABILITY=avx2 and under 1-ulp perturbations of the initial
+    # weights, i.e. kernel changes do not move it; over torch seeds 0-9 it spans 0.16-0.68 (the
+    # worst, seed 3, starts from an already low loss). 0.8 passes every seed (the former 0.7
+    # was within 3 % of seed 3) and a model that does not learn stays at ~1.
+    assert losses[-1] < 0.8 * losses[0]
     assert res.best_val_loss == min(h["val_loss"] for h in res.history)
     # the returned model holds the best weights; its per-jet loss on val is the val loss
     after = jet_losses(res.model, val)
     assert after.shape == (64,) and np.isfinite(after).all()
-    assert after.mean() == pytest.approx(res.best_val_loss, rel=1e-4)
+    # the same float32 network losses through two code paths (fit's validation batches vs
+    # jet_losses): path_rtol = 2e-3 (lgae_hep/precision.py; measured equal). Consecutive
+    # epochs' val losses differ by >= 2 %, so the best epoch is still told from its neighbours.
+    assert after.mean() == pytest.approx(res.best_val_loss, rel=path_rtol(torch.float32))
     assert after.mean() < before
     for name in ("last.pt", "best.pt", "metrics.csv", "metrics.json"):
         assert (tmp_path / name).is_file()
@@ -112,7 +121,8 @@ def test_nonfinite_loss_rolls_back_and_halves_lr(tmp_path):
         res = fit(model, train, val, epochs=3, out_dir=tmp_path, seed=0, **KW)
     assert res.epochs_run == 3
     lrs = [h["lr"] for h in res.history]
-    assert lrs[0] == pytest.approx(3e-3) and lrs[1] == pytest.approx(1.5e-3)
+    # halving is exact; a float64 schedule product would be within a few u
+    assert lrs[0] == pytest.approx(3e-3, rel=1e-12) and lrs[1] == pytest.approx(1.5e-3, rel=1e-12)
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
     assert np.isfinite(_params(res.model).numpy()).all()
 
@@ -160,7 +170,9 @@ def test_awkward_input_is_accepted(tmp_path):
     s = jet_losses(res.model, jets)
     assert s.shape == (48,) and np.isfinite(s).all()
     s2 = jet_losses(res.model, (p4, mask))
-    np.testing.assert_allclose(s, s2, rtol=1e-4)
+    # float32 network scores through two code paths (awkward via to_tensors vs tensors):
+    # path_rtol = 2e-3 (lgae_hep/precision.py; measured equal)
+    np.testing.assert_allclose(s, s2, rtol=path_rtol(torch.float32))
 
 
 @pytest.mark.parametrize(
