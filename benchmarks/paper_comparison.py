@@ -321,10 +321,10 @@ def _run_parallel(names: list[str], stage_args: list[str], jobs: int,
 def _reco_arrays(model, jets):
     from lgae_hep import api
     from lgae_hep.data import to_tensors
-    from lgae_hep.evaluate import _padded_p4
+    from lgae_hep.evaluate import padded_p4
 
     p4_in, mask_in, _ = to_tensors(jets, num_particles=30, backend="numpy")
-    p4_re, mask_re = _padded_p4(api.reconstruct(jets, model=model, progress=False))
+    p4_re, mask_re = padded_p4(api.reconstruct(jets, model=model, progress=False))
     return p4_in, mask_in, p4_re, mask_re
 
 

@@ -23,7 +23,6 @@ meaningless and the summary says so.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_PROCESSES", "add_arguments", "cli_main", "demo", "demo_samples"]
+__all__ = ["DEFAULT_JETS", "DEMO_PROCESSES", "SMALL_JETS", "demo", "demo_samples"]
 
 #: dataset name -> generator process
 DEMO_PROCESSES: dict[str, str] = {"QCD": "qcd", "Top": "t", "W": "w", "Z": "z"}
@@ -153,34 +152,3 @@ def demo(outdir: str | Path | None = None, *, jets_per_class: int = DEFAULT_JETS
         f"\n\njets per class: {jets_per_class}, generator fast mode (MPI off), seed {SEED}\n\n"
     (outdir / "summary.md").write_text(header + text)
     return summary
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep demo``."""
-    parser.add_argument("-o", "--output", default="lgae-demo", help="output folder")
-    parser.add_argument("--jets-per-class", type=int, default=None,
-                        help=f"jets per class (default {DEFAULT_JETS}; {SMALL_JETS} with --small)")
-    parser.add_argument("--small", action="store_true", help="tiny samples (CI)")
-    parser.add_argument("--model", default=None,
-                        help="model name or checkpoint (default: the bundled lgae-mix)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="sample cache (default $LGAE_HEP_CACHE/demo, ~/.cache/lgae-hep/demo)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """Run ``lgae-hep demo``."""
-    n = args.jets_per_class or (SMALL_JETS if args.small else DEFAULT_JETS)
-    try:
-        summary = demo(args.output, jets_per_class=n, model=args.model,
-                       cache_dir=args.cache_dir, workers=args.workers,
-                       progress=not args.quiet)
-    except ValueError as err:
-        print(f"lgae-hep demo: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.output).resolve()
-    print((out / "summary.md").read_text(), end="")
-    print(f"plots: {', '.join(summary['plots'])}")
-    print(f"demo finished in {summary['total_s']:.0f} s; output folder: {out}")
-    return 0

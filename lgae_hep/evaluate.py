@@ -31,7 +31,6 @@ the CLI, which goes through :mod:`lgae_hep.api`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -46,11 +45,11 @@ import numpy as np
 __all__ = [
     "DEFAULT_EPS_B",
     "EvaluationResult",
-    "add_arguments",
     "anomaly_metrics",
     "auc",
-    "cli_main",
     "evaluate",
+    "padded_p4",
+    "to_numpy",
     "jet_masses",
     "particle_jet_features",
     "reconstruction_features",
@@ -71,7 +70,7 @@ JET_FEATURES: tuple[str, ...] = ("mass", "pt", "eta")
 # --------------------------------------------------------------------------------------------
 
 
-def _to_numpy(x: Any) -> np.ndarray:
+def to_numpy(x: Any) -> np.ndarray:
     """numpy view of a numpy / torch / awkward / list input (awkward is flattened fully)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
         x = x.detach().cpu().numpy()
@@ -90,7 +89,7 @@ def _clean_scores(scores: Any, name: str, *, warn: bool = True) -> tuple[np.ndar
     ValueError
         If the scores are not one value per jet, or nothing finite is left.
     """
-    arr = _to_numpy(scores)
+    arr = to_numpy(scores)
     if arr.ndim != 1:
         raise ValueError(
             f"{name} scores must be one value per jet (1D), got an array of shape {arr.shape}"
@@ -352,14 +351,14 @@ def _wrap_phi(phi: np.ndarray) -> np.ndarray:
 
 
 def _check_cloud(name: str, p4: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
-    p4 = _to_numpy(p4).astype(np.float64, copy=False)
+    p4 = to_numpy(p4).astype(np.float64, copy=False)
     if p4.ndim != 3 or p4.shape[-1] != 4:
         raise ValueError(
             f"{name} must have shape (B, N, 4) with (E, px, py, pz) last, got {p4.shape}"
         )
     if mask is None:
         mask = np.ones(p4.shape[:2], dtype=bool)
-    mask = _to_numpy(mask)
+    mask = to_numpy(mask)
     if mask.shape != p4.shape[:2]:
         raise ValueError(
             f"mask of {name} must have shape {p4.shape[:2]} (B, N), got {mask.shape}"
@@ -823,7 +822,7 @@ def _components(jets: Any) -> tuple[Any, list[Any]]:
     return jets, comps
 
 
-def _padded_p4(jets: Any) -> tuple[np.ndarray, np.ndarray]:
+def padded_p4(jets: Any) -> tuple[np.ndarray, np.ndarray]:
     """[jet][particle] Lorentz vectors -> (B, M, 4) (E, px, py, pz) and mask, M = largest jet.
 
     Unlike :func:`lgae_hep.data.to_tensors` no physics validation is applied: this is for
@@ -846,7 +845,7 @@ def _n_jets(jets: Any) -> int:
 
 
 def _score_array(score_fn: Callable[[Any], Any], jets: Any, name: str) -> np.ndarray:
-    s = _to_numpy(score_fn(jets)).astype(np.float64, copy=False).reshape(-1)
+    s = to_numpy(score_fn(jets)).astype(np.float64, copy=False).reshape(-1)
     n = _n_jets(jets)
     if s.size != n:
         raise ValueError(
@@ -861,14 +860,14 @@ def _unpack_reco(out: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             "reconstruct_fn must return (p4_in, mask_in, p4_reco, mask_reco), got "
             f"{type(out).__name__}" + (f" of length {len(out)}" if hasattr(out, "__len__") else "")
         )
-    return tuple(_to_numpy(o) for o in out)  # type: ignore[return-value]
+    return tuple(to_numpy(o) for o in out)  # type: ignore[return-value]
 
 
 def _latent_dict(z: Any, n: int, name: str) -> dict[str, np.ndarray]:
     if isinstance(z, Mapping):
-        out = {str(k): _to_numpy(v).reshape(n, -1) for k, v in z.items()}
+        out = {str(k): to_numpy(v).reshape(n, -1) for k, v in z.items()}
     else:
-        arr = _to_numpy(z)
+        arr = to_numpy(z)
         if arr.shape[0] != n:
             raise ValueError(f"latent_fn returned {arr.shape[0]} rows for {n} jets of {name!r}")
         arr = arr.reshape(n, -1)
@@ -1047,122 +1046,3 @@ def _write_plots(
 # --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep evaluate``."""
-    parser.add_argument("--model", default="lgae-mix",
-                        help="bundled model name or checkpoint path (default: lgae-mix)")
-    parser.add_argument("--background", required=True, metavar="ROOT",
-                        help="background (QCD) ROOT file in PFNano layout")
-    parser.add_argument("--signal", required=True, nargs="+", metavar="ROOT",
-                        help="signal ROOT files (one class each)")
-    parser.add_argument("--signal-names", nargs="+", default=None, metavar="NAME",
-                        help="names of the signal classes (default: file stems)")
-    parser.add_argument("--background-name", default="QCD")
-    parser.add_argument("-o", "--outdir", default="lgae_evaluation",
-                        help="output folder for metrics.json, scores.npz and plots")
-    parser.add_argument("--max-jets", type=int, default=None,
-                        help="use at most this many jets per file")
-    parser.add_argument("--eps-b", type=float, nargs="+", default=list(DEFAULT_EPS_B),
-                        help="background efficiencies of the quoted signal efficiencies")
-    parser.add_argument("--metric", choices=["chamfer", "chamfer-dr"], default=None,
-                        help="anomaly-score metric (see lgae_hep.score): Cartesian Chamfer in "
-                        "GeV^2 or the pT-weighted angular Chamfer distance (default: the one "
-                        "the model's card recommends, chamfer for models without a card)")
-    parser.add_argument("--no-reconstruction", action="store_true",
-                        help="skip the reconstruction metrics")
-    parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--formats", nargs="+", default=["png", "pdf"])
-
-
-def _model_info(model: Any) -> tuple[int, Any]:
-    """(num_particles, compression rate as the model reports it: float, dict or None)."""
-    from lgae_hep import api
-
-    n = api.model_num_particles(model)
-    cr = getattr(model, "compression_rate", None)
-    if callable(cr):
-        cr = cr()
-    if cr is None:
-        cr = (getattr(model, "config", None) or {}).get("compression_rate")
-    return n, cr
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """Run ``lgae-hep evaluate``: score the files with the model and write results and plots."""
-
-    import lgae_hep
-    from lgae_hep import api
-    from lgae_hep.data import to_tensors
-
-    names = args.signal_names or [Path(s).stem for s in args.signal]
-    if len(names) != len(args.signal):
-        raise ValueError(
-            f"--signal-names gives {len(names)} names for {len(args.signal)} signal files"
-        )
-    for path in [args.background, *args.signal]:
-        if not Path(path).is_file():
-            raise ValueError(f"input file {path!r} does not exist")
-    model = api.load_model(args.model)
-    metric = api.resolve_metric(args.metric, args.model)  # the card's (by name) for None
-    num_particles, cr = _model_info(model)
-
-    def read(path: str) -> Any:
-        # the model's own particle count, not the reader's default of 30
-        jets = lgae_hep.read_nanoaod(path, max_particles=num_particles, flat=True)
-        if args.max_jets is not None:
-            jets = jets[: args.max_jets]
-        if len(jets) == 0:
-            raise ValueError(f"{path!r} contains no jets")
-        return jets
-
-    background = read(args.background)
-    signals = {n: read(p) for n, p in zip(names, args.signal)}
-
-    def score_fn(jets: Any) -> Any:
-        return api.score(jets, model=model, metric=metric)
-
-    def reconstruct_fn(jets: Any) -> tuple:
-        # the input as the model sees it (N hardest, invalid jets masked); the reconstruction
-        # as it is (no physics validation of network outputs; invalid jets -> no particles)
-        p4_in, mask_in, _ = to_tensors(jets, num_particles=num_particles, backend="numpy")
-        p4_re, mask_re = _padded_p4(api.reconstruct(jets, model=model))
-        return p4_in, mask_in, p4_re, mask_re
-
-    def latent_fn(jets: Any) -> Any:
-        z = api.encode(jets, model=model)
-        # latent invariants: the complex Minkowski squares v_i . v_i of the latent 4-vectors
-        # (fields norms_re / norms_im of lgae_hep.encode, (n_jets, tau_v) each)
-        if not _is_awkward(z) or not {"norms_re", "norms_im"} <= set(z.fields or []):
-            raise ValueError(f"encode() output has no latent 4-vector norms (fields "
-                             f"{getattr(z, 'fields', None)})")
-        out = {}
-        for field, part in (("norms_re", "Re"), ("norms_im", "Im")):
-            arr = _to_numpy(z[field]).reshape(len(z), -1)
-            for i in range(arr.shape[1]):
-                out[rf"{part} $v_{{{i}}}\cdot v_{{{i}}}$"] = arr[:, i]
-        return out
-
-    try:  # latent invariants are a plot only: do not fail the evaluation over the layout
-        latent_fn(background[:1])
-        lfn: Callable[[Any], Any] | None = latent_fn
-    except Exception as exc:  # noqa: BLE001
-        print(f"lgae-hep evaluate: latent invariants not plotted ({exc})")
-        lfn = None
-
-    result = evaluate(
-        score_fn, background, signals,
-        reconstruct_fn=None if args.no_reconstruction else reconstruct_fn,
-        latent_fn=lfn, background_name=args.background_name, eps_b=args.eps_b,
-        compression_rate=cr, model_name=str(args.model), outdir=args.outdir,
-        plots=not args.no_plots, formats=args.formats,
-    )
-    result.metadata["files"] = {
-        "background": args.background, "signals": dict(zip(names, args.signal)),
-    }
-    result.metadata["score_metric"] = metric
-    result.to_json(Path(args.outdir) / "metrics.json")
-    print(result.summary_table())
-    print(f"results written to {Path(args.outdir).resolve()}")
-    return 0

@@ -219,14 +219,14 @@ def score_histogram(
     """
     import hist
 
-    from lgae_hep.evaluate import _to_numpy
+    from lgae_hep.evaluate import to_numpy
 
     for n in (name, category):
         if n in _RESERVED_AXIS_NAMES:
             raise ValueError(f"axis name {n!r} is reserved in hist; choose another")
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores must be a non-empty mapping process name -> scores")
-    arrays = {str(k): _to_numpy(v).astype(np.float64).reshape(-1) for k, v in scores.items()}
+    arrays = {str(k): to_numpy(v).astype(np.float64).reshape(-1) for k, v in scores.items()}
     if isinstance(bins, int):
         if range is None:
             allv = np.concatenate(list(arrays.values()))
@@ -721,12 +721,12 @@ def plot_mass_sculpting(
             curves.append((rf"$\varepsilon_b$ = {frac[k]:.3g}", kept, medges))
         xlabel = max_.label or "Jet mass [GeV]"
     else:
-        from lgae_hep.evaluate import _to_numpy
+        from lgae_hep.evaluate import to_numpy
 
         if scores is None:
             raise ValueError("array input needs scores=<anomaly score per jet>")
-        m = _to_numpy(mass).astype(float).reshape(-1)
-        s = _to_numpy(scores).astype(float).reshape(-1)
+        m = to_numpy(mass).astype(float).reshape(-1)
+        s = to_numpy(scores).astype(float).reshape(-1)
         if m.size != s.size:
             raise ValueError(f"mass has {m.size} jets but scores has {s.size}")
         ok = np.isfinite(s) & np.isfinite(m)

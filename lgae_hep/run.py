@@ -30,9 +30,7 @@ Output folder
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -47,11 +45,7 @@ from lgae_hep._jsonio import read_json
 __all__ = [
     "LABEL_NAMES",
     "RunResult",
-    "add_arguments_plot",
-    "add_arguments_run",
     "check_files",
-    "cli_main_plot",
-    "cli_main_run",
     "load_fileset",
     "load_output",
     "make_plots",
@@ -390,7 +384,7 @@ def summarize(result_or_output: RunResult | Mapping[str, Any], *,
     return summary
 
 
-def _markdown(summary: Mapping[str, Any]) -> str:
+def summary_markdown(summary: Mapping[str, Any]) -> str:
     lines = ["| dataset | events | jets | selected | scored | invalid |",
              "|---|---:|---:|---:|---:|---:|"]
     for ds, c in summary["cutflow"].items():
@@ -417,7 +411,7 @@ def save_output(result: RunResult, outdir: str | Path, *,
           "elapsed_s": result.elapsed_s}, outdir / "output.coffea")
     summary = summarize(result, background=background)
     (outdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
-    (outdir / "summary.md").write_text(_markdown(summary))
+    (outdir / "summary.md").write_text(summary_markdown(summary))
     return summary
 
 
@@ -521,104 +515,3 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
             job(plot_dir / stem)
         written += [plot_dir / f"{stem}.{f}" for f in formats]
     return written
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-
-def add_arguments_run(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep run``."""
-    parser.add_argument("--fileset", required=True,
-                        help="JSON {dataset: [files]} (relative paths: relative to the JSON)")
-    parser.add_argument("--model", default="lgae-mix",
-                        help="bundled model name or checkpoint path (default lgae-mix)")
-    parser.add_argument("--executor", choices=EXECUTORS, default="futures")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--scheduler", default=None,
-                        help="address of a running dask scheduler (with --executor dask)")
-    parser.add_argument("-o", "--output", required=True, help="output folder")
-    parser.add_argument("--chunksize", type=int, default=100_000, help="events per chunk")
-    parser.add_argument("--maxchunks", type=int, default=None, help="chunks per dataset")
-    parser.add_argument("--skipbadfiles", action="store_true",
-                        help="skip (and report) unreadable files instead of failing")
-    parser.add_argument("--retries", type=int, default=0, help="retries of a failed chunk")
-    parser.add_argument("--jets", default="FatJet", help="jet collection (default FatJet)")
-    parser.add_argument("--pt-min", type=float, default=None, help="jet pT > PT_MIN (GeV)")
-    parser.add_argument("--eta-max", type=float, default=None, help="jet |eta| < ETA_MAX")
-    parser.add_argument("--max-particles", type=int, default=30,
-                        help="particles per jet; must match the model (default 30)")
-    parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
-    parser.add_argument("--metric", choices=("chamfer", "chamfer-dr"), default=None,
-                        help="anomaly-score metric (default: the one the model's card recommends,"
-                        " chamfer for models without a card)")
-    parser.add_argument("--device", default=None, help="torch device of the workers")
-    parser.add_argument("--skim", choices=("root", "parquet"), default=None,
-                        help="also write skims with FatJet_lgaeScore / FatJet_lgaeLatent_*")
-    parser.add_argument("--background", default=None,
-                        help="background class/dataset for ROC and mass plots (default: QCD)")
-    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
-    parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def cli_main_run(args: argparse.Namespace) -> int:
-    """Run ``lgae-hep run``."""
-    from lgae_hep.processors import LGAEProcessor
-
-    outdir = Path(args.output)
-    try:
-        proc = LGAEProcessor(
-            args.model, jets=args.jets, pt_min=args.pt_min, eta_max=args.eta_max,
-            max_particles=args.max_particles, batch_size=args.batch_size, device=args.device,
-            skim=args.skim, skim_dir=(outdir / "skim") if args.skim else None,
-            metric=args.metric,
-        )
-        result = run_fileset(
-            args.fileset, proc, executor=args.executor, workers=args.workers,
-            chunksize=args.chunksize, maxchunks=args.maxchunks, skipbadfiles=args.skipbadfiles,
-            retries=args.retries, scheduler=args.scheduler, status=not args.quiet,
-        )
-    except ValueError as err:
-        print(f"lgae-hep run: error: {err}", file=sys.stderr)
-        return 2
-    summary = save_output(result, outdir, background=args.background)
-    _report(result, summary, outdir)
-    if not args.no_plots:
-        files = make_plots(result, outdir, background=args.background, formats=args.formats,
-                           progress=not args.quiet)
-        print(f"plots: {', '.join(str(f) for f in files)}")
-    return 0
-
-
-def _report(result: RunResult, summary: Mapping[str, Any], outdir: Path) -> None:
-    print(_markdown(summary), end="")
-    print(f"{result.n_jets} jets in {result.elapsed_s:.1f} s "
-          f"({result.n_jets / max(result.elapsed_s, 1e-9):.0f} jets/s)")
-    if result.bad_files:
-        print(f"{len(result.bad_files)} file(s) skipped:", file=sys.stderr)
-        for p, why in result.bad_files.items():
-            print(f"  {p}: {why}", file=sys.stderr)
-    print(f"output: {outdir.resolve()}")
-
-
-def add_arguments_plot(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep plot``."""
-    parser.add_argument("outdir", help="folder written by `lgae-hep run`")
-    parser.add_argument("--background", default=None, help="background class/dataset")
-    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def cli_main_plot(args: argparse.Namespace) -> int:
-    """Run ``lgae-hep plot``: redraw the plots of a saved run."""
-    try:
-        result = load_output(args.outdir)
-    except ValueError as err:
-        print(f"lgae-hep plot: error: {err}", file=sys.stderr)
-        return 2
-    files = make_plots(result, args.outdir, background=args.background, formats=args.formats,
-                       progress=not args.quiet)
-    print(f"plots: {', '.join(str(f) for f in files)}")
-    return 0

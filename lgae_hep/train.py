@@ -35,7 +35,6 @@ What :func:`fit` does
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import json
@@ -46,7 +45,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._jsonio import read_json
 from .checkpoint import (
     CheckpointError,
     _atomic_torch_save,  # noqa: F401  (re-exported for tools that write run files)
@@ -68,7 +66,7 @@ from .checkpoint import (
     set_rng_state,
 )
 
-__all__ = ["FitResult", "add_arguments", "cli_main", "fit", "jet_losses", "prepare_data"]
+__all__ = ["LOSSES", "SCHEDULERS", "FitResult", "fit", "jet_losses", "prepare_data"]
 
 logger = logging.getLogger("lgae_hep.train")
 
@@ -925,160 +923,3 @@ def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 # ------------------------------------------------------------------------------------ CLI
 #: CLI flag -> model constructor argument, per architecture (only flags given are passed)
-_MODEL_FLAGS = {
-    "lgae": ("aggregation", "tau_v", "maxdim", "encoder_channels", "decoder_channels",
-             "num_particles", "p4_scale"),
-    "gnnae": ("encoding", "latent_dim", "hidden_dim", "num_layers_encoder",
-              "num_layers_decoder", "num_particles"),
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep train``."""
-    src = parser.add_argument_group("data (background jets)")
-    src.add_argument("--data", nargs="+", metavar="ROOT", help="PFNano/NanoAOD ROOT file(s); "
-                     "only background (QCD) jets are used when a FatJet_label branch exists")
-    src.add_argument("--val-data", nargs="+", metavar="ROOT", help="separate validation file(s)")
-    src.add_argument("--jetnet", metavar="DIR", help="JetNet directory with {g,q,t,w,z}.hdf5")
-    src.add_argument("--jet-type", nargs="+", default=["g", "q"], help="JetNet classes (g q)")
-    src.add_argument("--max-jets", type=int, default=None, help="use at most this many jets")
-    src.add_argument("--jets", default="FatJet", help="jet collection in ROOT files (FatJet)")
-    m = parser.add_argument_group("model")
-    m.add_argument("--config", metavar="FILE", help="JSON (or YAML) file with 'model' (a model "
-                   "config) and/or training options named as the flags (e.g. batch_size)")
-    m.add_argument("--model", choices=["lgae", "gnnae"], default=None, help="architecture")
-    m.add_argument("--aggregation", help="LGAE aggregation (mean, sum, min&max, mix, ...)")
-    m.add_argument("--tau-v", type=int, help="LGAE latent 4-vector multiplicity (tau_v)")
-    m.add_argument("--maxdim", type=int, help="LGAE: irreps (k, n) with k, n < maxdim kept")
-    m.add_argument("--encoder-channels", type=int, nargs="+", help="LGAE channels per layer")
-    m.add_argument("--decoder-channels", type=int, nargs="+", help="LGAE channels per layer")
-    m.add_argument("--p4-scale", type=float, help="LGAE global input scale (1/GeV)")
-    m.add_argument("--encoding", choices=["jet", "particle"], help="GNNAE latent (JL / PL)")
-    m.add_argument("--latent-dim", type=int, help="GNNAE latent size")
-    m.add_argument("--hidden-dim", type=int, help="GNNAE hidden size")
-    m.add_argument("--num-layers-encoder", type=int)
-    m.add_argument("--num-layers-decoder", type=int)
-    m.add_argument("--num-particles", type=int, help="particles per jet (30)")
-    m.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    t = parser.add_argument_group("training")
-    t.add_argument("--out", default=None, help="output directory (runs/<model>)")
-    t.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
-    t.add_argument("--deterministic", action="store_true",
-                   help="deterministic GPU kernels, no TF32 (lgae_hep.determinism); "
-                        "slower on a GPU, no effect on CPU results")
-    t.add_argument("--epochs", type=int, default=None, help="maximum epochs (50)")
-    t.add_argument("--batch-size", type=int, default=None, help="jets per step (256)")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (1e-3)")
-    t.add_argument("--patience", type=int, default=None, help="early-stopping patience (10)")
-    t.add_argument("--grad-clip", type=float, default=None, help="max gradient norm (1.0)")
-    t.add_argument("--loss", choices=list(LOSSES), default=None, help="chamfer (default) or mse")
-    t.add_argument("--scheduler", choices=list(SCHEDULERS), default=None)
-    t.add_argument("--val-fraction", type=float, default=None, help="held out (0.1)")
-    t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 ...")
-    t.add_argument("--seed", type=int, default=None, help="random seed (0)")
-    t.add_argument("--no-progress", action="store_true")
-
-
-_TRAIN_DEFAULTS = {"epochs": 50, "batch_size": 256, "lr": 1e-3, "patience": 10,
-                   "grad_clip": 1.0, "loss": "chamfer", "scheduler": "plateau",
-                   "val_fraction": 0.1, "device": "auto", "seed": 0}
-
-
-def _read_config_file(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.suffix.lower() in (".yaml", ".yml") and p.is_file():
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(f"--config {path!r} is YAML but PyYAML is not installed; "
-                             "use a JSON file") from None
-        data = yaml.safe_load(p.read_text())
-    else:
-        data = read_json(p, "--config")
-    if not isinstance(data, dict):
-        raise ValueError(f"--config {path!r} must hold a mapping, got {type(data).__name__}")
-    return data
-
-
-def _load_background(paths: Sequence[str], jets: str, max_jets: int | None, what: str,
-                     num_particles: int):
-    from lgae_hep.data import read_nanoaod
-
-    # the model's own particle count: the reader's default (30) would silently cut the jets
-    # of a model built for more particles
-    consts, jet_rec = read_nanoaod(list(paths), jets=jets, max_particles=num_particles,
-                                   flat=True, with_jets=True, progress=False)
-    n_all = len(consts)
-    if "label" in jet_rec.fields:
-        import awkward as ak
-
-        labels = ak.to_numpy(jet_rec.label)
-        consts = consts[np.isin(labels, (0, 1))]
-    if len(consts) == 0:
-        raise ValueError(
-            f"{what} file(s) {list(paths)} contain no background jets "
-            f"({n_all} jets in the '{jets}' collection"
-            + (", none labelled QCD g/q)" if n_all else ")")
-        )
-    if max_jets is not None:
-        consts = consts[:max_jets]
-    return consts
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """Run ``lgae-hep train``; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        file_cfg = _read_config_file(args.config) if args.config else {}
-        model_cfg = dict(file_cfg.get("model", {}))
-        arch = args.model or model_cfg.get("architecture") or "lgae"
-        model_cfg["architecture"] = arch
-        if arch not in _MODEL_FLAGS:
-            raise ValueError(f"unknown model architecture {arch!r}; known: "
-                             f"{', '.join(_MODEL_FLAGS)}")
-        for flag in _MODEL_FLAGS[arch]:
-            value = getattr(args, flag, None)
-            if value is not None:
-                model_cfg[flag] = tuple(value) if isinstance(value, list) else value
-        other = {"lgae": "gnnae", "gnnae": "lgae"}[arch]
-        wrong = [f for f in _MODEL_FLAGS[other] if f not in _MODEL_FLAGS[arch]
-                 and getattr(args, f, None) is not None]
-        if wrong:
-            raise ValueError(f"--{wrong[0].replace('_', '-')} is a {other} option, "
-                             f"not valid with --model {arch}")
-        if args.dtype:
-            model_cfg["dtype"] = args.dtype
-        opts = {k: file_cfg.get(k, v) for k, v in _TRAIN_DEFAULTS.items()}
-        for k in _TRAIN_DEFAULTS:
-            if getattr(args, k, None) is not None:
-                opts[k] = getattr(args, k)
-        if not args.data and not args.jetnet:
-            raise ValueError("give background jets with --data FILE.root [...] or --jetnet DIR")
-        n_part = int(model_cfg.get("num_particles", 30))
-        if args.data:
-            train = _load_background(args.data, args.jets, args.max_jets, "--data", n_part)
-            val = (_load_background(args.val_data, args.jets, None, "--val-data", n_part)
-                   if args.val_data else None)
-        else:
-            from lgae_hep.data import read_jetnet
-
-            train = read_jetnet(args.jetnet, jet_type=args.jet_type, split="train",
-                                num_particles=n_part)
-            val = read_jetnet(args.jetnet, jet_type=args.jet_type, split="valid",
-                              num_particles=n_part)
-            if args.max_jets is not None:
-                train = train[: args.max_jets]
-        out = args.out or str(Path("runs") / arch)
-        model = build_model(model_cfg)
-        res = fit(model, train, val, out_dir=out, resume=args.resume,
-                  deterministic=args.deterministic,
-                  progress=not args.no_progress, log=print, **opts)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"lgae-hep train: error: {err}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:
-        print(f"lgae-hep train: error: {err}", file=sys.stderr)
-        return 3
-    print(f"best epoch {res.best_epoch + 1} (val loss {res.best_val_loss:.5g}); "
-          f"model: {res.best_path}; {res.epochs_run} epochs in {res.seconds:.0f} s")
-    return 0

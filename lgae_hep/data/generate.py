@@ -57,10 +57,8 @@ are not stored; ``event`` counts every generated event of the worker (1-based) a
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import queue as queue_module
-import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -805,65 +803,3 @@ def _fastjet_version() -> str:
     import fastjet
 
     return str(getattr(fastjet, "__version__", "unknown"))
-
-
-# ------------------------------------------------------------------------------------------------
-# command line: lgae-hep generate
-# ------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep generate``."""
-    parser.add_argument("--process", required=True, choices=sorted(PROCESSES), help="jet class")
-    parser.add_argument("--jets", type=int, required=True, help="number of jets to generate")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--fast", action="store_true", help="switch multi-parton interactions off")
-    parser.add_argument(
-        "--pt-range",
-        type=float,
-        nargs=2,
-        default=(800.0, 1600.0),
-        metavar=("LOW", "HIGH"),
-        help="jet pT window in GeV (default 800 1600)",
-    )
-    parser.add_argument("--eta-max", type=float, default=2.5, help="jet |eta| bound (2.5)")
-    parser.add_argument(
-        "--pthat-range",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LOW", "HIGH"),
-        help="Pythia pT-hat window in GeV (default 700 2000)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--output", required=True, help="output ROOT file")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """Run ``lgae-hep generate``; returns the exit status."""
-    try:
-        info = generate(
-            args.process,
-            args.jets,
-            seed=args.seed,
-            workers=args.workers,
-            output=args.output,
-            fast=args.fast,
-            pt_range=tuple(args.pt_range),
-            eta_max=args.eta_max,
-            pthat_range=tuple(args.pthat_range) if args.pthat_range else None,
-            progress=not args.no_progress,
-            return_info=True,
-        )
-    except ValueError as err:
-        print(f"lgae-hep generate: error: {err}", file=sys.stderr)
-        return 2
-    assert isinstance(info, GeneratedJets)
-    meta = info.metadata
-    rate = meta["n_jets"] / max(meta["seconds"], 1e-9)
-    print(
-        f"wrote {meta['n_jets']} {args.process} jets in {len(info.jets)} events to {args.output} "
-        f"({meta['seconds']:.1f} s, {rate:.1f} jets/s with {meta['workers']} worker(s))"
-    )
-    return 0

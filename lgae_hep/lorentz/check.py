@@ -13,9 +13,7 @@ tables are; normalising by ``|rhs|`` instead would measure that cancellation, no
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import time
 
 import numpy as np
 
@@ -172,25 +170,3 @@ def residual_table(seed: int = 0) -> list[tuple[str, str, float, float]]:
         ),
     ]
     return rows
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lgae-hep check-lorentz``."""
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random group elements")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """Print the residual table; exit status 1 if any residual exceeds its bound."""
-    t0 = time.perf_counter()
-    rows = residual_table(args.seed)
-    width = max(len(r[0]) for r in rows)
-    print(f"{'check':<{width}}  {'dtype':<7}  {'residual':>10}  {'bound':>7}  status")
-    ok = True
-    for name, dtype, value, bound in rows:
-        good = value <= bound
-        ok &= good
-        status = "ok" if good else "FAIL"
-        print(f"{name:<{width}}  {dtype:<7}  {value:10.2e}  {bound:7.0e}  {status}")
-    print(f"({time.perf_counter() - t0:.1f} s; residuals of CG identities are relative to "
-          "|D1 x| |D2 y|, see lgae_hep/lorentz/check.py)")
-    return 0 if ok else 1

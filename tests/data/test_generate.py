@@ -374,12 +374,12 @@ def test_cli_generate(tmp_path, capsys):
             "generate",
             "--process",
             "z",
-            "--jets",
+            "--num-jets",
             "8",
             "--seed",
             "9",
             "--fast",
-            "--no-progress",
+            "--quiet",
             "-o",
             str(out),
         ]
@@ -394,8 +394,13 @@ def test_cli_generate(tmp_path, capsys):
 def test_cli_rejects_bad_value(tmp_path, capsys):
     from lgae_hep.cli import main
 
-    rc = main(["generate", "--process", "t", "--jets", "0", "-o", str(tmp_path / "x.root")])
+    rc = main(["generate", "--process", "t", "--num-jets", "0", "-o", str(tmp_path / "x.root")])
     assert rc == 2 and "n_jets=0" in capsys.readouterr().err
+    existing = tmp_path / "exists.root"
+    existing.write_bytes(b"previous")
+    rc = main(["generate", "--process", "t", "-n", "2", "-o", str(existing)])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+    assert existing.read_bytes() == b"previous"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 
@@ -15,8 +14,8 @@ import vector
 import lgae_hep
 from lgae_hep import api
 from lgae_hep.checkpoint import save_checkpoint
+from lgae_hep.cli import main
 from lgae_hep.data import write_pfnano
-from lgae_hep.evaluate import add_arguments, cli_main
 
 vector.register_awkward()
 
@@ -50,11 +49,9 @@ def setup(tmp_path_factory):
 
 
 def _run(argv):
-    p = argparse.ArgumentParser()
-    add_arguments(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # small-sample eps_s notes
-        return cli_main(p.parse_args(argv))
+        return main(["evaluate", *argv])
 
 
 @pytest.mark.parametrize("extra, expected", [([], "chamfer-dr"), (["--metric", "chamfer"],

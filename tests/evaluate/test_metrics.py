@@ -406,18 +406,17 @@ def test_evaluate_orchestration_with_fake_callables(tmp_path):
 
 
 def test_cli_arguments_and_raw_reconstruction_padding():
-    import argparse
+    from lgae_hep.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
+    parser, _ = build_parser("evaluate")
     args = parser.parse_args(["--model", "lgae-minmax", "--background", "qcd.root", "--signal",
                               "t.root", "w.root", "z.root", "-o", "out", "--max-jets", "100"])
     assert args.signal == ["t.root", "w.root", "z.root"] and args.max_jets == 100
-    assert args.eps_b == [0.1, 0.01, 0.001] and args.outdir == "out"
+    assert args.eps_b == [0.1, 0.01, 0.001] and args.output == "out"
     # network outputs are padded as they are: no physics validation, None (invalid) -> empty
     rec = ak.Array([[{"pt": 10.0, "eta": 1.0, "phi": 0.0, "mass": 1.0}] * 2, None, [],
                     [{"pt": 5.0, "eta": 0.0, "phi": 0.5, "mass": 0.0}]], with_name="Momentum4D")
-    p4, mask = ev._padded_p4(rec)
+    p4, mask = ev.padded_p4(rec)
     assert p4.shape == (4, 2, 4)
     np.testing.assert_array_equal(mask, [[1, 1], [0, 0], [0, 0], [1, 0]])
     # `vector`'s pt/eta/phi/mass -> E, px, py, pz: a few float64 operations (cosh, sqrt) each,
