@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from lgae_hep._jsonio import read_json
+from lgae_hep.data.generate import LABEL_NAMES
 
 __all__ = [
-    "LABEL_NAMES",
     "RunResult",
     "check_files",
     "load_fileset",
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 #: Truth label (``FatJet_label`` of generated files) -> class name used in plots and tables.
-LABEL_NAMES: dict[int, str] = {0: "QCD", 1: "QCD", 2: "t", 3: "W", 4: "Z"}
 EXECUTORS = ("iterative", "futures", "dask")
 
 

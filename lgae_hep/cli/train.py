@@ -23,7 +23,7 @@ from lgae_hep.cli._common import (
     add_quiet,
     check_device,
 )
-from lgae_hep.data import read_jetnet, read_nanoaod
+from lgae_hep.data import DEFAULT_NUM_PARTICLES, read_jetnet, read_nanoaod
 from lgae_hep.data.generate import PROCESSES
 from lgae_hep.train import LOSSES, SCHEDULERS, fit
 
@@ -169,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
     check_device(opts["device"])
     if not args.data and not args.jetnet:
         raise UserError("give background jets with --data FILE.root [...] or --jetnet DIR")
-    n_part = int(model_cfg.get("num_particles", 30))
+    n_part = int(model_cfg.get("num_particles", DEFAULT_NUM_PARTICLES))
     if args.data:
         train = load_background(args.data, args.collection, args.max_jets, "--data", n_part)
         val = (load_background(args.val_data, args.collection, None, "--val-data", n_part)

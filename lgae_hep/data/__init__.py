@@ -15,7 +15,15 @@ from .nanoaod import (
     read_nanoaod,
     write_pfnano,
 )
-from .tensors import ABS_TOL, REL_TOL, JetTensors, from_tensors, to_tensors, unflatten_like
+from .tensors import (
+    ABS_TOL,
+    DEFAULT_NUM_PARTICLES,
+    REL_TOL,
+    JetTensors,
+    from_tensors,
+    to_tensors,
+    unflatten_like,
+)
 from .vectors import (
     cartesian_components,
     eta_rel,
@@ -27,6 +35,7 @@ from .vectors import (
 )
 
 __all__ = [
+    "DEFAULT_NUM_PARTICLES",
     "ABS_TOL",
     "METADATA_KEY",
     "REL_TOL",

@@ -74,6 +74,8 @@ vector.register_awkward()
 
 #: integer label of each jet class, stored as ``FatJet_label``
 LABELS: dict[str, int] = {"g": 0, "q": 1, "t": 2, "w": 3, "z": 4}
+#: Display name of each label (plots, summaries): gluon and quark jets are both QCD.
+LABEL_NAMES: dict[int, str] = {0: "QCD", 1: "QCD", 2: "t", 3: "W", 4: "Z"}
 #: processes accepted by :func:`generate` -> labels that are kept
 PROCESSES: dict[str, tuple[int, ...]] = {
     "qcd": (LABELS["g"], LABELS["q"]),

@@ -40,6 +40,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from .tensors import DEFAULT_NUM_PARTICLES
 from .vectors import momentum4d, wrap_phi
 
 __all__ = ["JET_TYPES", "SPLITS", "jetnet_split_indices", "read_jetnet"]
@@ -192,7 +193,7 @@ def read_jetnet(
     *,
     seed: int = 42,
     split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    num_particles: int = 30,
+    num_particles: int = DEFAULT_NUM_PARTICLES,
     with_jets: bool = False,
 ) -> ak.Array | tuple[ak.Array, ak.Array]:
     """Read JetNet jets as Lorentz vectors, with jetnet's train/valid/test split.

@@ -28,7 +28,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from .tensors import ABS_TOL, REL_TOL
+from .tensors import ABS_TOL, DEFAULT_NUM_PARTICLES, REL_TOL
 from .vectors import MOMENTUM_FIELDS, cartesian_components, momentum4d, pt_eta_phi_mass
 
 __all__ = [
@@ -453,7 +453,7 @@ def _to_flat(values: Any, dtype: Any = None) -> tuple[np.ndarray, np.ndarray]:
 def constituents_from_events(
     events: Any,
     jets: str = "FatJet",
-    max_particles: int | None = 30,
+    max_particles: int | None = DEFAULT_NUM_PARTICLES,
     *,
     pt_min: float | None = None,
     eta_max: float | None = None,
@@ -770,7 +770,7 @@ def _check_files(
 def iter_nanoaod(
     source: Any,
     jets: str = "FatJet",
-    max_particles: int | None = 30,
+    max_particles: int | None = DEFAULT_NUM_PARTICLES,
     *,
     tree: str = "Events",
     step_size: int | str = "100 MB",
@@ -825,7 +825,7 @@ def iter_nanoaod(
 def read_nanoaod(
     source: Any,
     jets: str = "FatJet",
-    max_particles: int | None = 30,
+    max_particles: int | None = DEFAULT_NUM_PARTICLES,
     *,
     pt_min: float | None = None,
     eta_max: float | None = None,

@@ -41,7 +41,12 @@ from .vectors import cartesian_components, pt_eta_phi_mass
 
 vector.register_awkward()
 
-__all__ = ["ABS_TOL", "REL_TOL", "JetTensors", "from_tensors", "to_tensors", "unflatten_like"]
+__all__ = ["ABS_TOL", "DEFAULT_NUM_PARTICLES", "REL_TOL", "JetTensors", "from_tensors",
+           "to_tensors", "unflatten_like"]
+
+#: Particles kept per jet unless a model or a caller says otherwise (the N hardest by pT), as
+#: in JetNet and the LGAE paper. The one source of this number for readers, models and CLI.
+DEFAULT_NUM_PARTICLES = 30
 
 #: Relative tolerance of the ``E >= |p|`` physicality test.
 REL_TOL = 1e-4
@@ -151,7 +156,7 @@ def _restore(values: ak.Array, structure: Sequence[np.ndarray]) -> ak.Array:
 
 def to_tensors(
     jets: Any,
-    num_particles: int = 30,
+    num_particles: int = DEFAULT_NUM_PARTICLES,
     *,
     scalars: Sequence[str] | None = None,
     dtype: Any = None,
