@@ -321,7 +321,7 @@ def _run_parallel(names: list[str], stage_args: list[str], jobs: int,
 def _reco_arrays(model, jets):
     from lgae_hep import api
     from lgae_hep.data import to_tensors
-    from lgae_hep.evaluate import padded_p4
+    from lgae_hep.metrics import padded_p4
 
     p4_in, mask_in, _ = to_tensors(jets, num_particles=30, backend="numpy")
     p4_re, mask_re = padded_p4(api.reconstruct(jets, model=model, progress=False))
@@ -360,7 +360,7 @@ def anomaly_by_metric(model, val: dict[str, Any], test: dict[str, Any]) -> dict[
     "test": {metric: anomaly_metrics(...)}, "test_scores": {metric: {class: scores}},
     "score_seconds": {metric: s}}``; ``selected`` maximises the combined validation AUC.
     """
-    from lgae_hep.evaluate import anomaly_metrics
+    from lgae_hep.metrics import anomaly_metrics
 
     out: dict[str, Any] = {"validation": {}, "test": {}, "test_scores": {}, "score_seconds": {}}
     for metric in SCORE_METRICS:
@@ -389,8 +389,10 @@ def evaluate_one(name: str, paths: dict[str, Path], run_dir: Path, figures: Path
     """
     import numpy as np
 
-    from lgae_hep.checkpoint import _json_safe, load_model_file
-    from lgae_hep.evaluate import evaluate, reconstruction_metrics
+    from lgae_hep.checkpoint import load_model_file
+    from lgae_hep.evaluate import evaluate
+    from lgae_hep.jsonio import jsonable as _json_safe
+    from lgae_hep.metrics import reconstruction_metrics
 
     out = run_dir / name / "eval.json"
     cached = json.loads(out.read_text()) if (out.exists() and not force) else None
@@ -443,8 +445,8 @@ def evaluate_one(name: str, paths: dict[str, Path], run_dir: Path, figures: Path
 
 def evaluate_mass(paths: dict[str, Path], run_dir: Path) -> dict[str, Any]:
     """The trivial anomaly score: the jet mass (constituent sum)."""
-    from lgae_hep.checkpoint import _json_safe
-    from lgae_hep.evaluate import anomaly_metrics, jet_masses
+    from lgae_hep.jsonio import jsonable as _json_safe
+    from lgae_hep.metrics import anomaly_metrics, jet_masses
 
     out = run_dir / "jet-mass" / "eval.json"
     if out.exists():
@@ -750,7 +752,7 @@ def stage_report(names: list[str], paths: dict[str, Path], run_dir: Path, report
                        + (" --small" if small else ""),
             "small_run": small,
         }
-        from lgae_hep.checkpoint import _json_safe
+        from lgae_hep.jsonio import jsonable as _json_safe
 
         pretrained.mkdir(parents=True, exist_ok=True)
         save_checkpoint(pretrained / f"{n}.pt", model, rng_state=False,

@@ -20,11 +20,11 @@ _LAZY = {
     "read_jetnet": "lgae_hep.data",
     "to_tensors": "lgae_hep.data",
     "from_tensors": "lgae_hep.data",
-    "load_model": "lgae_hep.api",
+    "load_model": "lgae_hep.zoo",
     "score": "lgae_hep.api",
     "encode": "lgae_hep.api",
     "reconstruct": "lgae_hep.api",
-    "recommended_metric": "lgae_hep.api",
+    "recommended_metric": "lgae_hep.zoo",
     "lorentz": "lgae_hep.lorentz",
 }
 

@@ -28,8 +28,8 @@ file in the target directory, fsyncs it and ``os.replace``-s it over the target,
 
 from __future__ import annotations
 
+import csv
 import json
-import math
 import os
 import pickle
 import random
@@ -42,10 +42,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from lgae_hep.jsonio import jsonable
+from lgae_hep.models import ARCHITECTURES, build_model
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CheckpointError",
+    "atomic_torch_save",
+    "build_model",
     "get_rng_state",
     "load_checkpoint",
     "load_model_file",
@@ -53,11 +58,12 @@ __all__ = [
     "model_from_checkpoint",
     "save_checkpoint",
     "set_rng_state",
+    "unwrap_model",
+    "write_metrics",
 ]
 
 FORMAT = "lgae-hep-checkpoint"
 FORMAT_VERSION = 1
-_KNOWN_ARCHITECTURES = ("lgae", "gnnae")
 
 
 class CheckpointError(ValueError):
@@ -94,21 +100,6 @@ def _plain(obj: Any, where: str) -> Any:
         f"{where}: {type(obj).__name__} cannot be stored in a checkpoint; "
         "only tensors, numpy arrays, str, int, float, bool, None, lists and dicts are allowed"
     )
-
-
-def _json_safe(obj: Any) -> Any:
-    """JSON-able copy (non-finite floats become None, numpy scalars Python numbers)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, torch.Tensor):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -149,14 +140,15 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
             torch.cuda.set_rng_state_all([c.cpu().to(torch.uint8) for c in cuda])
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The bare model inside DistributedDataParallel / DataParallel wrappers."""
     while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module
     return model
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically: temporary file + fsync + ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -182,6 +174,23 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             os.close(dfd)
     except OSError:  # pragma: no cover - platforms without directory fsync
         pass
+
+
+def write_metrics(out_dir: str | Path, history: list[Mapping[str, Any]]) -> None:
+    """Write ``metrics.json`` and ``metrics.csv`` (one row per epoch) in ``out_dir``, each
+    replaced atomically; non-finite numbers become ``null`` / empty cells."""
+    out_dir = Path(out_dir)
+    rows = [jsonable(h) for h in history]
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=1))
+    os.replace(tmp, out_dir / "metrics.json")
+    keys = list(rows[0]) if rows else []
+    tmp = out_dir / ".metrics.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out_dir / "metrics.csv")
 
 
 # -------------------------------------------------------------------------------------- save
@@ -223,7 +232,7 @@ def save_checkpoint(
         objects that cannot be stored safely.
     """
     path = Path(path)
-    bare = _unwrap(model)
+    bare = unwrap_model(model)
     config = getattr(bare, "config", None)
     if not isinstance(config, Mapping) or "architecture" not in config:
         raise ValueError(
@@ -242,11 +251,11 @@ def save_checkpoint(
         "rng": get_rng_state() if rng_state else None,
         "epoch": int(extra.pop("epoch", -1)),
         "step": int(extra.pop("step", 0)),
-        "metrics": json.dumps(_json_safe(metrics or {}), allow_nan=False),
+        "metrics": json.dumps(jsonable(metrics or {}), allow_nan=False),
         "torch_version": str(torch.__version__),
         "extra": _plain(extra, "extra"),
     }
-    _atomic_torch_save(obj, path)
+    atomic_torch_save(obj, path)
     return path
 
 
@@ -332,51 +341,14 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
 
 
 def known_architectures() -> tuple[str, ...]:
-    """Architectures :func:`model_from_checkpoint` can build."""
-    try:
-        from lgae_hep import models
-
-        names = getattr(models, "ARCHITECTURES", None)
-        if names:
-            return tuple(sorted(names))
-    except ImportError:  # pragma: no cover
-        pass
-    return _KNOWN_ARCHITECTURES
-
-
-def build_model(config: Mapping[str, Any]) -> torch.nn.Module:
-    """Build an untrained model from a config, with a clear error for unknown architectures.
-
-    Uses ``lgae_hep.models.build_model`` when the models package provides it.
-    """
-    arch = config.get("architecture")
-    known = known_architectures()
-    if arch not in known:
-        raise CheckpointError(
-            f"unknown model architecture {arch!r} in the config; known architectures: "
-            f"{', '.join(known)}"
-        )
-    from lgae_hep import models
-
-    builder = getattr(models, "build_model", None)
-    try:
-        if builder is not None:
-            return builder(dict(config))
-        if arch == "gnnae":
-            from lgae_hep.models.gnnae import GNNAE
-
-            return GNNAE.from_config(dict(config))
-        from lgae_hep.models.lgae import LGAE
-
-        return LGAE.from_config(dict(config))
-    except TypeError as err:  # unexpected/missing constructor arguments
-        raise CheckpointError(f"config does not fit architecture {arch!r}: {err}") from None
+    """Architectures :func:`model_from_checkpoint` can build (``lgae_hep.models.ARCHITECTURES``)."""
+    return tuple(sorted(ARCHITECTURES))
 
 
 def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                             source: str = "checkpoint") -> None:
     """``load_state_dict(strict=True)`` with errors that name the parameter and both shapes."""
-    own = _unwrap(model).state_dict()
+    own = unwrap_model(model).state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     if missing or unexpected:
@@ -394,7 +366,7 @@ def load_state_dict_checked(model: torch.nn.Module, state_dict: Mapping[str, tor
                 f"{tuple(tensor.shape)}, the model built from the config expects "
                 f"{tuple(own[name].shape)}"
             )
-    _unwrap(model).load_state_dict(dict(state_dict), strict=True)
+    unwrap_model(model).load_state_dict(dict(state_dict), strict=True)
 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
@@ -412,7 +384,12 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
         if name not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         config["dtype"] = name
-    model = build_model(config)
+    try:
+        model = build_model(config)
+    except CheckpointError:
+        raise
+    except ValueError as err:  # unknown architecture, a config that does not fit it
+        raise CheckpointError(f"{source}: {err}") from None
     load_state_dict_checked(model, ckpt["state_dict"], source)
     if device is not None:
         model = model.to(device)

@@ -31,6 +31,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from lgae_hep import __version__
+from lgae_hep.api import DEFAULT_MODEL, bundled_models
+from lgae_hep.checkpoint import save_checkpoint
+from lgae_hep.data.generate import generate
+from lgae_hep.models import LGAE
+from lgae_hep.processors import LGAEProcessor
+from lgae_hep.run import make_plots, run_fileset, save_output
+
 __all__ = ["DEFAULT_JETS", "DEMO_PROCESSES", "SMALL_JETS", "demo", "demo_samples"]
 
 #: dataset name -> generator process
@@ -52,8 +62,6 @@ def demo_samples(jets_per_class: int, *, seed: int = SEED, cache_dir: str | Path
     The cache key hashes the generator settings and the lgae-hep version, so changing any of
     them regenerates; files are written to a temporary name and renamed when complete.
     """
-    from lgae_hep import __version__
-    from lgae_hep.data.generate import generate
 
     if isinstance(jets_per_class, bool) or not isinstance(jets_per_class, int) \
             or jets_per_class < 1:
@@ -80,10 +88,7 @@ def demo_samples(jets_per_class: int, *, seed: int = SEED, cache_dir: str | Path
 
 
 def _fallback_model(cache: Path) -> Path:
-    import torch
 
-    from lgae_hep.checkpoint import save_checkpoint
-    from lgae_hep.models import LGAE
 
     path = cache / "untrained-lgae-seed0.pt"
     if not path.is_file():
@@ -111,9 +116,6 @@ def demo(outdir: str | Path | None = None, *, jets_per_class: int = DEFAULT_JETS
     workers : int
         Generator and ``FuturesExecutor`` worker processes.
     """
-    from lgae_hep.api import DEFAULT_MODEL, bundled_models
-    from lgae_hep.processors import LGAEProcessor
-    from lgae_hep.run import make_plots, run_fileset, save_output
 
     start = time.perf_counter()
     outdir = Path(outdir or "lgae-demo")

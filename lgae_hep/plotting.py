@@ -13,6 +13,11 @@ or "CMS" (``data=True``), with "(13 TeV)" on the right.
 
 Histogram helpers build ``hist.Hist`` objects with a ``process`` ``StrCategory`` axis (note that
 ``sample``, ``weight`` and ``threads`` are reserved names in ``hist`` and cannot name an axis).
+
+One module on purpose: it is one concept (CMS-style figures sharing the style context, the
+figure/save plumbing and the hist axis helpers), not split by plot type. It depends on
+:mod:`lgae_hep.metrics` (result type, array helpers) and never on :mod:`lgae_hep.evaluate`,
+which imports it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import hist
+import matplotlib
+import mplhep
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lgae_hep.metrics import EvaluationResult, to_numpy
 
 __all__ = [
     "FEATURE_LABELS",
@@ -61,9 +73,6 @@ _RESERVED_AXIS_NAMES = ("sample", "weight", "threads")
 
 @contextlib.contextmanager
 def _cms_style() -> Iterator[None]:
-    import matplotlib
-    import mplhep
-
     with matplotlib.style.context(mplhep.style.CMS):
         yield
 
@@ -73,8 +82,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] |
 
     Call inside the CMS style context to get the CMS look (all ``plot_*`` functions do).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     if figsize is None:
         figsize = (10.0 * ncols, 10.0 * nrows) if nrows * ncols > 1 else (10.0, 10.0)
@@ -89,7 +96,6 @@ def cms_label(ax: Any, *, data: bool = False, rlabel: str = "(13 TeV)", **kwargs
 
     Uses ``mplhep.cms.label`` (mplhep >= 1.0 API: ``text=``, ``data=``, ``rlabel=``, ``ax=``).
     """
-    import mplhep
 
     return mplhep.cms.label(text="", data=data, rlabel=rlabel, ax=ax, **kwargs)
 
@@ -130,14 +136,10 @@ def _finish(fig: Any, path: str | Path | None, formats: Sequence[str]) -> Any:
 
 
 def _is_hist(obj: Any) -> bool:
-    import hist
-
     return isinstance(obj, hist.Hist)
 
 
 def _category_axis(h: Any, name: str | None = None) -> Any:
-    import hist
-
     if name is not None:
         try:
             return h.axes[name]
@@ -154,8 +156,6 @@ def _category_axis(h: Any, name: str | None = None) -> Any:
 
 
 def _numeric_axes(h: Any) -> list[Any]:
-    import hist
-
     return [a for a in h.axes if not isinstance(a, (hist.axis.StrCategory, hist.axis.IntCategory))]
 
 
@@ -217,9 +217,7 @@ def score_histogram(
     log : bool
         Log-spaced bins (``hist.axis.transform.log``).
     """
-    import hist
 
-    from lgae_hep.evaluate import to_numpy
 
     for n in (name, category):
         if n in _RESERVED_AXIS_NAMES:
@@ -320,8 +318,6 @@ def roc_from_hist(
 
 
 def _roc_curves(data: Any, background: str | None) -> dict[str, tuple[np.ndarray, np.ndarray, Any]]:
-    from lgae_hep.evaluate import EvaluationResult
-
     if isinstance(data, EvaluationResult):
         data = data.anomaly
     if _is_hist(data):
@@ -372,7 +368,7 @@ def plot_roc(
     Parameters
     ----------
     data : EvaluationResult, dict, hist.Hist or mapping
-        :func:`lgae_hep.evaluate.anomaly_metrics` output (or a result holding it), a histogram
+        :func:`lgae_hep.metrics.anomaly_metrics` output (or a result holding it), a histogram
         of scores with a process axis (then ``background`` names the background process), or
         ``{name: (eps_b, eps_s[, auc])}``.
     style : {"rejection", "efficiency"}
@@ -430,7 +426,6 @@ def plot_score_distributions(
     numeric axes are summed over), or a mapping process -> scores (binned with
     :func:`score_histogram`).
     """
-    import mplhep
 
     h = data if _is_hist(data) else score_histogram(data)
     cat = _category_axis(h, category_axis)
@@ -459,7 +454,7 @@ def plot_score_distributions(
 
 def features_for_plot(reco_features: Mapping[str, Any], which: str) -> dict[str, np.ndarray]:
     """Flat feature arrays for :func:`plot_feature_comparison` from
-    :func:`lgae_hep.evaluate.reconstruction_features` output; ``which`` is "input" or "reco".
+    :func:`lgae_hep.metrics.reconstruction_features` output; ``which`` is "input" or "reco".
 
     Particle features of all real particles, jet features of jets with at least one particle.
     """
@@ -506,7 +501,6 @@ def plot_feature_comparison(
     feature -> ``hist.Hist`` with a StrCategory axis (e.g. "input"/"reconstructed") and one
     numeric axis, with ``reconstructed=None``.
     """
-    import mplhep
 
     if not isinstance(inputs, Mapping) or not inputs:
         raise ValueError("inputs must be a non-empty mapping feature -> array or hist")
@@ -580,8 +574,6 @@ def plot_latent_invariants(
     further category axis (one panel per entry, e.g. the latent channel); or a mapping class ->
     array (n_jets,) / (n_jets, k) (one panel per column) / mapping invariant name -> array.
     """
-    import hist
-    import mplhep
 
     panels: dict[str, Any] = {}
     if _is_hist(data):
@@ -685,8 +677,6 @@ def plot_mass_sculpting(
         Background efficiencies of the cuts. A cut keeping fewer than 10 jets is skipped with a
         warning.
     """
-    import hist
-    import mplhep
 
     curves: list[tuple[str, np.ndarray, np.ndarray]] = []  # (label, counts, edges)
     if _is_hist(mass):
@@ -721,8 +711,6 @@ def plot_mass_sculpting(
             curves.append((rf"$\varepsilon_b$ = {frac[k]:.3g}", kept, medges))
         xlabel = max_.label or "Jet mass [GeV]"
     else:
-        from lgae_hep.evaluate import to_numpy
-
         if scores is None:
             raise ValueError("array input needs scores=<anomaly score per jet>")
         m = to_numpy(mass).astype(float).reshape(-1)

@@ -39,9 +39,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import uproot
+from coffea import processor
+from coffea.nanoevents import PFNanoAODSchema
+from coffea.util import load, save
+from tqdm.auto import tqdm
 
-from lgae_hep._jsonio import read_json
-from lgae_hep.data.generate import LABEL_NAMES
+from lgae_hep.data import detect_layout, read_metadata
+from lgae_hep.data.truth import LABEL_NAMES
+from lgae_hep.jsonio import jsonable, read_json
+from lgae_hep.metrics import anomaly_metrics
 
 __all__ = [
     "RunResult",
@@ -105,9 +112,6 @@ def load_fileset(fileset: str | Path | Mapping[str, Any]) -> dict[str, list[str]
 
 def _file_problem(path: str, jets: str, treename: str) -> tuple[str | None, bool]:
     """Why ``path`` cannot be processed (None if fine), and whether it is simulation."""
-    import uproot
-
-    from lgae_hep.data import detect_layout, read_metadata
 
     try:
         with uproot.open(path) as f:
@@ -144,7 +148,6 @@ def check_files(
     simulated : dict
         ``{dataset: True}`` when all its good files look simulated.
     """
-    from tqdm.auto import tqdm
 
     good: dict[str, list[str]] = {}
     bad: dict[str, str] = {}
@@ -183,7 +186,6 @@ class RunResult:
 
 def _make_executor(executor: str, workers: int, retries: int, status: bool,
                    client: Any = None) -> tuple[Any, Any]:
-    from coffea import processor
 
     if executor == "iterative":
         return processor.IterativeExecutor(status=status, retries=retries), None
@@ -192,7 +194,7 @@ def _make_executor(executor: str, workers: int, retries: int, status: bool,
     if executor == "dask":
         cluster = None
         if client is None:
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client, LocalCluster  # the `dask` extra
 
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
@@ -247,8 +249,6 @@ def run_fileset(
         Bad arguments, an unreadable file without ``skipbadfiles`` (the message names the
         file and the reason), or no readable file at all.
     """
-    from coffea import processor
-    from coffea.nanoevents import PFNanoAODSchema
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
@@ -270,11 +270,10 @@ def run_fileset(
         raise ValueError("no readable input file in the fileset:\n" +
                          "\n".join(f"  {p}: {why}" for p, why in bad.items()))
     if scheduler is not None and client is None:
-        from dask.distributed import Client
+        from dask.distributed import Client  # the `dask` extra
 
         client = Client(scheduler)
     ex, dask_handles = _make_executor(executor, workers, retries, status, client)
-    import uproot
 
     runner = processor.Runner(
         ex,
@@ -355,7 +354,6 @@ def _classes(output: Mapping[str, Any], background: str | None) -> tuple[dict[st
 def summarize(result_or_output: RunResult | Mapping[str, Any], *,
               background: str | None = None) -> dict[str, Any]:
     """Cutflows, AUC per signal (when a background class exists) and skipped files."""
-    from lgae_hep.evaluate import anomaly_metrics
 
     if isinstance(result_or_output, RunResult):
         output, bad = result_or_output.output, result_or_output.bad_files
@@ -401,7 +399,6 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
 def save_output(result: RunResult, outdir: str | Path, *,
                 background: str | None = None) -> dict[str, Any]:
     """Write ``output.coffea``, ``summary.json`` and ``summary.md``; returns the summary."""
-    from coffea.util import save
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -409,14 +406,13 @@ def save_output(result: RunResult, outdir: str | Path, *,
           "simulated": result.simulated, "settings": result.settings,
           "elapsed_s": result.elapsed_s}, outdir / "output.coffea")
     summary = summarize(result, background=background)
-    (outdir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    (outdir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2))
     (outdir / "summary.md").write_text(summary_markdown(summary))
     return summary
 
 
 def load_output(outdir: str | Path) -> RunResult:
     """Read back what :func:`save_output` wrote (unpickles: only for your own output)."""
-    from coffea.util import load
 
     path = Path(outdir) / "output.coffea"
     if not path.is_file():
@@ -427,25 +423,11 @@ def load_output(outdir: str | Path) -> RunResult:
                      settings=d.get("settings", {}))
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
-
-
-def _latent_invariant_columns(cols: Mapping[str, Any]) -> list[str]:
-    """Column names of latent Lorentz invariants (``latent_s<i>_*``, ``latent_v<i>_norm_*``)."""
-    from lgae_hep.processors.lgae import _invariant_names
-
-    return [f"latent_{n}" for n in _invariant_names(cols)]
+def _latent_invariant_columns(output: Mapping[str, Any], cols: Mapping[str, Any]) -> list[str]:
+    """Column names of latent Lorentz invariants in ``cols``, as the processor recorded them
+    (``latent_invariants`` of each dataset's output; none for outputs without it)."""
+    names = {n for o in output.values() for n in o.get("latent_invariants", ())}
+    return [c for c in cols if c.startswith("latent_") and c[len("latent_"):] in names]
 
 
 def _merged(output: Mapping[str, Any], name: str) -> Any:
@@ -461,11 +443,11 @@ def _merged(output: Mapping[str, Any], name: str) -> Any:
 def make_plots(result: RunResult, outdir: str | Path, *, background: str | None = None,
                formats: Sequence[str] = ("png",), progress: bool = True) -> list[Path]:
     """Draw the CMS-style plots of a run into ``outdir/plots``; returns the written files."""
+    # lazy: the non-interactive backend must be chosen before pyplot loads, and a run that
+    # draws no plots (--no-plots, coffea workers) never imports matplotlib
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from tqdm.auto import tqdm
-
     from lgae_hep import plotting
 
     output = result.output
@@ -489,7 +471,7 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
     if summary.get("metrics"):
         jobs.append(("roc", lambda p: plotting.plot_roc(
             summary["metrics"], data_label=data_label, path=p, formats=formats)))
-    inv = {k: {n[len("latent_"):]: v[n] for n in _latent_invariant_columns(v)}
+    inv = {k: {n[len("latent_"):]: v[n] for n in _latent_invariant_columns(output, v)}
            for k, v in classes.items()}
     inv = {k: v for k, v in inv.items() if v and len(next(iter(v.values())))}
     h_lat = _merged(output, "latent")

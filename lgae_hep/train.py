@@ -36,7 +36,6 @@ What :func:`fit` does
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
 import math
@@ -50,21 +49,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import awkward as ak
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
+from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
 
+from . import determinism
 from .checkpoint import (
     CheckpointError,
-    _atomic_torch_save,  # noqa: F401  (re-exported for tools that write run files)
-    _json_safe,
-    _unwrap,
-    build_model,
     load_checkpoint,
     load_state_dict_checked,
     save_checkpoint,
     set_rng_state,
+    unwrap_model,
+    write_metrics,
 )
+from .data import DEFAULT_NUM_PARTICLES, to_tensors
+from .losses import chamfer, mse, pairwise_sqdist
+from .models import build_model
+from .nn.io import parse_dtype
 
 __all__ = ["LOSSES", "SCHEDULERS", "FitResult", "fit", "jet_losses", "prepare_data"]
 
@@ -72,8 +80,6 @@ logger = logging.getLogger("lgae_hep.train")
 
 LOSSES = ("chamfer", "mse")
 SCHEDULERS = ("plateau", "cosine", "none")
-#: 4-vectors enter the LGAE loss in TeV (a pure unit choice: Chamfer scales with scale**2)
-P4_LOSS_SCALE = 1e-3
 
 
 # ------------------------------------------------------------------------------------ data
@@ -125,20 +131,14 @@ def prepare_data(
     elif isinstance(data, tuple | list) and len(data) in (2, 3) and not hasattr(data, "layout"):
         p4, mask = data[0], data[1]
         scalars = data[2] if len(data) == 3 else None
-    else:
-        try:
-            import awkward as ak
-        except ImportError:  # pragma: no cover
-            ak = None
-        if ak is None or not isinstance(data, ak.Array):
-            raise ValueError(
-                f"{name} data must be JetTensors, a (p4, mask[, scalars]) tuple or an awkward "
-                f"array of jets, got {type(data).__name__}"
-            )
-        from lgae_hep.data import to_tensors
-
+    elif isinstance(data, ak.Array):
         jt = to_tensors(data, num_particles, backend="torch", on_invalid="flag")
         p4, mask, scalars, valid = jt.p4, jt.mask, jt.scalars, jt.valid
+    else:
+        raise ValueError(
+            f"{name} data must be JetTensors, a (p4, mask[, scalars]) tuple or an awkward "
+            f"array of jets, got {type(data).__name__}"
+        )
     p4 = _to_torch(p4, f"{name} p4")
     mask = _to_torch(mask, f"{name} mask")
     if p4.ndim != 3 or p4.shape[-1] != 4 or not p4.is_floating_point():
@@ -204,12 +204,8 @@ def prepare_data(
 def _feature_chamfer(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my: torch.Tensor):
     """Per-jet masked Chamfer distance (sum convention) for features of any dimension."""
     if x.shape[-1] <= 4:
-        from lgae_hep.losses import chamfer
-
         pad = 4 - x.shape[-1]
         return chamfer(nn.functional.pad(x, (0, pad)), nn.functional.pad(y, (0, pad)), mx, my)
-    from lgae_hep.losses import pairwise_sqdist
-
     d = pairwise_sqdist(x, y)
     inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
     pair = mx.unsqueeze(2) & my.unsqueeze(1)
@@ -223,26 +219,27 @@ def _feature_chamfer(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my: tor
 def _per_jet_loss(
     model: nn.Module, out: Any, p4: torch.Tensor, mask: torch.Tensor, loss: str
 ) -> torch.Tensor:
-    """Per-jet training loss (B,) for a model output (see the module docstring)."""
-    arch = _unwrap(model).config.get("architecture")
-    if arch == "gnnae" and out.features is not None and out.input_features is not None:
-        x, y = out.features, out.input_features
+    """Per-jet training loss (B,) for a model output (see the module docstring).
+
+    The model says what is compared: ``loss_features(out)`` (e.g. the GNNAE's relative
+    coordinates) or, when that is None, the 4-vectors times ``loss_p4_scale``.
+    """
+    bare = unwrap_model(model)
+    features = bare.loss_features(out)
+    if features is not None:
+        x, y = features
         if loss == "mse":
             d = ((x - y) ** 2).sum(-1) * mask
             return d.sum(1) / mask.sum(1).clamp(min=1)
         return _feature_chamfer(x, y, out.mask, mask)
-    s = P4_LOSS_SCALE
+    s = bare.loss_p4_scale
     if loss == "mse":
-        from lgae_hep.losses import mse
-
         if tuple(out.p4.shape) != tuple(p4.shape):
             raise ValueError(
                 f"loss='mse' needs an output with the input's shape {tuple(p4.shape)} "
                 f"(order-preserving model), got {tuple(out.p4.shape)}; use loss='chamfer'"
             )
         return mse(out.p4 * s, p4 * s, mask)
-    from lgae_hep.losses import chamfer
-
     return chamfer(out.p4, p4, out.mask, mask, scale=s)
 
 
@@ -291,12 +288,10 @@ def jet_losses(
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    bare = _unwrap(model)
-    n_part = int(bare.config.get("num_particles", 30))
+    bare = unwrap_model(model)
+    n_part = int(bare.config.get("num_particles", DEFAULT_NUM_PARTICLES))
     dtype = _model_dtype(bare)
     if not (hasattr(data, "valid") or isinstance(data, tuple | list)):
-        from lgae_hep.data import to_tensors
-
         data = to_tensors(data, n_part, backend="torch", on_invalid="flag")
     if hasattr(data, "valid"):
         tensors = (data.p4, data.mask) + ((data.scalars,) if data.scalars is not None else ())
@@ -328,8 +323,6 @@ def jet_losses(
     was_training = bare.training
     bare.eval()
     vals = []
-    from tqdm.auto import tqdm
-
     for i in tqdm(range(0, len(p4), batch_size), disable=not progress, desc="scoring",
                   unit="batch"):
         sl = slice(i, i + batch_size)
@@ -345,8 +338,6 @@ def jet_losses(
 # ------------------------------------------------------------------------------------ runtime
 def _dist_setup(device: str | torch.device) -> tuple[int, int, torch.device, bool]:
     """(rank, world_size, device, initialised_here) under torchrun, else (0, 1, device, False)."""
-    import torch.distributed as dist
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     want_cuda = (device == "auto" and torch.cuda.is_available()) or (
         str(device).startswith("cuda")
@@ -373,8 +364,6 @@ def _dist_setup(device: str | torch.device) -> tuple[int, int, torch.device, boo
 def _all_reduce_sum(values: list[float], world: int, device: torch.device) -> list[float]:
     if world == 1:
         return values
-    import torch.distributed as dist
-
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
@@ -457,20 +446,6 @@ class FitResult:
         return self.out_dir / "last.pt"
 
 
-def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    rows = [_json_safe(h) for h in history]
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(rows, indent=1))
-    os.replace(tmp, out_dir / "metrics.json")
-    keys = list(rows[0]) if rows else []
-    tmp = out_dir / ".metrics.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out_dir / "metrics.csv")
-
-
 def _make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int, patience: int):
     if name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -510,9 +485,7 @@ def fit(
     deterministic kernel): on a GPU, two runs with the same seed then give the same weights.
     On CPU training is reproducible with the same seed, machine and thread count anyway.
     """
-    from lgae_hep.determinism import deterministic as _deterministic
-
-    with _deterministic(deterministic):
+    with determinism.deterministic(deterministic):
         return _fit(model_or_config, train, val, **kwargs)
 
 
@@ -612,54 +585,111 @@ def _fit(
         When the loss stays non-finite after ``max_nonfinite_retries`` roll-backs.
     """
     t_start = time.perf_counter()
-    for name, v in [("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
-                    ("max_nonfinite_retries", max_nonfinite_retries)]:
-        _check_positive(name, v)
-    if epoch_size is not None:
-        _check_positive("epoch_size", epoch_size)
-    if max_seconds is not None:
-        _check_positive("max_seconds", max_seconds, float)
-    _check_positive("lr", lr, float)
-    _check_positive("weight_decay", weight_decay, float, allow_zero=True)
-    _check_positive("min_delta", min_delta, float, allow_zero=True)
-    if grad_clip is not None:
-        _check_positive("grad_clip", grad_clip, float)
-    if not (isinstance(seed, int) and seed >= 0):
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    opts = _Options(
+        epochs=epochs, batch_size=batch_size, patience=patience,
+        max_nonfinite_retries=max_nonfinite_retries, epoch_size=epoch_size,
+        max_seconds=max_seconds, lr=lr, weight_decay=weight_decay, min_delta=min_delta,
+        grad_clip=grad_clip, seed=seed, loss=loss, scheduler=scheduler, num_workers=num_workers,
+        progress=progress, extra_info=dict(extra_info or {}),
+    )
     if val is None and not (0.0 < float(val_fraction) < 1.0):
         raise ValueError(f"val_fraction must be in (0, 1) when no val sample is given, "
                          f"got {val_fraction!r}")
-
     rank, world, dev, dist_here = _dist_setup(device)
-    is_main = rank == 0
     out_dir = Path(out_dir)
-    emit = log or (lambda msg: logger.info(msg))
-
-    # ---- model
     torch.manual_seed(seed)
+    model = _model_for_fit(model_or_config, dtype)
+    samples = _fit_samples(model, train, val, val_fraction, seed)
+    if rank == 0:  # before anything is written
+        _probe_out_dir(out_dir)
+        _check_disk_space(out_dir, model)
+    trainer = _Trainer(model, samples, opts, out_dir=out_dir, rank=rank, world=world, dev=dev,
+                       emit=log or (lambda msg: logger.info(msg)))
+    trainer.restore(resume)
+    trainer.make_loaders()
+    trainer.run(t_start)
+    trainer.load_best()
+    if dist_here:
+        dist.destroy_process_group()
+    return trainer.result(time.perf_counter() - t_start)
+
+
+# --------------------------------------------------------------------------- fit: the steps
+@dataclass(frozen=True)
+class _Options:
+    """The training settings of :func:`_fit`, validated on construction."""
+
+    epochs: int
+    batch_size: int
+    patience: int
+    max_nonfinite_retries: int
+    epoch_size: int | None
+    max_seconds: float | None
+    lr: float
+    weight_decay: float
+    min_delta: float
+    grad_clip: float | None
+    seed: int
+    loss: str
+    scheduler: str
+    num_workers: int
+    progress: bool
+    extra_info: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries"):
+            _check_positive(name, getattr(self, name))
+        if self.epoch_size is not None:
+            _check_positive("epoch_size", self.epoch_size)
+        if self.max_seconds is not None:
+            _check_positive("max_seconds", self.max_seconds, float)
+        _check_positive("lr", self.lr, float)
+        _check_positive("weight_decay", self.weight_decay, float, allow_zero=True)
+        _check_positive("min_delta", self.min_delta, float, allow_zero=True)
+        if self.grad_clip is not None:
+            _check_positive("grad_clip", self.grad_clip, float)
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+
+
+def _model_for_fit(model_or_config: nn.Module | Mapping[str, Any],
+                   dtype: str | torch.dtype | None) -> nn.Module:
+    """The bare model to train: the given one (cast to ``dtype``) or one built from a config."""
     if isinstance(model_or_config, nn.Module):
-        model = _unwrap(model_or_config)
-        if not isinstance(getattr(model, "config", None), Mapping):
-            raise ValueError("the model has no .config dict; fit trains lgae-hep models only")
-        if dtype is not None and _model_dtype(model) != _parse_dtype(dtype):
-            model = model.to(_parse_dtype(dtype))
-    elif isinstance(model_or_config, Mapping):
+        model = unwrap_model(model_or_config)
+        if not (isinstance(getattr(model, "config", None), Mapping)
+                and hasattr(model, "loss_features")):
+            raise ValueError("the model has no .config dict or no loss_features method; fit "
+                             "trains lgae-hep models only")
+        if dtype is not None and _model_dtype(model) != parse_dtype(dtype):
+            model = model.to(parse_dtype(dtype))
+        return model
+    if isinstance(model_or_config, Mapping):
         cfg = dict(model_or_config)
         if dtype is not None:
-            cfg["dtype"] = str(_parse_dtype(dtype)).replace("torch.", "")
-        model = build_model(cfg)
-    else:
-        raise ValueError(f"model_or_config must be a model or a config dict, "
-                         f"got {type(model_or_config).__name__}")
-    config = dict(model.config)
-    n_part = int(config.get("num_particles", 30))
-    mdtype = _model_dtype(model)
+            cfg["dtype"] = str(parse_dtype(dtype)).replace("torch.", "")
+        return build_model(cfg)
+    raise ValueError(f"model_or_config must be a model or a config dict, "
+                     f"got {type(model_or_config).__name__}")
 
-    # ---- data (validated before anything is written)
+
+@dataclass
+class _Samples:
+    """Training and validation tensors ``(p4, mask[, scalars])``, on the CPU."""
+
+    train: tuple[torch.Tensor, ...]
+    val: tuple[torch.Tensor, ...]
+
+
+def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
+                 seed: int) -> _Samples:
+    """Prepare the samples for ``model``; a seeded split of ``train`` when ``val`` is None."""
+    n_part = int(model.config.get("num_particles", DEFAULT_NUM_PARTICLES))
+    mdtype = _model_dtype(model)
     p4, mask, scal = prepare_data(train, n_part, name="train", dtype=mdtype)
     if val is None:
         g = torch.Generator().manual_seed(seed)
@@ -677,249 +707,304 @@ def _fit(
         vp4, vmask, vscal = prepare_data(val, n_part, name="val", dtype=mdtype)
     if (scal is None) != (vscal is None):
         raise ValueError("train and val samples must both have scalars or both have none")
+    return _Samples(train=(p4, mask) + ((scal,) if scal is not None else ()),
+                    val=(vp4, vmask) + ((vscal,) if vscal is not None else ()))
 
-    # ---- output directory
-    if is_main:
-        _probe_out_dir(out_dir)
-        _check_disk_space(out_dir, model)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
 
-    # ---- optimiser, scheduler, state
-    model = model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=float(lr), weight_decay=float(weight_decay))
-    sched = _make_scheduler(scheduler, opt, epochs, patience)
-    history: list[dict[str, Any]] = []
-    start_epoch, step = 0, 0
-    best_val, best_epoch, bad_epochs, retries = math.inf, -1, 0, 0
-    resumed_from = None
-    done = False
-    if last_path.exists() and not resume:
-        raise ValueError(
-            f"{last_path} exists: out_dir already holds a training run; pass resume=True "
-            "(--resume) to continue it, or choose another out_dir"
-        )
-    if resume and last_path.exists():
-        ckpt = load_checkpoint(last_path, map_location="cpu")
-        old = {k: v for k, v in ckpt["config"].items()}
-        if old != json.loads(json.dumps(config)):
-            raise CheckpointError(
-                f"cannot resume from {last_path}: its model config {old} differs from the "
-                f"requested {config}"
-            )
-        load_state_dict_checked(model, ckpt["state_dict"], str(last_path))
-        if ckpt.get("optimizer") is not None:
-            opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and ckpt.get("scheduler") is not None:
-            sched.load_state_dict(ckpt["scheduler"])
+@dataclass
+class _Progress:
+    """Where a run stands: the early-stopping bookkeeping that ``last.pt`` carries to a resume."""
+
+    epoch: int = 0  # the next epoch to run (0-based)
+    step: int = 0
+    best_val: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    retries: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any], out_dir: Path) -> _Progress:
         ex = ckpt.get("extra") or {}
-        start_epoch = int(ckpt["epoch"]) + 1
-        step = int(ckpt.get("step", 0))
-        best_val = float(ex.get("best_val_loss", math.inf))
-        best_epoch = int(ex.get("best_epoch", -1))
-        bad_epochs = int(ex.get("bad_epochs", 0))
-        retries = int(ex.get("nonfinite_retries", 0))
-        # a run that stopped early stays finished; one that hit its epoch limit continues
-        # when resumed with a larger ``epochs``
-        done = bool(ex.get("stopped_early", False))
+        start = int(ckpt["epoch"]) + 1
+        history: list[dict[str, Any]] = []
         hist_path = out_dir / "metrics.json"
         if hist_path.exists():
             history = [h for h in json.loads(hist_path.read_text())
-                       if int(h.get("epoch", -1)) < start_epoch]
-        if ckpt.get("rng") is not None:
-            set_rng_state(ckpt["rng"])
-        resumed_from = start_epoch
-        emit(f"resuming from {last_path} after epoch {start_epoch - 1}"
-             + (" (run already finished)" if done else ""))
-    elif resume and is_main:
-        emit(f"no {last_path} yet: starting a new run")
+                       if int(h.get("epoch", -1)) < start]
+        return cls(
+            epoch=start, step=int(ckpt.get("step", 0)),
+            best_val=float(ex.get("best_val_loss", math.inf)),
+            best_epoch=int(ex.get("best_epoch", -1)), bad_epochs=int(ex.get("bad_epochs", 0)),
+            retries=int(ex.get("nonfinite_retries", 0)),
+            # a run that stopped early stays finished; one that hit its epoch limit continues
+            # when resumed with a larger ``epochs``
+            stopped_early=bool(ex.get("stopped_early", False)), history=history,
+        )
 
-    train_model: nn.Module = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        train_model = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
-    from torch.utils.data.distributed import DistributedSampler
-
-    tensors = (p4, mask) + ((scal,) if scal is not None else ())
-    vtensors = (vp4, vmask) + ((vscal,) if vscal is not None else ())
-    dset, vset = TensorDataset(*tensors), TensorDataset(*vtensors)
-    if world > 1:
-        vsampler = DistributedSampler(vset, num_replicas=world, rank=rank, shuffle=False)
-    else:
-        vsampler = None
-    vloader = DataLoader(vset, batch_size=max(batch_size, 256), sampler=vsampler, shuffle=False)
-
-    def loader_for(epoch: int) -> DataLoader:
-        data = dset
-        if epoch_size is not None and epoch_size < len(dset):
-            g = torch.Generator().manual_seed(seed * 7_919 + epoch)
-            data = Subset(dset, torch.randperm(len(dset), generator=g)[:epoch_size].tolist())
-        if world > 1:
-            sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True,
-                                         seed=seed, drop_last=True)
-            sampler.set_epoch(epoch)
-        else:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            sampler = RandomSampler(data, generator=g)
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=False,
-                          num_workers=num_workers)
-
-    def unpack(batch):
-        b = [t.to(dev, non_blocking=True) for t in batch]
-        return b[0], b[1], (b[2] if len(b) == 3 else None)
-
-    @torch.no_grad()
-    def validate() -> float:
-        model.eval()
-        tot, cnt = 0.0, 0.0
-        for batch in vloader:
-            pb, mb, sb = unpack(batch)
-            per = _per_jet_loss(model, _forward(model, pb, mb, sb), pb, mb, loss)
-            tot += float(per.double().sum())
-            cnt += len(per)
-        tot, cnt = _all_reduce_sum([tot, cnt], world, dev)
-        model.train()
-        return tot / max(cnt, 1.0)
-
-    def snapshot() -> dict[str, Any]:
-        return {"model": copy.deepcopy(model.state_dict()),
-                "opt": copy.deepcopy(opt.state_dict()),
-                "sched": copy.deepcopy(sched.state_dict()) if sched is not None else None}
-
-    def extra(epoch: int, is_done: bool) -> dict[str, Any]:
+    def extra(self, epoch: int, done: bool, opts: _Options, world: int) -> dict[str, Any]:
+        """The ``extra`` entry of the checkpoints written after ``epoch``."""
         return {
-            "epoch": epoch, "step": step, "best_val_loss": best_val, "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs, "nonfinite_retries": retries, "done": is_done,
-            "stopped_early": bool(stopped_early),
-            "loss": loss, "seed": seed, "world_size": world, "batch_size": batch_size,
-            "metrics": {"history": history[-1] if history else {}},
-            "info": dict(extra_info or {}),
+            "epoch": epoch, "step": self.step, "best_val_loss": self.best_val,
+            "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "nonfinite_retries": self.retries, "done": done,
+            "stopped_early": bool(self.stopped_early),
+            "loss": opts.loss, "seed": opts.seed, "world_size": world,
+            "batch_size": opts.batch_size,
+            "metrics": {"history": self.history[-1] if self.history else {}},
+            "info": dict(opts.extra_info),
         }
 
-    from tqdm.auto import tqdm
 
-    stopped_early = done
-    epoch = start_epoch
-    model.train()
-    while not done and epoch < epochs:
-        good = snapshot()
-        t0 = time.perf_counter()
+class _Trainer:
+    """One :func:`_fit` call: the model, optimiser, scheduler, loaders and the epoch loop."""
+
+    def __init__(self, model: nn.Module, samples: _Samples, opts: _Options, *, out_dir: Path,
+                 rank: int, world: int, dev: torch.device, emit: Callable[[str], None]):
+        self.opts, self.samples, self.out_dir = opts, samples, out_dir
+        self.rank, self.world, self.dev, self.emit = rank, world, dev, emit
+        self.is_main = rank == 0
+        self.last_path, self.best_path = out_dir / "last.pt", out_dir / "best.pt"
+        self.config = dict(model.config)
+        self.model = model.to(dev)
+        self.train_model: nn.Module = self.model  # the DDP wrapper under torchrun
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=float(opts.lr),
+                                    weight_decay=float(opts.weight_decay))
+        self.sched = _make_scheduler(opts.scheduler, self.opt, opts.epochs, opts.patience)
+        self.progress = _Progress()
+        self.resumed_from: int | None = None
+
+    # ---- build / restore
+    def restore(self, resume: bool) -> None:
+        """Continue from ``last.pt`` (``resume``); refuse to overwrite a run otherwise."""
+        last_path = self.last_path
+        if last_path.exists() and not resume:
+            raise ValueError(
+                f"{last_path} exists: out_dir already holds a training run; pass resume=True "
+                "(--resume) to continue it, or choose another out_dir"
+            )
+        if not resume:
+            return
+        if not last_path.exists():
+            if self.is_main:
+                self.emit(f"no {last_path} yet: starting a new run")
+            return
+        ckpt = load_checkpoint(last_path, map_location="cpu")
+        old = dict(ckpt["config"])
+        if old != json.loads(json.dumps(self.config)):
+            raise CheckpointError(
+                f"cannot resume from {last_path}: its model config {old} differs from the "
+                f"requested {self.config}"
+            )
+        load_state_dict_checked(self.model, ckpt["state_dict"], str(last_path))
+        if ckpt.get("optimizer") is not None:
+            self.opt.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None and ckpt.get("scheduler") is not None:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        self.progress = _Progress.from_checkpoint(ckpt, self.out_dir)
+        if ckpt.get("rng") is not None:
+            set_rng_state(ckpt["rng"])
+        self.resumed_from = self.progress.epoch
+        self.emit(f"resuming from {last_path} after epoch {self.progress.epoch - 1}"
+                  + (" (run already finished)" if self.progress.stopped_early else ""))
+
+    # ---- loaders
+    def make_loaders(self) -> None:
+        """Wrap the model for DDP (under torchrun) and build the validation loader."""
+        if self.world > 1:
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
+        self.dset = TensorDataset(*self.samples.train)
+        vset = TensorDataset(*self.samples.val)
+        vsampler = (DistributedSampler(vset, num_replicas=self.world, rank=self.rank,
+                                       shuffle=False) if self.world > 1 else None)
+        self.vloader = DataLoader(vset, batch_size=max(self.opts.batch_size, 256),
+                                  sampler=vsampler, shuffle=False)
+
+    def train_loader(self, epoch: int) -> DataLoader:
+        """This epoch's loader: a seeded (``seed``, ``epoch``) subset and order of the jets."""
+        opts, data = self.opts, self.dset
+        if opts.epoch_size is not None and opts.epoch_size < len(data):
+            g = torch.Generator().manual_seed(opts.seed * 7_919 + epoch)
+            data = Subset(data, torch.randperm(len(data), generator=g)[:opts.epoch_size].tolist())
+        if self.world > 1:
+            sampler = DistributedSampler(data, num_replicas=self.world, rank=self.rank,
+                                         shuffle=True, seed=opts.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        else:
+            g = torch.Generator().manual_seed(opts.seed * 1_000_003 + epoch)
+            sampler = RandomSampler(data, generator=g)
+        return DataLoader(data, batch_size=opts.batch_size, sampler=sampler, drop_last=False,
+                          num_workers=opts.num_workers)
+
+    def _unpack(self, batch):
+        b = [t.to(self.dev, non_blocking=True) for t in batch]
+        return b[0], b[1], (b[2] if len(b) == 3 else None)
+
+    # ---- the loop
+    def run(self, t_start: float) -> None:
+        """Epochs until ``epochs``, early stopping or the time budget."""
+        p, opts = self.progress, self.opts
+        self.model.train()
+        while not p.stopped_early and p.epoch < opts.epochs:
+            good = self._snapshot()
+            t0 = time.perf_counter()
+            tot, cnt, nonfinite = self.run_epoch(p.epoch, t0)
+            vloss = math.nan if nonfinite else self.validate()
+            if nonfinite or not math.isfinite(vloss):
+                self.roll_back(good, p.epoch, "training" if nonfinite else "validation")
+                continue
+            self.end_epoch(p.epoch, tot, cnt, vloss, time.perf_counter() - t0)
+            p.epoch += 1
+            if p.stopped_early:
+                self.emit(f"early stopping: no improvement for {opts.patience} epochs "
+                          f"(best epoch {p.best_epoch + 1}, val {p.best_val:.5g})")
+                break
+            if self._time_spent(t_start):
+                self.emit(f"time budget of {opts.max_seconds:.0f} s spent after epoch "
+                          f"{p.epoch}: stopping (resume=True continues)")
+                break
+        if self.world > 1:
+            dist.barrier()
+
+    def run_epoch(self, epoch: int, t0: float) -> tuple[float, int, bool]:
+        """One pass over this epoch's batches: (loss sum, jets, stopped on a non-finite loss).
+
+        Stops at the first batch whose loss or gradient norm is non-finite on any process,
+        before the optimiser step.
+        """
+        opts, world = self.opts, self.world
+        model, opt = self.model, self.opt
         tot, cnt, nonfinite = 0.0, 0, False
-        loader = loader_for(epoch)
-        bar = tqdm(total=len(loader.sampler) if world == 1 else len(loader) * batch_size,
-                   desc=f"epoch {epoch + 1}/{epochs}", unit="jet",
-                   disable=not (progress and is_main), leave=False, file=sys.stderr)
+        loader = self.train_loader(epoch)
+        bar = tqdm(total=len(loader.sampler) if world == 1 else len(loader) * opts.batch_size,
+                   desc=f"epoch {epoch + 1}/{opts.epochs}", unit="jet",
+                   disable=not (opts.progress and self.is_main), leave=False, file=sys.stderr)
         for batch in loader:
-            pb, mb, sb = unpack(batch)
+            pb, mb, sb = self._unpack(batch)
             opt.zero_grad(set_to_none=True)
-            per = _per_jet_loss(model, _forward(train_model, pb, mb, sb), pb, mb, loss)
+            per = _per_jet_loss(model, _forward(self.train_model, pb, mb, sb), pb, mb, opts.loss)
             lval = per.mean()
             lval.backward()
-            gnorm = (nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                     if grad_clip is not None else torch.zeros(()))
+            gnorm = (nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+                     if opts.grad_clip is not None else torch.zeros(()))
             bad = 0.0 if (torch.isfinite(lval) and torch.isfinite(gnorm)) else 1.0
-            if _all_reduce_sum([bad], world, dev)[0] > 0:
+            if _all_reduce_sum([bad], world, self.dev)[0] > 0:
                 nonfinite = True
                 break
             opt.step()
-            step += 1
+            self.progress.step += 1
             tot += float(lval.detach()) * len(per)
             cnt += len(per)
             dt = time.perf_counter() - t0
             bar.update(len(per))
             bar.set_postfix(loss=f"{tot / cnt:.4g}", jets_s=f"{cnt * world / max(dt, 1e-9):.0f}")
         bar.close()
-        vloss = math.nan if nonfinite else validate()
-        if nonfinite or not math.isfinite(vloss):
-            retries += 1
-            model.load_state_dict(good["model"])
-            opt.load_state_dict(good["opt"])
-            if sched is not None:
-                sched.load_state_dict(good["sched"])
-            if retries > max_nonfinite_retries:
-                raise FloatingPointError(
-                    f"non-finite loss in epoch {epoch + 1} after {max_nonfinite_retries} "
-                    "roll-backs with halved learning rates; the model was restored to the last "
-                    f"good state (saved in {last_path if last_path.exists() else 'memory'}). "
-                    "Check the input data for extreme values or lower --lr / --grad-clip"
-                )
-            for gr in opt.param_groups:
-                gr["lr"] *= 0.5
-            warnings.warn(
-                f"non-finite {'training' if nonfinite else 'validation'} loss in epoch "
-                f"{epoch + 1}: rolled back to the start of the epoch and halved the learning "
-                f"rate to {opt.param_groups[0]['lr']:.3g} (retry {retries}/"
-                f"{max_nonfinite_retries})", RuntimeWarning, stacklevel=2,
+        return tot, cnt, nonfinite
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean per-jet validation loss (over all processes)."""
+        model = self.model
+        model.eval()
+        tot, cnt = 0.0, 0.0
+        for batch in self.vloader:
+            pb, mb, sb = self._unpack(batch)
+            per = _per_jet_loss(model, _forward(model, pb, mb, sb), pb, mb, self.opts.loss)
+            tot += float(per.double().sum())
+            cnt += len(per)
+        tot, cnt = _all_reduce_sum([tot, cnt], self.world, self.dev)
+        model.train()
+        return tot / max(cnt, 1.0)
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The last good state (start of the epoch), for :meth:`roll_back`."""
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "opt": copy.deepcopy(self.opt.state_dict()),
+                "sched": copy.deepcopy(self.sched.state_dict()) if self.sched is not None
+                else None}
+
+    def roll_back(self, good: dict[str, Any], epoch: int, which: str) -> None:
+        """After a non-finite loss: restore ``good``, halve the learning rate, warn (the epoch
+        is then retried); ``FloatingPointError`` after ``max_nonfinite_retries`` roll-backs."""
+        p, limit = self.progress, self.opts.max_nonfinite_retries
+        p.retries += 1
+        self.model.load_state_dict(good["model"])
+        self.opt.load_state_dict(good["opt"])
+        if self.sched is not None:
+            self.sched.load_state_dict(good["sched"])
+        if p.retries > limit:
+            raise FloatingPointError(
+                f"non-finite loss in epoch {epoch + 1} after {limit} "
+                "roll-backs with halved learning rates; the model was restored to the last "
+                f"good state (saved in {self.last_path if self.last_path.exists() else 'memory'})"
+                ". Check the input data for extreme values or lower --lr / --grad-clip"
             )
-            continue
-        tloss_sum, tcnt = _all_reduce_sum([tot, float(cnt)], world, dev)
+        for gr in self.opt.param_groups:
+            gr["lr"] *= 0.5
+        warnings.warn(
+            f"non-finite {which} loss in epoch {epoch + 1}: rolled back to the start of the "
+            f"epoch and halved the learning rate to {self.opt.param_groups[0]['lr']:.3g} "
+            f"(retry {p.retries}/{limit})", RuntimeWarning, stacklevel=4,  # fit's line
+        )
+
+    def end_epoch(self, epoch: int, tot: float, cnt: int, vloss: float, seconds: float) -> None:
+        """Bookkeeping after a good epoch: early-stopping counters, scheduler step, history,
+        checkpoints (``best.pt`` on an improvement, ``last.pt``), metrics files, log line."""
+        p, opts = self.progress, self.opts
+        tloss_sum, tcnt = _all_reduce_sum([tot, float(cnt)], self.world, self.dev)
         tloss = tloss_sum / max(tcnt, 1.0)
-        seconds = time.perf_counter() - t0
-        lr_now = opt.param_groups[0]["lr"]
-        improved = vloss < best_val - min_delta
+        lr_now = self.opt.param_groups[0]["lr"]
+        improved = vloss < p.best_val - opts.min_delta
         if improved:
-            best_val, best_epoch, bad_epochs = vloss, epoch, 0
+            p.best_val, p.best_epoch, p.bad_epochs = vloss, epoch, 0
         else:
-            bad_epochs += 1
-        if sched is not None:
-            if scheduler == "plateau":
-                sched.step(vloss)
+            p.bad_epochs += 1
+        if self.sched is not None:
+            if opts.scheduler == "plateau":
+                self.sched.step(vloss)
             else:
-                sched.step()
-        history.append({
+                self.sched.step()
+        p.history.append({
             "epoch": epoch, "train_loss": tloss, "val_loss": vloss, "lr": lr_now,
-            "best_val_loss": best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
-            "seconds": seconds, "step": step, "improved": bool(improved),
+            "best_val_loss": p.best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
+            "seconds": seconds, "step": p.step, "improved": bool(improved),
         })
-        stopped_early = bad_epochs >= patience
-        finished = stopped_early or epoch + 1 >= epochs
-        if is_main:
+        p.stopped_early = p.bad_epochs >= opts.patience
+        finished = p.stopped_early or epoch + 1 >= opts.epochs
+        if self.is_main:
             if improved:
-                save_checkpoint(best_path, model, extra=extra(epoch, False), rng_state=False)
-            save_checkpoint(last_path, model, optimizer=opt, scheduler=sched,
-                            extra=extra(epoch, finished))
-            _write_metrics(out_dir, history)
-        emit(f"epoch {epoch + 1}/{epochs}: train {tloss:.5g}  val {vloss:.5g}  "
-             f"lr {lr_now:.3g}  {tcnt / max(seconds, 1e-9):.0f} jets/s  {seconds:.1f} s"
-             + ("  *" if improved else ""))
-        epoch += 1
-        if stopped_early:
-            emit(f"early stopping: no improvement for {patience} epochs "
-                 f"(best epoch {best_epoch + 1}, val {best_val:.5g})")
-            break
-        over = max_seconds is not None and time.perf_counter() - t_start > max_seconds
-        if max_seconds is not None and _all_reduce_sum([float(over)], world, dev)[0] > 0:
-            emit(f"time budget of {max_seconds:.0f} s spent after epoch {epoch}: stopping "
-                 "(resume=True continues)")
-            break
+                save_checkpoint(self.best_path, self.model,
+                                extra=p.extra(epoch, False, opts, self.world), rng_state=False)
+            save_checkpoint(self.last_path, self.model, optimizer=self.opt,
+                            scheduler=self.sched, extra=p.extra(epoch, finished, opts, self.world))
+            write_metrics(self.out_dir, p.history)
+        self.emit(f"epoch {epoch + 1}/{opts.epochs}: train {tloss:.5g}  val {vloss:.5g}  "
+                  f"lr {lr_now:.3g}  {tcnt / max(seconds, 1e-9):.0f} jets/s  {seconds:.1f} s"
+                  + ("  *" if improved else ""))
 
-    if world > 1:
-        import torch.distributed as dist
+    def _time_spent(self, t_start: float) -> bool:
+        """``max_seconds`` is spent (on any process)."""
+        budget = self.opts.max_seconds
+        if budget is None:
+            return False
+        over = time.perf_counter() - t_start > budget
+        return _all_reduce_sum([float(over)], self.world, self.dev)[0] > 0
 
-        dist.barrier()
-    # best weights
-    if best_path.exists():
-        load_state_dict_checked(model, load_checkpoint(best_path)["state_dict"], str(best_path))
-    if dist_here:
-        import torch.distributed as dist
+    # ---- the end
+    def load_best(self) -> None:
+        """Put the best weights (``best.pt``) into the model."""
+        if self.best_path.exists():
+            load_state_dict_checked(self.model, load_checkpoint(self.best_path)["state_dict"],
+                                    str(self.best_path))
 
-        dist.destroy_process_group()
-    model.eval()
-    return FitResult(
-        model=model, best_epoch=best_epoch, best_val_loss=best_val,
-        epochs_run=len(history), history=history, out_dir=out_dir,
-        stopped_early=stopped_early, seconds=time.perf_counter() - t_start,
-        resumed_from_epoch=resumed_from, config=config,
-    )
-
-
-def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    from lgae_hep.nn.io import parse_dtype
-
-    return parse_dtype(dtype)
-
-
-# ------------------------------------------------------------------------------------ CLI
-#: CLI flag -> model constructor argument, per architecture (only flags given are passed)
+    def result(self, seconds: float) -> FitResult:
+        p = self.progress
+        self.model.eval()
+        return FitResult(
+            model=self.model, best_epoch=p.best_epoch, best_val_loss=p.best_val,
+            epochs_run=len(p.history), history=p.history, out_dir=self.out_dir,
+            stopped_early=p.stopped_early, seconds=seconds,
+            resumed_from_epoch=self.resumed_from, config=self.config,
+        )

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lgae_hep.data import DEFAULT_NUM_PARTICLES
 from lgae_hep.nn.io import AutoencoderOutput, check_inputs, dtype_name, first_n_mask, parse_dtype
 
 __all__ = ["GNNAE", "relative_coordinates", "relative_to_p4"]
@@ -151,10 +152,16 @@ class GNNAE(nn.Module):
     dtype : {"float32", "float64"}
     """
 
+    #: ``config["architecture"]``: the key of this class in :data:`lgae_hep.models.ARCHITECTURES`
+    architecture = "gnnae"
+    #: 4-vectors enter the training loss in TeV; used only for an output without
+    #: :meth:`loss_features` (the GNNAE loss compares the relative coordinates)
+    loss_p4_scale = 1e-3
+
     def __init__(
         self,
         encoding: str = "jet",
-        num_particles: int = 30,
+        num_particles: int = DEFAULT_NUM_PARTICLES,
         latent_dim: int | None = None,
         hidden_dim: int = 32,
         num_layers_encoder: int = 2,
@@ -201,7 +208,7 @@ class GNNAE(nn.Module):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable constructor arguments plus ``"architecture": "gnnae"``."""
         return {
-            "architecture": "gnnae",
+            "architecture": self.architecture,
             "encoding": self.encoding,
             "num_particles": self.num_particles,
             "latent_dim": self.latent_dim,
@@ -216,10 +223,18 @@ class GNNAE(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> GNNAE:
         """Build a fresh (untrained) model from :attr:`config`."""
         cfg = dict(config)
-        arch = cfg.pop("architecture", "gnnae")
-        if arch != "gnnae":
-            raise ValueError(f"config architecture must be 'gnnae', got {arch!r}")
+        arch = cfg.pop("architecture", cls.architecture)
+        if arch != cls.architecture:
+            raise ValueError(f"config architecture must be {cls.architecture!r}, got {arch!r}")
         return cls(**cfg)
+
+    def loss_features(self, out: AutoencoderOutput) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(output, input) features the training loss compares: the relative coordinates
+        ``(eta_rel, phi_rel, pT_rel[, scalars])`` the network sees, as in the paper's GNNAE
+        baselines (None when the output lacks them: the 4-vectors are compared then)."""
+        if out.features is None or out.input_features is None:
+            return None
+        return out.features, out.input_features
 
     @property
     def compression_rate(self) -> dict[str, float]:

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lgae_hep.data import DEFAULT_NUM_PARTICLES
 from lgae_hep.lorentz import FOURVEC_TO_IRREP, irrep_dim, irreps_up_to
 from lgae_hep.nn.aggregation import Aggregation, parse_aggregation
 from lgae_hep.nn.cg_product import complex_dtype
@@ -71,7 +72,8 @@ class LGAE(nn.Module):
     Parameters
     ----------
     num_particles : int
-        Particles per jet (N, also the number of decoded particles). Default 30.
+        Particles per jet (N, also the number of decoded particles). Default
+        :data:`lgae_hep.data.DEFAULT_NUM_PARTICLES` (30).
     tau_v : int
         Latent complex 4-vectors per aggregation (the latent also has 1 complex scalar).
     aggregation : str
@@ -94,9 +96,14 @@ class LGAE(nn.Module):
     dtype : {"float32", "float64"}
     """
 
+    #: ``config["architecture"]``: the key of this class in :data:`lgae_hep.models.ARCHITECTURES`
+    architecture = "lgae"
+    #: 4-vectors enter the training loss in TeV (a pure unit choice: Chamfer scales with scale**2)
+    loss_p4_scale = 1e-3
+
     def __init__(
         self,
-        num_particles: int = 30,
+        num_particles: int = DEFAULT_NUM_PARTICLES,
         tau_v: int = 2,
         aggregation: str = "mix",
         encoder_channels: tuple[int, ...] = (3, 3, 4, 4),
@@ -184,7 +191,7 @@ class LGAE(nn.Module):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable constructor arguments plus ``"architecture": "lgae"``."""
         return {
-            "architecture": "lgae",
+            "architecture": self.architecture,
             "num_particles": self.num_particles,
             "tau_v": self.tau_v,
             "aggregation": self.aggregation,
@@ -202,13 +209,21 @@ class LGAE(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> LGAE:
         """Build a fresh (untrained) model from :attr:`config`."""
         cfg = dict(config)
-        arch = cfg.pop("architecture", "lgae")
-        if arch != "lgae":
-            raise ValueError(f"config architecture must be 'lgae', got {arch!r}")
+        arch = cfg.pop("architecture", cls.architecture)
+        if arch != cls.architecture:
+            raise ValueError(f"config architecture must be {cls.architecture!r}, got {arch!r}")
         for k in ("encoder_channels", "decoder_channels"):
             if k in cfg:
                 cfg[k] = tuple(cfg[k])
         return cls(**cfg)
+
+    def loss_features(self, out: AutoencoderOutput) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Features the training loss compares instead of the 4-vectors: none for the LGAE.
+
+        The loss compares ``out.p4`` with the input 4-vectors, both times
+        :attr:`loss_p4_scale` (:func:`lgae_hep.train.jet_losses`).
+        """
+        return None
 
     @property
     def latent_size(self) -> int:

@@ -15,7 +15,7 @@
 Design
 ------
 * Stateless and picklable: the processor holds only its settings. The model is loaded lazily,
-  once per worker process, through :func:`lgae_hep.api.load_model` (module-level cache; plain
+  once per worker process, through :func:`lgae_hep.zoo.load_model` (module-level cache; plain
   ``torch.load(weights_only=True)`` checkpoints, no TorchScript).
 * Constituents are grouped by :func:`lgae_hep.data.constituents_from_events` through the
   ``<jets>PFCands`` (PFNano) or ``<jets>PFCand`` (Run-3 NanoAOD) index table, not
@@ -24,8 +24,10 @@ Design
   :func:`lgae_hep.data.to_tensors` keeps the N hardest, so the bad-input policy sees every
   particle, exactly as :func:`lgae_hep.score` does.
 * Scoring goes through :class:`LGAEScorer`, a ``coffea.ml_tools.numpy_call_wrapper``: the same
-  object serves eager/virtual NanoEvents and dask-awkward arrays. It uses the same fixed-shape
-  batches as :func:`lgae_hep.score`, so the scores are the same numbers.
+  object serves eager/virtual NanoEvents and dask-awkward arrays. It runs the same inference
+  engine (:func:`lgae_hep.inference.forward_batches`, fixed-shape batches, and
+  :func:`lgae_hep.inference.apply_invalid_policy`) as :func:`lgae_hep.score`, so the scores are
+  the same numbers.
 * Determinism: the network runs with ``torch_threads`` intra-op threads (default 1) inside each
   task, whatever the executor, and column outputs are ordered by (file, first entry) in
   :meth:`LGAEProcessor.postprocess`, so ``IterativeExecutor``, ``FuturesExecutor`` and
@@ -44,7 +46,10 @@ Lorentz invariant), ``mass_score`` (process, mass, score), ``pt_score`` (process
 ``columns``: :class:`coffea.processor.column_accumulator` per field: ``score``, ``pt``, ``eta``,
 ``phi``, ``mass``, ``n_constituents``, ``run``, ``luminosityBlock``, ``event``, ``label`` (when
 the file has ``<jets>_label``), ``msoftdrop`` (when present) and ``latent_<name>`` for every
-latent column of :func:`lgae_hep.api.latent_columns`.
+latent column of :func:`lgae_hep.inference.latent_columns`.
+``latent_invariants`` (with ``latent=True``): the names (without ``latent_``) of the latent
+columns that are Lorentz invariants, in column order (a set of ``(position, name)`` before
+:meth:`LGAEProcessor.postprocess`, so that chunks merge).
 ``files``: set of input files that produced at least one chunk; ``skim_files``: files written.
 """
 
@@ -60,9 +65,29 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import hist
 import numpy as np
+import torch
 from coffea import processor
 from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
+
+from lgae_hep.data import DEFAULT_NUM_PARTICLES, constituents_from_events, to_tensors
+from lgae_hep.inference import (
+    DEFAULT_BATCH_SIZE,
+    apply_invalid_policy,
+    check_num_particles,
+    empty_latent,
+    forward_batches,
+    latent_columns,
+)
+from lgae_hep.losses import SCORE_METRICS
+from lgae_hep.zoo import (
+    DEFAULT_MODEL,
+    load_model,
+    model_num_particles,
+    resolve_metric,
+    resolve_model,
+)
 
 __all__ = ["BadInputFileError", "LGAEProcessor", "LGAEScorer"]
 
@@ -74,11 +99,18 @@ warnings.filterwarnings("ignore", message="Missing cross-reference index", categ
 
 #: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
 SCORE_BINS = (120, 1e-2, 1e10)
-#: Score axis per anomaly-score metric: (bins, lo, hi) and axis label.
-SCORE_AXES = {
+_SCORE_AXES = {
     "chamfer": (SCORE_BINS, "Anomaly score (Chamfer) [GeV$^2$]"),
     "chamfer-dr": ((100, 1e-4, 10.0), r"Anomaly score (Chamfer $\Delta R$, $p_T$-weighted)"),
 }
+if set(_SCORE_AXES) != set(SCORE_METRICS):  # a metric added to lgae_hep.losses needs an axis
+    raise RuntimeError(
+        f"processors.lgae: score axes {sorted(_SCORE_AXES)} do not match the anomaly-score "
+        f"metrics {sorted(SCORE_METRICS)} of lgae_hep.losses.SCORE_METRICS"
+    )
+#: Score axis per anomaly-score metric (keys: :data:`lgae_hep.losses.SCORE_METRICS`):
+#: (bins, lo, hi) and axis label.
+SCORE_AXES = {metric: _SCORE_AXES[metric] for metric in SCORE_METRICS}
 MASS_BINS = (60, 0.0, 300.0)
 PT_BINS = (60, 0.0, 3000.0)
 LATENT_BINS = (100, -25.0, 25.0)
@@ -94,8 +126,6 @@ class BadInputFileError(OSError, ValueError):
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
-    import torch
-
     if n is None:
         yield
         return
@@ -112,11 +142,12 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
 
     Call it on ``[event][jet][particle]`` (or ``[jet][particle]``) Lorentz-vector arrays, eager
     awkward or dask-awkward. It returns a dict of arrays with the input's ``[event][jet]``
-    structure: ``score`` and ``latent_<name>`` (see :func:`lgae_hep.api.latent_columns`), plus
-    ``valid`` (bool) and ``n_particles``.
+    structure: ``score`` and ``latent_<name>`` (see :func:`lgae_hep.inference.latent_columns`;
+    :attr:`latent_invariants` names the invariant ones), plus ``valid`` (bool) and
+    ``n_particles``.
 
     The model is a non-serialisable attribute created on first use in each process
-    (``_create_model``), through the :func:`lgae_hep.api.load_model` cache.
+    (``_create_model``), through the :func:`lgae_hep.zoo.load_model` cache.
 
     Parameters
     ----------
@@ -139,17 +170,15 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
 
     def __init__(
         self,
-        model: str | Path = "lgae-mix",
+        model: str | Path = DEFAULT_MODEL,
         *,
         num_particles: int | None = None,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | None = None,
         torch_threads: int | None = 1,
         latent: bool = True,
         metric: str | None = None,
     ) -> None:
-        from lgae_hep.api import resolve_metric, resolve_model
-
         nonserializable_attribute.__init__(self, ["model"])
         numpy_call_wrapper.__init__(self)
         resolve_model(model)  # fail early with the list of bundled models
@@ -160,14 +189,22 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         self.torch_threads = torch_threads
         self.latent = bool(latent)
         self.metric = resolve_metric(metric, str(model))
+        self._invariants: list[str] | None = None
 
     # -- non-serialisable model ----------------------------------------------------------------
     def _create_model(self) -> Any:
-        from lgae_hep.api import _check_num_particles, load_model
-
         model = load_model(self.model_name, device=self.device)
-        _check_num_particles(model, self.num_particles)
+        check_num_particles(model, self.num_particles)
         return model
+
+    @property
+    def latent_invariants(self) -> list[str]:
+        """Names (without ``latent_``) of the latent columns that are Lorentz invariants, in
+        column order (:func:`lgae_hep.inference.latent_columns` of the model's latent layout;
+        computed once per process with one dry forward pass)."""
+        if self._invariants is None:
+            self._invariants = latent_columns(empty_latent(self.model, self._n())).invariants
+        return list(self._invariants)
 
     # -- awkward side --------------------------------------------------------------------------
     def prepare_awkward(self, jets: Any) -> tuple[tuple, dict]:
@@ -190,8 +227,6 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
         }
 
     def _n(self) -> int:
-        from lgae_hep.api import model_num_particles
-
         return int(self.num_particles) if self.num_particles else model_num_particles(self.model)
 
     def validate_numpy_input(self, p4: np.ndarray, mask: np.ndarray, valid: np.ndarray,
@@ -206,16 +241,12 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
     def numpy_call(self, p4: np.ndarray, mask: np.ndarray, valid: np.ndarray,
                    counts: np.ndarray) -> dict[str, np.ndarray]:
         """Score padded jets: returns flat per-jet columns (``score``, ``latent_*``, ...)."""
-        import torch
-
-        from lgae_hep.api import _apply_policy, _forward_fixed, latent_columns
-
         model = self.model
         b = len(p4)
         valid = np.asarray(valid, dtype=bool)
         counts = np.asarray(counts, dtype=np.int64)
         with _torch_threads(self.torch_threads):
-            res = _forward_fixed(
+            res = forward_batches(
                 model,
                 torch.from_numpy(np.ascontiguousarray(p4)),
                 torch.from_numpy(np.ascontiguousarray(mask, dtype=bool)),
@@ -225,16 +256,13 @@ class LGAEScorer(nonserializable_attribute, numpy_call_wrapper):
                 metric=self.metric,
             )
         if self.latent and b == 0:
-            from lgae_hep.api import _empty_latent
-
-            res.latent = _empty_latent(model, self._n())
+            res.latent = empty_latent(model, self._n())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the processor counts invalid jets in its cutflow
-            valid = _apply_policy(res, valid, counts, "LGAEScorer")
+            valid = apply_invalid_policy(res, valid, counts, "LGAEScorer")
         out = {"score": res.score, "valid": valid, "n_particles": counts}
         if self.latent and res.latent is not None:
-            cols, _ = latent_columns(res.latent)
-            out.update({f"latent_{k}": v for k, v in cols.items()})
+            out.update({f"latent_{k}": v for k, v in latent_columns(res.latent).columns.items()})
         return out
 
     def postprocess_awkward(self, return_array: Any, jets: Any) -> dict[str, Any]:
@@ -252,8 +280,6 @@ def _tensorize(jets: ak.Array, n: int) -> ak.Array:
     Runs :func:`lgae_hep.data.to_tensors` (numpy backend); on a typetracer (dask-awkward's
     metadata pass) it runs on an empty array of the same form and returns a typetracer.
     """
-    from lgae_hep.data import to_tensors
-
     if ak.backend(jets) == "typetracer":
         empty = ak.typetracer.length_zero_if_typetracer(jets)
         out = _tensorize(empty, n)
@@ -290,8 +316,9 @@ class LGAEProcessor(processor.ProcessorABC):
     Parameters
     ----------
     model : str or Path
-        Bundled model name (``"lgae-mix"``) or checkpoint path. Checked when constructed (the
-        error lists the bundled models), loaded lazily once per worker.
+        Bundled model name (default :data:`lgae_hep.zoo.DEFAULT_MODEL`) or checkpoint path.
+        Checked when constructed (the error lists the bundled models), loaded lazily once per
+        worker.
     jets : str
         Jet collection (``FatJet``; its ``<jets>PFCands``/``<jets>PFCand`` table is used).
     pt_min, eta_max : float or None
@@ -322,20 +349,20 @@ class LGAEProcessor(processor.ProcessorABC):
         with ``skim``.
     metric : {None, "chamfer", "chamfer-dr"}
         Anomaly-score metric, as in :func:`lgae_hep.score` (``None``: the one the model's card
-        recommends, see :func:`lgae_hep.api.recommended_metric`; the score histogram's binning
+        recommends, see :func:`lgae_hep.zoo.recommended_metric`; the score histogram's binning
         and label follow it).
     """
 
     def __init__(
         self,
-        model: str | Path = "lgae-mix",
+        model: str | Path = DEFAULT_MODEL,
         jets: str = "FatJet",
         pt_min: float | None = None,
         eta_max: float | None = None,
-        max_particles: int = 30,
+        max_particles: int = DEFAULT_NUM_PARTICLES,
         *,
         mass_range: tuple[float, float] | None = None,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | None = None,
         torch_threads: int | None = 1,
         latent: bool = True,
@@ -344,8 +371,6 @@ class LGAEProcessor(processor.ProcessorABC):
         skim_dir: str | Path | None = None,
         metric: str | None = None,
     ) -> None:
-        from lgae_hep.api import resolve_metric, resolve_model
-
         if not isinstance(jets, str) or not jets.isidentifier():
             raise ValueError(f"jets must be a collection name such as 'FatJet', got {jets!r}")
         if not isinstance(max_particles, int | np.integer) or max_particles < 1:
@@ -397,8 +422,6 @@ class LGAEProcessor(processor.ProcessorABC):
         return scorer
 
     def _constituents(self, events: Any, where: str) -> tuple[ak.Array, ak.Array]:
-        from lgae_hep.data import constituents_from_events
-
         try:
             return constituents_from_events(
                 events,
@@ -455,6 +478,9 @@ class LGAEProcessor(processor.ProcessorABC):
             "cutflow": cutflow,
             "files": {filename} if filename else set(),
         }
+        if self.latent:
+            # a set of (position, name) merges across chunks; postprocess makes it a list
+            out["latent_invariants"] = set(enumerate(self.scorer().latent_invariants))
         if self.columns:
             cols: dict[str, np.ndarray] = {"score": score, "n_constituents": n_part}
             cols.update(kin)
@@ -472,8 +498,6 @@ class LGAEProcessor(processor.ProcessorABC):
 
     def _fill_hists(self, dataset: str, score: np.ndarray, kin: Mapping[str, np.ndarray],
                     flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        import hist
-
         bins, label = SCORE_AXES[self.metric]
         score_ax = hist.axis.Regular(*bins, name="score", label=label,
                                      transform=hist.axis.transform.log)
@@ -499,8 +523,7 @@ class LGAEProcessor(processor.ProcessorABC):
                 hist.axis.Regular(*LATENT_BINS, name="value",
                                   label="asinh(latent invariant)"),
             )
-            names = _invariant_names(flat)
-            for name in names:
+            for name in self.scorer().latent_invariants:
                 v = flat[f"latent_{name}"][ok]
                 h_lat.fill(process=dataset, invariant=name, value=np.arcsinh(v))
             hists["latent"] = h_lat
@@ -555,8 +578,11 @@ class LGAEProcessor(processor.ProcessorABC):
 
     # ------------------------------------------------------------------------------------------
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
-        """Assemble per-chunk columns in (file, first entry) order into column accumulators."""
+        """Assemble per-chunk columns in (file, first entry) order into column accumulators and
+        turn ``latent_invariants`` into the list of invariant latent column names."""
         for out in accumulator.values():
+            if isinstance(out, dict) and isinstance(out.get("latent_invariants"), set):
+                out["latent_invariants"] = [name for _, name in sorted(out["latent_invariants"])]
             if not isinstance(out, dict) or "chunks" not in out:
                 continue
             chunks = out.pop("chunks")
@@ -571,19 +597,6 @@ class LGAEProcessor(processor.ProcessorABC):
             out["columns"] = cols
             out["chunk_order"] = keys
         return accumulator
-
-
-def _invariant_names(flat: Mapping[str, np.ndarray]) -> list[str]:
-    names = []
-    for k in flat:
-        if not k.startswith("latent_"):
-            continue
-        name = k[len("latent_"):]
-        if name.startswith("s") and name[1:].split("_")[0].isdigit():
-            names.append(name)
-        elif "_norm_" in name:
-            names.append(name)
-    return names
 
 
 def _count_all_jets(events: Any, jets: str) -> int:

@@ -182,3 +182,15 @@ def test_atomic_write_keeps_old_file_when_save_fails(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
     assert zipfile.is_zipfile(path)
+
+
+def test_one_model_builder_and_the_architecture_registry():
+    from lgae_hep import checkpoint, models
+
+    assert checkpoint.build_model is models.build_model
+    assert checkpoint.known_architectures() == tuple(sorted(models.ARCHITECTURES))
+    for name, cls in models.ARCHITECTURES.items():
+        assert cls.architecture == name and cls.loss_p4_scale > 0
+    assert models.build_model(_model().config).config == _model().config
+    with pytest.raises(ValueError, match="unknown model architecture 'transformer'"):
+        models.build_model({"architecture": "transformer"})

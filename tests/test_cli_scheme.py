@@ -130,3 +130,15 @@ def test_ctrl_c_exits_quietly_with_130(monkeypatch, fileset, tmp_path, capsys):
     assert rc == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--resume" in err
+
+
+def test_top_level_help_does_not_import_torch():
+    """`lgae-hep --help` stays fast: the subcommands (and torch) load only when one runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom lgae_hep.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False"

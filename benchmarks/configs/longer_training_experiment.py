@@ -23,7 +23,7 @@ import paper_comparison as pc  # noqa: E402
 
 from lgae_hep import api  # noqa: E402
 from lgae_hep.data import to_tensors  # noqa: E402
-from lgae_hep.evaluate import anomaly_metrics  # noqa: E402
+from lgae_hep.metrics import anomaly_metrics  # noqa: E402
 from lgae_hep.train import fit  # noqa: E402
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paper_comparison as pc  # noqa: E402
 
 from lgae_hep.data import to_tensors  # noqa: E402
-from lgae_hep.evaluate import anomaly_metrics  # noqa: E402
+from lgae_hep.metrics import anomaly_metrics  # noqa: E402
 from lgae_hep.train import fit, jet_losses  # noqa: E402
 
 

@@ -23,8 +23,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lgae_hep.losses import SCORE_METRICS
-
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
@@ -112,6 +110,8 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = None) -> N
 
 
 def add_metric(parser: argparse.ArgumentParser) -> None:
+    from lgae_hep.losses import SCORE_METRICS  # lazy: torch stays out of `lgae-hep --help`
+
     parser.add_argument("--metric", choices=tuple(SCORE_METRICS), default=None,
                         help="anomaly-score metric (default: the one the model's card "
                              "recommends, chamfer for models without a card)")
@@ -124,7 +124,7 @@ def check_model(model: str | None) -> None:
     """An unknown model name or a missing checkpoint: error before any work starts."""
     if model is None:
         return
-    from lgae_hep.api import resolve_model  # lazy: keeps torch out of `lgae-hep --help`
+    from lgae_hep.zoo import resolve_model  # lazy: keeps torch out of `lgae-hep --help`
 
     resolve_model(model)  # ValueError listing the bundled models
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import lgae_hep
 from lgae_hep import api
-from lgae_hep.api import DEFAULT_MODEL, model_num_particles
 from lgae_hep.cli._common import (
     UserError,
     add_metric,
@@ -18,7 +17,9 @@ from lgae_hep.cli._common import (
     check_output_dir,
 )
 from lgae_hep.data import to_tensors
-from lgae_hep.evaluate import DEFAULT_EPS_B, evaluate, padded_p4, to_numpy
+from lgae_hep.evaluate import evaluate
+from lgae_hep.metrics import DEFAULT_EPS_B, padded_p4, to_numpy
+from lgae_hep.zoo import DEFAULT_MODEL, model_num_particles
 
 __all__ = ["add_arguments", "main"]
 
@@ -117,12 +118,11 @@ def main(args: argparse.Namespace) -> int:
         latent_fn=lfn, background_name=args.background_name, eps_b=args.eps_b,
         compression_rate=cr, model_name=str(args.model), outdir=outdir,
         plots=not args.no_plots, formats=args.formats,
+        metadata={
+            "files": {"background": args.background, "signals": dict(zip(names, args.signal))},
+            "score_metric": metric,
+        },
     )
-    result.metadata["files"] = {
-        "background": args.background, "signals": dict(zip(names, args.signal)),
-    }
-    result.metadata["score_metric"] = metric
-    result.to_json(outdir / "metrics.json")
     print(result.summary_table())
     print(f"results written to {outdir.resolve()}")
     return 0

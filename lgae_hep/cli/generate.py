@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from lgae_hep.cli._common import UserError, add_quiet
-from lgae_hep.data.generate import PROCESSES, GeneratedJets, generate
+from lgae_hep.data.generate import GeneratedJets, generate
+from lgae_hep.data.truth import PROCESSES
 
 __all__ = ["add_arguments", "main"]
 

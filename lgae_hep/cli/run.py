@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lgae_hep.api import DEFAULT_MODEL, load_model, model_num_particles
 from lgae_hep.cli._common import (
     UserError,
     add_collection,
@@ -23,6 +22,7 @@ from lgae_hep.cli._common import (
 )
 from lgae_hep.processors import LGAEProcessor
 from lgae_hep.run import make_plots, run_fileset, save_output, summary_markdown
+from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles
 
 __all__ = ["add_arguments", "main", "report"]
 

@@ -12,8 +12,6 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from lgae_hep._jsonio import read_json
-from lgae_hep.checkpoint import build_model
 from lgae_hep.cli._common import (
     EXIT_INTERRUPTED,
     UserError,
@@ -24,7 +22,9 @@ from lgae_hep.cli._common import (
     check_device,
 )
 from lgae_hep.data import DEFAULT_NUM_PARTICLES, read_jetnet, read_nanoaod
-from lgae_hep.data.generate import PROCESSES
+from lgae_hep.data.truth import PROCESSES
+from lgae_hep.jsonio import read_json
+from lgae_hep.models import build_model
 from lgae_hep.train import LOSSES, SCHEDULERS, fit
 
 __all__ = ["add_arguments", "load_background", "main"]

@@ -6,15 +6,13 @@ and jetnet is never imported unless asked for.
 
 from .jetnet import read_jetnet
 from .nanoaod import (
-    METADATA_KEY,
     NanoLayout,
     constituents_from_events,
     detect_layout,
     iter_nanoaod,
-    read_metadata,
     read_nanoaod,
-    write_pfnano,
 )
+from .pfnano import METADATA_KEY, read_metadata, write_pfnano
 from .tensors import (
     ABS_TOL,
     DEFAULT_NUM_PARTICLES,

@@ -4,6 +4,9 @@ The generator reproduces the recipe of the JetNet dataset (Kansal et al. 2021) w
 available offline: proton-proton collisions at 13 TeV in Pythia 8 (``pythia8mc``), visible
 stable final-state particles clustered with the anti-kT algorithm (R = 0.8) in FastJet, jets in a
 pT window (default 0.8 < pT < 1.6 TeV) and |eta| < 2.5, each labelled by truth matching.
+This module is the generator (Pythia settings, the event loop, worker processes, the public
+:func:`generate`); the label vocabulary and the truth matching live in :mod:`.truth`, writing
+the file in :mod:`.pfnano`.
 
 Classes and labels (stored as ``FatJet_label``; the mapping is also stored in the file metadata)
 -------------------------------------------------------------------------------------------------
@@ -69,31 +72,29 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import vector
+from tqdm.auto import tqdm
+
+from lgae_hep import __version__
+
+from .pfnano import write_pfnano
+from .truth import (
+    LABELS,
+    PROCESSES,
+    RESONANCE_ID,
+    EventRecord,
+    match_qcd,
+    match_resonance,
+)
 
 vector.register_awkward()
 
-#: integer label of each jet class, stored as ``FatJet_label``
-LABELS: dict[str, int] = {"g": 0, "q": 1, "t": 2, "w": 3, "z": 4}
-#: Display name of each label (plots, summaries): gluon and quark jets are both QCD.
-LABEL_NAMES: dict[int, str] = {0: "QCD", 1: "QCD", 2: "t", 3: "W", 4: "Z"}
-#: processes accepted by :func:`generate` -> labels that are kept
-PROCESSES: dict[str, tuple[int, ...]] = {
-    "qcd": (LABELS["g"], LABELS["q"]),
-    "g": (LABELS["g"],),
-    "q": (LABELS["q"],),
-    "t": (LABELS["t"],),
-    "w": (LABELS["w"],),
-    "z": (LABELS["z"],),
-}
 #: default pT-hat window (GeV) of the hard process
 DEFAULT_PTHAT_RANGE: tuple[float, float] = (700.0, 2000.0)
 #: anti-kT radius and matching radius
 JET_R = 0.8
-MATCH_DR = 0.8
 #: Pythia's Random:seed must lie in [1, 900000000]
 _MAX_PYTHIA_SEED = 900_000_000
 _NEUTRINOS = (12, 14, 16)
-_RESONANCE_ID = {"t": 6, "w": 24, "z": 23}
 
 
 def _process_settings(process: str) -> list[str]:
@@ -247,95 +248,6 @@ def _truncate_chunk(chunk: _Chunk, n_jets: int) -> _Chunk:
     )
 
 
-def _delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
-    dphi = (np.asarray(phi1) - np.asarray(phi2) + np.pi) % (2 * np.pi) - np.pi
-    return np.hypot(np.asarray(eta1) - np.asarray(eta2), dphi)
-
-
-class _EventRecord:
-    """Flat numpy view of one event of a ``nextBatch`` record, for the truth look-up."""
-
-    __slots__ = ("id", "status", "d1", "d2", "px", "py", "pz")
-
-    def __init__(self, flat: dict[str, np.ndarray], start: int, stop: int) -> None:
-        for k in self.__slots__:
-            setattr(self, k, flat[k][start:stop])
-
-    def daughters(self, i: int) -> list[int]:
-        d1, d2 = int(self.d1[i]), int(self.d2[i])
-        if d1 <= 0:
-            return []
-        if d2 <= d1:
-            return [d1]
-        return list(range(d1, d2 + 1))
-
-    def last_copy(self, i: int) -> int:
-        """Follow the same-flavour daughter (recoil copies, FSR off a top) to the decaying copy."""
-        for _ in range(10_000):
-            same = [d for d in self.daughters(i) if self.id[d] == self.id[i]]
-            if len(same) != 1:
-                return i
-            i = same[0]
-        return i  # pragma: no cover - a malformed record; stop rather than loop forever
-
-    def eta_phi(self, i: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
-        px, py, pz = self.px[i], self.py[i], self.pz[i]
-        pt = np.hypot(px, py)
-        return np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
-
-    def decay_quarks(self, i: int) -> list[int] | None:
-        """Status-23 quarks of the hadronic decay chain of resonance copy ``i`` (None if not)."""
-        quarks: list[int] = []
-        for d in self.daughters(i):
-            a = abs(int(self.id[d]))
-            if 1 <= a <= 5:
-                quarks.append(d)
-            elif a in (23, 24):
-                sub = self.decay_quarks(self.last_copy(d))
-                if sub is None:
-                    return None
-                quarks.extend(sub)
-            else:
-                return None
-        return quarks or None
-
-
-def _match_qcd(ev: _EventRecord, jet_eta: np.ndarray, jet_phi: np.ndarray) -> np.ndarray:
-    """Label of each jet from the nearest outgoing hard parton (-1 unmatched, 5 = b quark)."""
-    hard = np.flatnonzero(ev.status == -23)
-    labels = np.full(jet_eta.size, -1, np.int32)
-    if hard.size == 0:
-        return labels
-    p_eta, p_phi = ev.eta_phi(list(hard))
-    dr = _delta_r(jet_eta[:, None], jet_phi[:, None], p_eta[None, :], p_phi[None, :])
-    best = np.argmin(dr, axis=1)
-    ok = dr[np.arange(jet_eta.size), best] < MATCH_DR
-    pid = np.abs(ev.id[hard[best]])
-    lab = np.where(pid == 21, LABELS["g"], np.where(pid <= 4, LABELS["q"], 5))
-    labels[ok] = lab[ok]
-    return labels
-
-
-def _match_resonance(
-    ev: _EventRecord, jet_eta: np.ndarray, jet_phi: np.ndarray, process: str
-) -> np.ndarray:
-    """Label of each jet fully containing a hadronically decaying resonance (-1 otherwise)."""
-    pdg = _RESONANCE_ID[process]
-    labels = np.full(jet_eta.size, -1, np.int32)
-    for i in np.flatnonzero((np.abs(ev.id) == pdg) & (ev.status == -22)):
-        last = ev.last_copy(int(i))
-        quarks = ev.decay_quarks(last)
-        if quarks is None:
-            continue
-        r_eta, r_phi = ev.eta_phi(last)
-        q_eta, q_phi = ev.eta_phi(quarks)
-        dr_res = _delta_r(jet_eta, jet_phi, r_eta, r_phi)
-        dr_q = _delta_r(jet_eta[:, None], jet_phi[:, None], q_eta[None, :], q_phi[None, :])
-        merged = (dr_res < MATCH_DR) & np.all(dr_q < MATCH_DR, axis=1) & (labels < 0)
-        labels[merged] = LABELS[process]
-    return labels
-
-
 class _Worker:
     """One Pythia instance producing selected, labelled jets in batches of events."""
 
@@ -350,7 +262,7 @@ class _Worker:
         pthat_range: tuple[float, float],
         batch_size: int,
     ) -> None:
-        import fastjet
+        import fastjet  # the `sim` extra: imported where it is needed, in the worker
         import pythia8mc
 
         self.process = process
@@ -432,12 +344,12 @@ class _Worker:
         keep_flat = ak.to_numpy(ak.flatten(in_window)).copy()
         labels_all = np.full(keep_flat.size, -1, np.int32)
         for e in np.flatnonzero(n_cand):
-            ev = _EventRecord(flat, offsets[e], offsets[e + 1])
+            ev = EventRecord(flat, offsets[e], offsets[e + 1])
             sl = slice(jet_start[e], jet_start[e + 1])
-            if self.process in _RESONANCE_ID:
-                labels_all[sl] = _match_resonance(ev, jet_eta[sl], jet_phi[sl], self.process)
+            if self.process in RESONANCE_ID:
+                labels_all[sl] = match_resonance(ev, jet_eta[sl], jet_phi[sl], self.process)
             else:
-                labels_all[sl] = _match_qcd(ev, jet_eta[sl], jet_phi[sl])
+                labels_all[sl] = match_qcd(ev, jet_eta[sl], jet_phi[sl])
         keep_flat &= np.isin(labels_all, self.keep)
         labels_flat = labels_all[keep_flat]
 
@@ -626,7 +538,7 @@ def generate(
         process; more workers are started with the ``spawn`` method.
     output : str or Path, optional
         Write a PFNano-layout ROOT file (TTree ``Events`` with ``FatJet_label`` and
-        ``FatJet_msoftdrop``, metadata JSON) via :func:`lgae_hep.data.nanoaod.write_pfnano`.
+        ``FatJet_msoftdrop``, metadata JSON) via :func:`lgae_hep.data.pfnano.write_pfnano`.
     fast : bool
         Multi-parton interactions off (about twice as fast; less underlying event).
     pt_range : (float, float)
@@ -677,7 +589,6 @@ def generate(
     import fastjet  # noqa: F401  (fail early, before starting workers, when not installed)
     import pythia8mc  # noqa: F401
 
-    from lgae_hep import __version__
 
     shares = _split(int(n_jets), workers)
     seeds = [worker_seed(int(seed), w) for w in range(workers)]
@@ -695,7 +606,6 @@ def generate(
     ]
     limits = [max_events or 1000 + 200 * n for n in shares]
 
-    from tqdm.auto import tqdm
 
     start = time.perf_counter()
     bar = tqdm(total=int(n_jets), desc=f"generate {process}", unit="jet", disable=not progress)
@@ -786,7 +696,6 @@ def generate(
         "seconds": round(elapsed, 3),
     }
     if output is not None:
-        from .nanoaod import write_pfnano
 
         meta_file = {k: v for k, v in metadata.items() if k != "seconds"}
         write_pfnano(

@@ -360,15 +360,15 @@ def test_default_metric_comes_from_the_model_card(tmp_path, monkeypatch, model):
     """metric=None: a bundled model's card decides; model objects and paths use chamfer."""
     import json
 
-    from lgae_hep import api
+    from lgae_hep import api, zoo
 
     save_checkpoint(tmp_path / "carded.pt", model)
     (tmp_path / "carded.json").write_text(json.dumps({"name": "carded",
                                                       "score_metric": "chamfer-dr"}))
     save_checkpoint(tmp_path / "plain.pt", model)
     (tmp_path / "plain.json").write_text(json.dumps({"name": "plain"}))
-    monkeypatch.setattr(api, "_pretrained_dir", lambda: tmp_path)
-    monkeypatch.setattr(api, "_CACHE", {})
+    monkeypatch.setattr(zoo, "_pretrained_dir", lambda: tmp_path)
+    monkeypatch.setattr(zoo, "_CACHE", {})
     assert api.recommended_metric("carded") == "chamfer-dr"
     # a model loaded by name carries its card's metric; scoring the object uses it too
     loaded = api.load_model("carded")
@@ -401,3 +401,41 @@ def test_chamfer_dr_undefined_for_jets_along_the_beam(model):
     with warnings.catch_warnings():
         warnings.simplefilter("error", InvalidJetWarning)
         assert np.isfinite(ak.to_numpy(lgae_hep.score(beam, model, metric="chamfer"))).all()
+
+
+def test_facade_reexports_the_zoo_and_the_inference_engine():
+    """``lgae_hep.api.X`` keeps working for names that moved to lgae_hep.zoo / .inference."""
+    from lgae_hep import api, inference, zoo
+
+    for name in ("load_model", "bundled_models", "recommended_metric", "resolve_metric",
+                 "resolve_model", "DEFAULT_MODEL", "model_num_particles", "card_inference_dtype"):
+        assert getattr(api, name) is getattr(zoo, name)
+    for name in ("InvalidJetWarning", "latent_columns"):
+        assert getattr(api, name) is getattr(inference, name)
+    assert lgae_hep.load_model is zoo.load_model and lgae_hep.score is api.score
+
+
+def test_latent_layout_names_the_invariants_of_a_model(model):
+    """The invariant column names come from the layout of an empty latent, no jets needed."""
+    from lgae_hep.data import to_tensors
+    from lgae_hep.inference import LatentColumns, empty_latent
+
+    layout = latent_columns(empty_latent(model, N))
+    assert isinstance(layout, LatentColumns) and all(len(c) == 0 for c in layout.columns.values())
+    p4, mask, _ = to_tensors(make_jets([4, 9]), N)
+    with torch.no_grad():
+        full = latent_columns({k: v.numpy() for k, v in model(p4, mask).latent.items()})
+    assert full.invariants == layout.invariants and list(full.columns) == list(layout.columns)
+    assert set(layout.invariants) < set(layout.columns)
+
+
+def test_run_chunks_is_what_score_returns(model):
+    """The public inference driver gives the facade's numbers bitwise."""
+    from lgae_hep.inference import restore_structure, run_chunks
+
+    jets = make_jets([0, 3, 12, 40])
+    res = run_chunks(jets, model, batch_size=2, metric=None)
+    assert res.num_particles == N and res.valid.all()
+    assert list(res.counts) == [0, 3, 12, 40]
+    np.testing.assert_array_equal(ak.to_numpy(restore_structure(res.result.score, res.structure)),
+                                  ak.to_numpy(lgae_hep.score(jets, model, batch_size=2)))

@@ -20,14 +20,13 @@ pytest.importorskip("pythia8mc")
 fastjet = pytest.importorskip("fastjet")
 
 from lgae_hep.data.generate import (  # noqa: E402
-    LABELS,
-    PROCESSES,
     GeneratedJets,
     generate,
     pythia_settings,
     worker_seed,
 )
-from lgae_hep.data.nanoaod import read_metadata  # noqa: E402
+from lgae_hep.data.pfnano import read_metadata  # noqa: E402
+from lgae_hep.data.truth import LABELS, PROCESSES  # noqa: E402
 
 vector.register_awkward()
 pytestmark = pytest.mark.sim

@@ -12,7 +12,7 @@ import torch
 import vector
 
 import lgae_hep
-from lgae_hep import api
+from lgae_hep import zoo
 from lgae_hep.checkpoint import save_checkpoint
 from lgae_hep.cli import main
 from lgae_hep.data import write_pfnano
@@ -58,8 +58,8 @@ def _run(argv):
                                                                     "chamfer")])
 def test_evaluate_cli_uses_the_cards_metric(setup, monkeypatch, extra, expected):
     d, files = setup
-    monkeypatch.setattr(api, "_pretrained_dir", lambda: d)
-    monkeypatch.setattr(api, "_CACHE", {})
+    monkeypatch.setattr(zoo, "_pretrained_dir", lambda: d)
+    monkeypatch.setattr(zoo, "_CACHE", {})
     out = d / f"out_{expected}"
     rc = _run(["--model", "carded", "--background", str(files["qcd"]), "--signal",
                str(files["t"]), "--signal-names", "t", "-o", str(out), "--no-plots",

@@ -337,7 +337,7 @@ def _ak_jets(rng, n_events, mass_scale):
 
 
 def _pad(jets, n=8):
-    flat = ev._flat_jets(jets)
+    flat = ev.flat_jets(jets)
     p4 = np.zeros((len(flat), n, 4))
     mask = np.zeros((len(flat), n), bool)
     for b, jet in enumerate(flat):
@@ -374,7 +374,7 @@ def test_evaluate_orchestration_with_fake_callables(tmp_path):
     # 49 background jets cannot measure eps_b = 1e-2 or 1e-3: NaN, announced
     assert any("reported as NaN" in m for m in messages), messages
     assert math.isnan(res.anomaly["signals"]["t"]["eps_s"]["0.01"])
-    n_qcd = len(ev._flat_jets(qcd))
+    n_qcd = len(ev.flat_jets(qcd))
     assert calls[0] == min(n_qcd, 50)
     assert res.metadata["n_jets"]["QCD"] == calls[0]
     m = res.anomaly["signals"]
@@ -404,6 +404,56 @@ def test_evaluate_orchestration_with_fake_callables(tmp_path):
     with pytest.raises(ValueError, match="has no jets"):
         ev.evaluate(score_fn, qcd[:0], signals, progress=False)
 
+
+
+def test_evaluate_matches_once_and_writes_metadata_once(tmp_path, monkeypatch):
+    from lgae_hep.metrics import EvaluationResult as MetricsResult
+    from lgae_hep.metrics import reconstruction as reco_mod
+
+    rng = np.random.default_rng(9)
+    qcd = _ak_jets(rng, 40, 0.05)
+    signals = {"t": _ak_jets(rng, 30, 0.3)}
+    matchings, writes = [], []
+    real_hungarian, real_to_json = reco_mod._hungarian, MetricsResult.to_json
+
+    def counting_hungarian(*args, **kwargs):
+        matchings.append(1)
+        return real_hungarian(*args, **kwargs)
+
+    def counting_to_json(self, path):
+        writes.append(dict(self.metadata))
+        return real_to_json(self, path)
+
+    monkeypatch.setattr(reco_mod, "_hungarian", counting_hungarian)
+    monkeypatch.setattr(MetricsResult, "to_json", counting_to_json)
+
+    def reconstruct_fn(jets):
+        p4, mask = _pad(jets)
+        return p4, mask, 1.02 * p4, mask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = ev.evaluate(ev.jet_masses, qcd, signals, reconstruct_fn=reconstruct_fn,
+                          outdir=tmp_path, formats=("png",), progress=False,
+                          metadata={"files": {"background": "q.root"}, "score_metric": "m"})
+    assert len(matchings) == 1  # the metrics and the reconstruction plot share one matching
+    assert len(writes) == 1 and writes[0]["score_metric"] == "m"
+    saved = json.loads((tmp_path / "metrics.json").read_text())["metadata"]
+    assert saved["files"] == {"background": "q.root"} and saved["score_metric"] == "m"
+    assert res.metadata["files"] == saved["files"]
+    assert "reconstruction.png" in saved["plots"]
+    with pytest.raises(ValueError, match="angle_error"):
+        ev.evaluate(ev.jet_masses, qcd, signals, reconstruct_fn=reconstruct_fn,
+                    angle_error="degrees", progress=False)
+
+
+def test_one_json_sanitiser():
+    from lgae_hep.jsonio import jsonable
+
+    obj = {1: (np.float32(1.5), np.int64(2), np.bool_(True), math.nan, -math.inf),
+           "a": np.arange(2.0), "s": {np.float64(3.0)}}
+    assert jsonable(obj) == {"1": [1.5, 2, True, None, None], "a": [0.0, 1.0], "s": [3.0]}
+    json.dumps(jsonable(obj), allow_nan=False)
 
 def test_cli_arguments_and_raw_reconstruction_padding():
     from lgae_hep.cli import build_parser

@@ -142,6 +142,39 @@ def test_iterative_output_content(files, reference):
         assert o["files"] == {str(path)}
 
 
+def test_output_names_the_latent_invariants(files, reference):
+    """The output lists the invariant latent columns; callers never parse column names."""
+    from lgae_hep.inference import empty_latent, latent_columns
+    from lgae_hep.zoo import load_model
+
+    _, out = reference
+    expected = latent_columns(empty_latent(load_model(str(files["model"])), 30)).invariants
+    for o in out.values():
+        assert o["latent_invariants"] == expected
+        assert list(o["hists"]["latent"].axes["invariant"]) == expected
+        assert all(f"latent_{n}" in o["columns"] for n in expected)
+
+
+def test_score_axes_cover_every_metric():
+    from lgae_hep.processors.lgae import SCORE_AXES
+
+    from lgae_hep.losses import SCORE_METRICS
+
+    assert list(SCORE_AXES) == list(SCORE_METRICS)
+
+
+def test_defaults_come_from_the_zoo_and_the_data_module():
+    import inspect
+
+    from lgae_hep.data import DEFAULT_NUM_PARTICLES
+    from lgae_hep.zoo import DEFAULT_MODEL
+
+    params = inspect.signature(LGAEProcessor).parameters
+    assert params["model"].default == DEFAULT_MODEL
+    assert params["max_particles"].default == DEFAULT_NUM_PARTICLES
+    assert inspect.signature(LGAEScorer).parameters["model"].default == DEFAULT_MODEL
+
+
 def test_futures_and_dask_identical(files, reference):
     from dask.distributed import Client, LocalCluster
 

@@ -1,0 +1,514 @@
+"""Batched inference engine shared by :mod:`lgae_hep.api`, the coffea processor and scripts.
+
+* :func:`forward_batches` runs a model and the anomaly score over padded ``(B, N, 4)`` tensors
+  in batches of exactly ``batch_size`` jets (the last one padded with empty jets), returning a
+  :class:`BatchResult`;
+* :func:`apply_invalid_policy` applies the project's bad-input policy to a :class:`BatchResult`
+  (empty jets score 0, invalid or overflowing jets NaN, one :class:`InvalidJetWarning`);
+* :func:`run_chunks` drives both over an awkward array of jets, ``chunk_size`` jets at a time;
+* :func:`latent_columns` / :func:`latent_records` lay a latent out as flat per-jet columns
+  (with the names of its Lorentz-invariant columns) or as nested per-jet records.
+
+The network and the loss never mix jets, so a jet's score does not depend on the other jets in
+its batch (bitwise); see :mod:`lgae_hep.api` for the determinism guarantees.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import awkward as ak
+import numpy as np
+import torch
+import vector
+from tqdm.auto import tqdm
+
+from lgae_hep.data import to_tensors
+from lgae_hep.data.tensors import flatten_outer
+from lgae_hep.lorentz import invariant_form, irrep_to_fourvec
+from lgae_hep.losses import anomaly_score
+from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles, resolve_metric
+
+vector.register_awkward()
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CHUNK_SIZE",
+    "BatchResult",
+    "InferenceResult",
+    "InvalidJetWarning",
+    "LatentColumns",
+        "apply_invalid_policy",
+    "check_num_particles",
+    "empty_latent",
+    "forward_batches",
+    "latent_columns",
+    "latent_records",
+    "restore_structure",
+    "run_chunks",
+]
+
+#: Jets per network call (fixed shape, the last batch is padded with empty jets).
+DEFAULT_BATCH_SIZE = 256
+#: Jets converted to tensors at a time (bounds the memory of one call).
+DEFAULT_CHUNK_SIZE = 32_768
+
+
+class InvalidJetWarning(RuntimeWarning):
+    """Some jets had non-finite or unphysical momenta; their scores/latents are NaN."""
+
+
+# --------------------------------------------------------------------------------------------
+# model handling
+# --------------------------------------------------------------------------------------------
+
+
+def _as_model(model: Any, device: Any) -> Any:
+    """``None`` / name / path / module -> module on ``device`` (modules are used as given)."""
+    if model is None:
+        model = DEFAULT_MODEL
+    if isinstance(model, str | Path):
+        return load_model(model, device=device)
+    if isinstance(model, torch.nn.Module):
+        if device is not None:
+            model = model.to(torch.device(device))
+        return model
+    raise ValueError(
+        "model must be None (bundled default), a bundled name, a checkpoint path or a torch "
+        f"module, got {type(model).__name__}"
+    )
+
+
+def _model_dtype_device(model: Any) -> tuple[Any, Any]:
+    device = torch.device("cpu")
+    real = None
+    for p in model.parameters():
+        device = p.device
+        if p.is_floating_point():
+            real = p.dtype
+            break
+    dtype = getattr(model, "dtype", None)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        dtype = real or torch.float32
+    return dtype, device
+
+
+def check_num_particles(model: Any, num_particles: int | None) -> int:
+    """The model's particles per jet; ``ValueError`` if ``num_particles`` is given and differs."""
+    n_model = model_num_particles(model)
+    if num_particles is not None and int(num_particles) != n_model:
+        raise ValueError(
+            f"num_particles={num_particles} requested but the model was built for "
+            f"{n_model} particles per jet; use a model trained with {num_particles} particles "
+            f"or num_particles={n_model}"
+        )
+    return n_model
+
+
+# --------------------------------------------------------------------------------------------
+# core: tensors -> scores / latents / reconstructions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """Per-jet outputs of :func:`forward_batches` (numpy, jets in input order)."""
+
+    #: (B,) float64 anomaly scores
+    score: np.ndarray
+    #: latent irrep/name -> (B, ...) arrays, or None when not requested
+    latent: dict[Any, np.ndarray] | None
+    #: (B, N, 4) reconstructed 4-momenta and (B, N) their mask, or None when not requested
+    reco_p4: np.ndarray | None
+    reco_mask: np.ndarray | None
+    #: (B,) per jet: the network's output (score, latent) is finite
+    finite: np.ndarray
+
+
+def forward_batches(
+    model: Any,
+    p4: Any,
+    mask: Any,
+    *,
+    batch_size: int,
+    want_latent: bool,
+    want_reco: bool,
+    metric: str = "chamfer",
+) -> BatchResult:
+    """Run ``model`` and the anomaly score over (B, N, 4) tensors in fixed-size batches.
+
+    Every network call sees exactly ``batch_size`` jets (the last batch is padded with empty
+    jets). The score is computed in float64 whatever the model's precision. No bad-input
+    policy is applied here (see :func:`apply_invalid_policy`).
+    """
+    dtype, device = _model_dtype_device(model)
+    n_jets = int(p4.shape[0])
+    scores = np.empty(n_jets, dtype=np.float64)
+    finite = np.ones(n_jets, dtype=bool)
+    latents: dict[Any, list[np.ndarray]] = {}
+    reco_p4: list[np.ndarray] = []
+    reco_mask: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, n_jets, batch_size):
+            stop = min(start + batch_size, n_jets)
+            x = p4[start:stop].to(device=device, dtype=dtype)
+            m = mask[start:stop].to(device)
+            pad = batch_size - (stop - start)
+            if pad:
+                x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
+                m = torch.cat([m, m.new_zeros((pad, *m.shape[1:]))])
+            out = model(x, m)
+            # The score is computed in float64 whatever the model dtype: a finite float32
+            # reconstruction far from the input would otherwise square past 3.4e38 into inf.
+            s = anomaly_score(x.double(), out.p4.double(), m, out.mask, metric=metric)
+            k = stop - start
+            scores[start:stop] = s[:k].cpu().numpy()
+            ok = torch.isfinite(s[:k])
+            for z in out.latent.values():
+                ok &= torch.isfinite(torch.view_as_real(z[:k]) if z.is_complex() else z[:k]) \
+                    .flatten(1).all(1)
+            finite[start:stop] = ok.cpu().numpy()
+            if want_latent:
+                for key, z in out.latent.items():
+                    latents.setdefault(key, []).append(z[: stop - start].detach().cpu().numpy())
+            if want_reco:
+                reco_p4.append(out.p4[: stop - start].detach().cpu().numpy())
+                reco_mask.append(out.mask[: stop - start].detach().cpu().numpy().astype(bool))
+    latent = None
+    if want_latent:
+        latent = {k: np.concatenate(v) for k, v in latents.items()} if n_jets else {}
+    return BatchResult(
+        score=scores,
+        latent=latent,
+        reco_p4=np.concatenate(reco_p4) if (want_reco and reco_p4) else None,
+        reco_mask=np.concatenate(reco_mask) if (want_reco and reco_mask) else None,
+        finite=finite,
+    )
+
+
+def empty_latent(model: Any, n: int) -> dict[Any, np.ndarray]:
+    """Latent layout with zero jets (one dry forward pass on an empty jet)."""
+    dtype, device = _model_dtype_device(model)
+    with torch.inference_mode():
+        out = model(
+            torch.zeros((1, n, 4), dtype=dtype, device=device),
+            torch.zeros((1, n), dtype=torch.bool, device=device),
+        )
+    return {k: v.detach().cpu().numpy()[:0] for k, v in out.latent.items()}
+
+
+def apply_invalid_policy(
+    result: BatchResult, valid: np.ndarray, counts: np.ndarray, what: str
+) -> np.ndarray:
+    """Apply the project's bad-input policy in place and return the final per-jet validity.
+
+    * empty jets: score 0.0, zero latent, no particles;
+    * invalid input jets (``valid`` False): NaN score and latent (NaN + NaN j for complex
+      latents), no reconstruction;
+    * valid jets on which the network overflows (non-finite score or latent, which happens
+      only far outside the momentum range a model was trained on), or whose score is undefined
+      (``chamfer-dr`` of a jet without transverse momentum): treated like invalid jets.
+
+    One :class:`InvalidJetWarning` counts the jets of each kind; a NaN is never silent. The
+    warning is attributed to the user's call of :func:`lgae_hep.api.score` (``stacklevel=4``:
+    ``apply_invalid_policy`` <- :func:`run_chunks` <- ``score`` <- user).
+    """
+    empty = counts == 0
+    overflow = valid & ~empty & ~result.finite
+    invalid = ~valid | overflow
+    result.score[empty] = 0.0
+    result.score[invalid] = np.nan
+    if result.latent is not None:
+        for z in result.latent.values():
+            z[empty] = 0
+            z[invalid] = complex(np.nan, np.nan) if np.iscomplexobj(z) else np.nan
+    if result.reco_mask is not None:
+        result.reco_mask[empty] = False
+    n_bad, n_over = int((~valid).sum()), int(overflow.sum())
+    if n_bad:
+        warnings.warn(
+            f"{what}: {n_bad} jet(s) with non-finite or unphysical momenta (NaN/inf, negative "
+            "energy or E < |p|) were not scored: their result is NaN (None for reconstruct)",
+            InvalidJetWarning,
+            stacklevel=4,
+        )
+    if n_over:
+        warnings.warn(
+            f"{what}: non-finite network output or score on {n_over} jet(s): the network "
+            "overflows far outside the momentum range it was trained on (a float64 model "
+            "extends the range), and metric='chamfer-dr' is undefined for a jet without "
+            "transverse momentum; their result is NaN (None for reconstruct)",
+            InvalidJetWarning,
+            stacklevel=4,
+        )
+    return ~invalid
+
+
+# --------------------------------------------------------------------------------------------
+# driver over chunks of an awkward array
+# --------------------------------------------------------------------------------------------
+
+
+class InferenceResult(NamedTuple):
+    """What :func:`run_chunks` returns."""
+
+    #: per-jet outputs, the bad-input policy applied
+    result: BatchResult
+    #: (B,) final per-jet validity
+    valid: np.ndarray
+    #: (B,) particles per jet (before truncation to N)
+    counts: np.ndarray
+    #: outer list structure of the input (see :func:`restore_structure`)
+    structure: tuple[np.ndarray, ...]
+    #: particles per jet the model was built for
+    num_particles: int
+
+
+def _iter_chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, chunk):
+        yield start, min(start + chunk, n)
+
+
+def _check_batch(batch_size: Any, chunk_size: Any) -> tuple[int, int]:
+    for name, v in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    chunk = max(int(batch_size), (int(chunk_size) // int(batch_size)) * int(batch_size))
+    return int(batch_size), chunk
+
+
+def run_chunks(
+    jets: Any,
+    model: Any,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device: Any = None,
+    progress: bool | None = None,
+    on_invalid: str = "flag",
+    num_particles: int | None = None,
+    want_latent: bool = False,
+    want_reco: bool = False,
+    desc: str = "lgae_hep.inference",
+    metric: str | None = "chamfer",
+) -> InferenceResult:
+    """Score (and optionally encode/reconstruct) every jet of an awkward array.
+
+    The jets are flattened to ``[jet][particle]``, converted to tensors ``chunk_size`` jets
+    at a time (:func:`lgae_hep.data.to_tensors`), run through :func:`forward_batches`, and the
+    bad-input policy (:func:`apply_invalid_policy`) is applied; ``desc`` names the caller in
+    warnings and in the progress bar. Parameters are those of :func:`lgae_hep.api.score`
+    (``metric=None``: the model card's).
+    """
+    metric = resolve_metric(metric, model)
+
+    if on_invalid not in ("flag", "raise"):
+        raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
+    batch_size, chunk = _check_batch(batch_size, chunk_size)
+    model = _as_model(model, device)
+    n = check_num_particles(model, num_particles)
+    dtype, _ = _model_dtype_device(model)
+    flat, structure = flatten_outer(jets)
+    n_jets = len(flat)
+
+    parts: list[BatchResult] = []
+    valids: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    bar = tqdm(
+        total=n_jets,
+        desc=desc,
+        unit="jet",
+        disable=(n_jets <= chunk) if progress is None else not progress,
+    )
+    try:
+        for start, stop in _iter_chunks(n_jets, chunk):
+            jt = to_tensors(
+                flat[start:stop], n, dtype=dtype, backend="torch", on_invalid=on_invalid
+            )
+            res = forward_batches(
+                model,
+                jt.p4,
+                jt.mask,
+                batch_size=batch_size,
+                want_latent=want_latent,
+                want_reco=want_reco,
+                metric=metric,
+            )
+            valid = jt.valid.numpy().astype(bool)
+            parts.append(res)
+            valids.append(valid)
+            counts.append(np.asarray(jt.counts, dtype=np.int64))
+            bar.update(stop - start)
+    finally:
+        bar.close()
+
+    if parts:
+        score = np.concatenate([p.score for p in parts])
+        latent = None
+        if want_latent:
+            latent = {k: np.concatenate([p.latent[k] for p in parts]) for k in parts[0].latent}
+        reco_p4 = np.concatenate([p.reco_p4 for p in parts]) if want_reco else None
+        reco_mask = np.concatenate([p.reco_mask for p in parts]) if want_reco else None
+        valid = np.concatenate(valids)
+        count = np.concatenate(counts)
+        finite = np.concatenate([p.finite for p in parts])
+    else:
+        score = np.zeros(0)
+        latent = empty_latent(model, n) if want_latent else None
+        reco_p4 = np.zeros((0, n, 4)) if want_reco else None
+        reco_mask = np.zeros((0, n), bool) if want_reco else None
+        valid = np.zeros(0, bool)
+        count = np.zeros(0, np.int64)
+        finite = np.zeros(0, bool)
+    result = BatchResult(score=score, latent=latent, reco_p4=reco_p4, reco_mask=reco_mask,
+                         finite=finite)
+    valid = apply_invalid_policy(result, valid, count, desc)
+    return InferenceResult(result, valid, count, structure, n)
+
+
+def restore_structure(values: Any, structure: tuple[np.ndarray, ...]) -> ak.Array:
+    """Per-jet ``values`` back into the outer list structure :func:`run_chunks` returned."""
+    out = values if isinstance(values, ak.Array) else ak.Array(values)
+    for c in reversed(structure):
+        out = ak.unflatten(out, c)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# latent layout
+# --------------------------------------------------------------------------------------------
+
+
+def _irrep_key(key: Any) -> tuple[int, int] | None:
+    """A latent key as an irrep ``(k, n)`` (tuple or ``"(k, n)"`` string), else None."""
+    if (
+        isinstance(key, tuple)
+        and len(key) == 2
+        and all(isinstance(k, int | np.integer) for k in key)
+    ):
+        return int(key[0]), int(key[1])
+    if isinstance(key, str):
+        digits = [t for t in key.replace("(", " ").replace(")", " ").replace(",", " ").split()]
+        if len(digits) == 2 and all(d.isdigit() for d in digits):
+            return int(digits[0]), int(digits[1])
+    return None
+
+
+def _flat2(z: np.ndarray) -> np.ndarray:
+    """(B, ...) -> (B, prod(...)), also for B = 0."""
+    return z.reshape(z.shape[0], int(np.prod(z.shape[1:])))
+
+
+def _fourvectors(z: np.ndarray) -> np.ndarray:
+    """(1,1) canonical-basis complex (..., 4) -> complex Cartesian (E, px, py, pz)."""
+    return np.asarray(irrep_to_fourvec(np.asarray(z, dtype=np.complex128)))
+
+
+def _minkowski_norm(z: np.ndarray) -> np.ndarray:
+    """Bilinear Lorentz invariant ``z^T M z`` of (1,1) irrep vectors (..., 4), M the invariant
+    form (the Minkowski metric in Cartesian coordinates): complex (...)."""
+    m = np.asarray(invariant_form((1, 1)))
+    z = np.asarray(z, dtype=np.complex128)
+    return np.einsum("...i,ij,...j->...", z, m, z)
+
+
+class LatentColumns(NamedTuple):
+    """What :func:`latent_columns` returns (unpacks as ``cols, invariants``)."""
+
+    #: column name -> (B,) float64, in layout order
+    columns: dict[str, np.ndarray]
+    #: names of the columns that are Lorentz invariants, in layout order
+    invariants: list[str]
+
+
+def latent_columns(latent: Mapping[Any, np.ndarray]) -> LatentColumns:
+    """Flat per-jet columns of a latent, and which of them are Lorentz invariants.
+
+    LGAE latents (irrep ``(k, n)`` -> complex ``(B, tau, d)``) give, for channel ``i``:
+
+    * ``s{i}_re``, ``s{i}_im``: the complex latent scalars ``(0, 0)`` (invariants);
+    * ``v{i}_norm_re``, ``v{i}_norm_im``: the complex Minkowski square ``v . v`` of the latent
+      4-vector ``(1, 1)`` (bilinear, via :func:`lgae_hep.lorentz.invariant_form`; invariants);
+    * ``v{i}_{E,px,py,pz}_{re,im}``: Cartesian components of the latent 4-vectors (covariant);
+    * ``k{k}n{n}_{i}_{j}_{re,im}``: components of any other irrep (canonical basis).
+
+    Real latents (GNNAE: ``{"jet": (B, L)}`` or ``{"particle": (B, N, L)}``) give
+    ``{name}_{j}`` for every flattened component (no invariants).
+
+    The layout depends only on the latent's keys and shapes, so
+    ``latent_columns(empty_latent(model, n)).invariants`` names a model's invariant columns.
+
+    Returns
+    -------
+    LatentColumns
+        ``(columns: dict name -> (B,) float64, invariants: list of invariant column names)``.
+    """
+    cols: dict[str, np.ndarray] = {}
+    invariants: list[str] = []
+    for key, z in latent.items():
+        z = np.asarray(z)
+        rep = _irrep_key(key)
+        b = z.shape[0]
+        if rep == (0, 0) and np.iscomplexobj(z):
+            flat = _flat2(z)
+            for i in range(flat.shape[1]):
+                for part, fn in (("re", np.real), ("im", np.imag)):
+                    name = f"s{i}_{part}"
+                    cols[name] = fn(flat[:, i]).astype(np.float64)
+                    invariants.append(name)
+        elif rep == (1, 1) and np.iscomplexobj(z) and z.ndim == 3 and z.shape[-1] == 4:
+            norms = _minkowski_norm(z)  # (B, tau)
+            cart = _fourvectors(z)  # (B, tau, 4)
+            for i in range(z.shape[1]):
+                for part, fn in (("re", np.real), ("im", np.imag)):
+                    name = f"v{i}_norm_{part}"
+                    cols[name] = fn(norms[:, i]).astype(np.float64)
+                    invariants.append(name)
+            for i in range(z.shape[1]):
+                for c, comp in enumerate(("E", "px", "py", "pz")):
+                    for part, fn in (("re", np.real), ("im", np.imag)):
+                        cols[f"v{i}_{comp}_{part}"] = fn(cart[:, i, c]).astype(np.float64)
+        elif rep is not None and np.iscomplexobj(z):
+            z3 = z.reshape(b, z.shape[1] if z.ndim > 1 else 1, int(np.prod(z.shape[2:])))
+            for i in range(z3.shape[1]):
+                for j in range(z3.shape[2]):
+                    for part, fn in (("re", np.real), ("im", np.imag)):
+                        name = f"k{rep[0]}n{rep[1]}_{i}_{j}_{part}"
+                        cols[name] = fn(z3[:, i, j]).astype(np.float64)
+        else:
+            flat = _flat2(np.real(z) if np.iscomplexobj(z) else z)
+            for j in range(flat.shape[1]):
+                cols[f"{key}_{j}"] = flat[:, j].astype(np.float64)
+    return LatentColumns(cols, invariants)
+
+
+def latent_records(latent: Mapping[Any, np.ndarray]) -> ak.Array:
+    """Nested per-jet latent records (the layout of :func:`lgae_hep.api.encode`)."""
+    fields: dict[str, Any] = {}
+    for key, z in latent.items():
+        z = np.asarray(z)
+        rep = _irrep_key(key)
+        if rep == (0, 0) and np.iscomplexobj(z):
+            flat = _flat2(z)
+            fields["scalars_re"] = np.real(flat).astype(np.float64)
+            fields["scalars_im"] = np.imag(flat).astype(np.float64)
+        elif rep == (1, 1) and np.iscomplexobj(z) and z.ndim == 3 and z.shape[-1] == 4:
+            cart = _fourvectors(z)
+            norms = _minkowski_norm(z)
+            fields["vectors_re"] = np.real(cart).astype(np.float64)
+            fields["vectors_im"] = np.imag(cart).astype(np.float64)
+            fields["norms_re"] = np.real(norms).astype(np.float64)
+            fields["norms_im"] = np.imag(norms).astype(np.float64)
+        elif rep is not None and np.iscomplexobj(z):
+            fields[f"irrep_{rep[0]}_{rep[1]}_re"] = np.real(z).astype(np.float64)
+            fields[f"irrep_{rep[0]}_{rep[1]}_im"] = np.imag(z).astype(np.float64)
+        else:
+            fields[str(key)] = np.asarray(np.real(z), dtype=np.float64)
+    if not fields:
+        raise ValueError("the model returned an empty latent")
+    contents = {k: ak.from_numpy(v, regulararray=True) for k, v in fields.items()}
+    return ak.zip(contents, depth_limit=1)
