@@ -1,4 +1,4 @@
-"""Training of LGAE / GNNAE autoencoders on background jets: ``fit`` and ``lgae-hep train``.
+"""Training of LGAE / GNNAE autoencoders on background jets: :func:`fit` and its named steps.
 
 What :func:`fit` does
 ---------------------
@@ -16,6 +16,9 @@ What :func:`fit` does
   GNNAE baselines); ``"mse"`` -- order-preserving squared error (:func:`lgae_hep.losses.mse`),
   only meaningful for models whose output keeps the input order (``mix`` aggregation, GNNAE-PL).
   :func:`jet_losses` evaluates the same per-jet loss, the natural anomaly score of the model.
+  The inputs and losses live in :mod:`lgae_hep.objectives`, the run environment (DDP, output
+  folder, disk space, schedules) in :mod:`lgae_hep.fit_runtime`; this module is the fit itself
+  and its steps (the command line is ``lgae-hep train``, :mod:`lgae_hep.cli.train`).
 * Files in ``out_dir`` (written by rank 0 only): ``last.pt`` after every epoch and ``best.pt``
   on every improvement (atomic writes, :mod:`lgae_hep.checkpoint`), ``metrics.csv`` and
   ``metrics.json`` (one row per epoch: losses, learning rate, jets/s, seconds). ``out_dir`` is
@@ -39,8 +42,6 @@ import copy
 import json
 import logging
 import math
-import os
-import shutil
 import sys
 import time
 import warnings
@@ -49,8 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -69,338 +68,24 @@ from .checkpoint import (
     unwrap_model,
     write_metrics,
 )
-from .data import DEFAULT_NUM_PARTICLES, to_tensors
-from .losses import chamfer, mse, pairwise_sqdist
+from .data import DEFAULT_NUM_PARTICLES
+from .fit_runtime import (
+    all_reduce_sum,
+    check_disk_space,
+    check_positive,
+    dist_setup,
+    make_scheduler,
+    probe_out_dir,
+)
 from .models import build_model
 from .nn.io import parse_dtype
+from .objectives import LOSSES, forward_model, jet_losses, model_dtype, per_jet_loss, prepare_data
 
 __all__ = ["LOSSES", "SCHEDULERS", "FitResult", "fit", "jet_losses", "prepare_data"]
 
 logger = logging.getLogger("lgae_hep.train")
 
-LOSSES = ("chamfer", "mse")
 SCHEDULERS = ("plateau", "cosine", "none")
-
-
-# ------------------------------------------------------------------------------------ data
-def _to_torch(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x))
-    raise ValueError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
-
-
-def prepare_data(
-    data: Any,
-    num_particles: int,
-    *,
-    name: str = "train",
-    dtype: torch.dtype = torch.float32,
-    warn: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Bring a training sample to ``(p4, mask, scalars)`` CPU tensors with invalid jets dropped.
-
-    Parameters
-    ----------
-    data : JetTensors, tuple or awkward array
-        ``JetTensors`` (its ``valid`` flags are honoured), ``(p4, mask)`` or
-        ``(p4, mask, scalars)`` tensors / numpy arrays, or awkward jets of Lorentz vectors with
-        any outer structure (converted with ``to_tensors(..., on_invalid="flag")``).
-    num_particles : int
-        Particle slots of the model: inputs are truncated (they are pT-sorted) or zero-padded.
-    name : str
-        Used in messages ("train", "val").
-    dtype : torch.dtype
-        Floating dtype of the returned ``p4`` / ``scalars``.
-    warn : bool
-        Emit the one warning counting dropped invalid jets.
-
-    Returns
-    -------
-    p4 (B, num_particles, 4), mask (B, num_particles), scalars (B, num_particles, S) or None.
-
-    Raises
-    ------
-    ValueError
-        Wrong types or shapes, no jets, or no real particle in the whole sample.
-    """
-    valid = None
-    if hasattr(data, "p4") and hasattr(data, "mask") and hasattr(data, "valid"):
-        p4, mask, scalars, valid = data.p4, data.mask, data.scalars, data.valid
-    elif isinstance(data, tuple | list) and len(data) in (2, 3) and not hasattr(data, "layout"):
-        p4, mask = data[0], data[1]
-        scalars = data[2] if len(data) == 3 else None
-    elif isinstance(data, ak.Array):
-        jt = to_tensors(data, num_particles, backend="torch", on_invalid="flag")
-        p4, mask, scalars, valid = jt.p4, jt.mask, jt.scalars, jt.valid
-    else:
-        raise ValueError(
-            f"{name} data must be JetTensors, a (p4, mask[, scalars]) tuple or an awkward "
-            f"array of jets, got {type(data).__name__}"
-        )
-    p4 = _to_torch(p4, f"{name} p4")
-    mask = _to_torch(mask, f"{name} mask")
-    if p4.ndim != 3 or p4.shape[-1] != 4 or not p4.is_floating_point():
-        raise ValueError(
-            f"{name} p4 must be a float array of shape (B, N, 4) in (E, px, py, pz) GeV, "
-            f"got {tuple(p4.shape)} {p4.dtype}"
-        )
-    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(p4.shape[:2]):
-        raise ValueError(
-            f"{name} mask must be bool of shape {tuple(p4.shape[:2])}, "
-            f"got {tuple(mask.shape)} {mask.dtype}"
-        )
-    if scalars is not None:
-        scalars = _to_torch(scalars, f"{name} scalars")
-        if scalars.ndim != 3 or tuple(scalars.shape[:2]) != tuple(p4.shape[:2]):
-            raise ValueError(
-                f"{name} scalars must have shape (B, N, S) with (B, N) = {tuple(p4.shape[:2])}, "
-                f"got {tuple(scalars.shape)}"
-            )
-    if p4.shape[0] == 0:
-        raise ValueError(f"{name} sample is empty (0 jets): nothing to train on")
-    # bad-input policy: drop flagged jets (and jets with non-finite real particles)
-    keep = torch.ones(p4.shape[0], dtype=torch.bool)
-    if valid is not None:
-        keep &= _to_torch(valid, f"{name} valid").to(torch.bool).reshape(-1)
-    finite = torch.isfinite(p4).all(-1) | ~mask
-    keep &= finite.all(-1)
-    n_bad = int((~keep).sum())
-    if n_bad:
-        if warn:
-            warnings.warn(
-                f"{name}: dropped {n_bad} of {p4.shape[0]} jets flagged invalid (non-finite, "
-                "negative-energy or unphysical momenta; project-wide bad-input policy)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        p4, mask = p4[keep], mask[keep]
-        scalars = scalars[keep] if scalars is not None else None
-    if p4.shape[0] == 0:
-        raise ValueError(f"{name} sample has no valid jets ({n_bad} jets were flagged invalid)")
-    n = p4.shape[1]
-    if n > num_particles:  # inputs are pT-sorted: keep the hardest
-        p4, mask = p4[:, :num_particles], mask[:, :num_particles]
-        scalars = scalars[:, :num_particles] if scalars is not None else None
-    elif n < num_particles:
-        pad = num_particles - n
-        p4 = nn.functional.pad(p4, (0, 0, 0, pad))
-        mask = nn.functional.pad(mask, (0, pad), value=False)
-        scalars = nn.functional.pad(scalars, (0, 0, 0, pad)) if scalars is not None else None
-    if not bool(mask.any()):
-        raise ValueError(
-            f"{name} sample has {p4.shape[0]} jets but no real particle (all padding): "
-            "nothing to train on"
-        )
-    p4 = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=p4.dtype)).to(dtype)
-    if scalars is not None:
-        scalars = torch.where(mask.unsqueeze(-1), scalars, torch.zeros((), dtype=scalars.dtype))
-        scalars = scalars.to(dtype)
-    return p4.contiguous(), mask.contiguous(), scalars
-
-
-# ------------------------------------------------------------------------------------ loss
-def _feature_chamfer(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my: torch.Tensor):
-    """Per-jet masked Chamfer distance (sum convention) for features of any dimension."""
-    if x.shape[-1] <= 4:
-        pad = 4 - x.shape[-1]
-        return chamfer(nn.functional.pad(x, (0, pad)), nn.functional.pad(y, (0, pad)), mx, my)
-    d = pairwise_sqdist(x, y)
-    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-    pair = mx.unsqueeze(2) & my.unsqueeze(1)
-    d = torch.where(pair, d, inf)
-    a = torch.where(mx, d.min(2).values, torch.zeros((), dtype=d.dtype, device=d.device)).sum(1)
-    b = torch.where(my, d.min(1).values, torch.zeros((), dtype=d.dtype, device=d.device)).sum(1)
-    both_empty = ~mx.any(1) & ~my.any(1)
-    return torch.where(both_empty, torch.zeros_like(a), a + b)
-
-
-def _per_jet_loss(
-    model: nn.Module, out: Any, p4: torch.Tensor, mask: torch.Tensor, loss: str
-) -> torch.Tensor:
-    """Per-jet training loss (B,) for a model output (see the module docstring).
-
-    The model says what is compared: ``loss_features(out)`` (e.g. the GNNAE's relative
-    coordinates) or, when that is None, the 4-vectors times ``loss_p4_scale``.
-    """
-    bare = unwrap_model(model)
-    features = bare.loss_features(out)
-    if features is not None:
-        x, y = features
-        if loss == "mse":
-            d = ((x - y) ** 2).sum(-1) * mask
-            return d.sum(1) / mask.sum(1).clamp(min=1)
-        return _feature_chamfer(x, y, out.mask, mask)
-    s = bare.loss_p4_scale
-    if loss == "mse":
-        if tuple(out.p4.shape) != tuple(p4.shape):
-            raise ValueError(
-                f"loss='mse' needs an output with the input's shape {tuple(p4.shape)} "
-                f"(order-preserving model), got {tuple(out.p4.shape)}; use loss='chamfer'"
-            )
-        return mse(out.p4 * s, p4 * s, mask)
-    return chamfer(out.p4, p4, out.mask, mask, scale=s)
-
-
-def _forward(model: nn.Module, p4, mask, scalars):
-    return model(p4, mask, scalars) if scalars is not None else model(p4, mask)
-
-
-def _model_dtype(model: nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype if not p.is_complex() else torch.float32
-    return torch.float32
-
-
-@torch.no_grad()
-def jet_losses(
-    model: nn.Module,
-    data: Any,
-    *,
-    loss: str = "chamfer",
-    batch_size: int = 1024,
-    device: str | torch.device | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Per-jet loss of a model on a sample (the anomaly score of a trained autoencoder).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A trained LGAE / GNNAE.
-    data : JetTensors, tuple or awkward array
-        As in :func:`prepare_data`; invalid jets get NaN (with one warning counting them).
-    loss : {"chamfer", "mse"}
-        The loss the model was trained with.
-    batch_size : int
-        Jets per forward pass.
-    device : optional
-        Default: the model's device.
-    progress : bool
-        tqdm bar.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64 (B,) per-jet loss, in the order of ``data``.
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    bare = unwrap_model(model)
-    n_part = int(bare.config.get("num_particles", DEFAULT_NUM_PARTICLES))
-    dtype = _model_dtype(bare)
-    if not (hasattr(data, "valid") or isinstance(data, tuple | list)):
-        data = to_tensors(data, n_part, backend="torch", on_invalid="flag")
-    if hasattr(data, "valid"):
-        tensors = (data.p4, data.mask) + ((data.scalars,) if data.scalars is not None else ())
-        valid = _to_torch(data.valid, "valid").to(torch.bool).reshape(-1)
-    else:
-        tensors = tuple(_to_torch(t, "data") for t in data)
-        if len(tensors) not in (2, 3) or tensors[0].ndim != 3:
-            raise ValueError("data must be JetTensors, (p4, mask[, scalars]) or awkward jets")
-        valid = (torch.isfinite(tensors[0]).all(-1) | ~tensors[1].to(torch.bool)).all(-1)
-    tensors = tuple(_to_torch(t, "data") for t in tensors)
-    n_jets = int(tensors[0].shape[0])
-    n_bad = int((~valid).sum())
-    if n_bad:
-        warnings.warn(
-            f"{n_bad} of {n_jets} jets flagged invalid get a NaN loss "
-            "(project-wide bad-input policy)", RuntimeWarning, stacklevel=2,
-        )
-    out = np.full(n_jets, np.nan)
-    if n_jets == n_bad:
-        return out
-    sel = tuple(t[valid] for t in tensors)
-    p4, mask = sel[0].to(dtype), sel[1].to(torch.bool)
-    scalars = sel[2].to(dtype) if len(sel) == 3 else None
-    if p4.shape[1] > n_part:
-        p4, mask = p4[:, :n_part], mask[:, :n_part]
-        scalars = scalars[:, :n_part] if scalars is not None else None
-    p4 = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=dtype))
-    dev = torch.device(device) if device is not None else next(bare.parameters()).device
-    was_training = bare.training
-    bare.eval()
-    vals = []
-    for i in tqdm(range(0, len(p4), batch_size), disable=not progress, desc="scoring",
-                  unit="batch"):
-        sl = slice(i, i + batch_size)
-        pb, mb = p4[sl].to(dev), mask[sl].to(dev)
-        sb = scalars[sl].to(dev) if scalars is not None else None
-        o = _forward(bare, pb, mb, sb)
-        vals.append(_per_jet_loss(bare, o, pb, mb, loss).double().cpu())
-    bare.train(was_training)
-    out[valid.numpy()] = torch.cat(vals).numpy()
-    return out
-
-
-# ------------------------------------------------------------------------------------ runtime
-def _dist_setup(device: str | torch.device) -> tuple[int, int, torch.device, bool]:
-    """(rank, world_size, device, initialised_here) under torchrun, else (0, 1, device, False)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = (device == "auto" and torch.cuda.is_available()) or (
-        str(device).startswith("cuda")
-    )
-    if world <= 1:
-        dev = torch.device("cuda" if want_cuda else "cpu") if device == "auto" else torch.device(
-            device
-        )
-        return 0, 1, dev, False
-    here = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
-        here = True
-    rank = dist.get_rank()
-    if want_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
-    return rank, dist.get_world_size(), dev, here
-
-
-def _all_reduce_sum(values: list[float], world: int, device: torch.device) -> list[float]:
-    if world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _probe_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write_probe_{os.getpid()}"
-        with open(probe, "wb") as fh:
-            fh.write(b"x" * 4096)
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(
-            f"out_dir {str(out_dir)!r} is not writable ({type(err).__name__}: {err}); "
-            "choose another --out before training starts"
-        ) from None
-
-
-def _check_disk_space(out_dir: Path, model: nn.Module) -> None:
-    """Fail before the first epoch if the checkpoints cannot fit on the disk.
-
-    A checkpoint holds the weights and Adam's two moments (3 x the parameter bytes) plus
-    small metadata; at worst ``last.pt``, ``best.pt`` and the temporary copy of an atomic
-    write exist at once.
-    """
-    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    need = 3 * (3 * param_bytes + (1 << 16))
-    free = shutil.disk_usage(out_dir).free
-    if free < need:
-        raise ValueError(
-            f"out_dir {str(out_dir)!r} has {free} bytes free, but training writes checkpoints "
-            f"of about {need // 3} bytes (last.pt, best.pt and a temporary copy: {need} "
-            "bytes); free some space or choose another --out before training starts"
-        )
 
 
 @dataclass
@@ -446,27 +131,6 @@ class FitResult:
         return self.out_dir / "last.pt"
 
 
-def _make_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int, patience: int):
-    if name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=0.5, patience=max(1, patience // 3)
-        )
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    return None
-
-
-def _check_positive(name: str, value: Any, kind: type = int, allow_zero: bool = False) -> None:
-    ok = isinstance(value, kind) and not isinstance(value, bool) and (
-        value >= 0 if allow_zero else value > 0
-    )
-    if kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
-            value
-        ) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
-                         f"{kind.__name__}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------ fit
@@ -595,14 +259,14 @@ def _fit(
     if val is None and not (0.0 < float(val_fraction) < 1.0):
         raise ValueError(f"val_fraction must be in (0, 1) when no val sample is given, "
                          f"got {val_fraction!r}")
-    rank, world, dev, dist_here = _dist_setup(device)
+    rank, world, dev, dist_here = dist_setup(device)
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     model = _model_for_fit(model_or_config, dtype)
     samples = _fit_samples(model, train, val, val_fraction, seed)
     if rank == 0:  # before anything is written
-        _probe_out_dir(out_dir)
-        _check_disk_space(out_dir, model)
+        probe_out_dir(out_dir)
+        check_disk_space(out_dir, model)
     trainer = _Trainer(model, samples, opts, out_dir=out_dir, rank=rank, world=world, dev=dev,
                        emit=log or (lambda msg: logger.info(msg)))
     trainer.restore(resume)
@@ -638,16 +302,16 @@ class _Options:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries"):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if self.epoch_size is not None:
-            _check_positive("epoch_size", self.epoch_size)
+            check_positive("epoch_size", self.epoch_size)
         if self.max_seconds is not None:
-            _check_positive("max_seconds", self.max_seconds, float)
-        _check_positive("lr", self.lr, float)
-        _check_positive("weight_decay", self.weight_decay, float, allow_zero=True)
-        _check_positive("min_delta", self.min_delta, float, allow_zero=True)
+            check_positive("max_seconds", self.max_seconds, float)
+        check_positive("lr", self.lr, float)
+        check_positive("weight_decay", self.weight_decay, float, allow_zero=True)
+        check_positive("min_delta", self.min_delta, float, allow_zero=True)
         if self.grad_clip is not None:
-            _check_positive("grad_clip", self.grad_clip, float)
+            check_positive("grad_clip", self.grad_clip, float)
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.loss not in LOSSES:
@@ -665,7 +329,7 @@ def _model_for_fit(model_or_config: nn.Module | Mapping[str, Any],
                 and hasattr(model, "loss_features")):
             raise ValueError("the model has no .config dict or no loss_features method; fit "
                              "trains lgae-hep models only")
-        if dtype is not None and _model_dtype(model) != parse_dtype(dtype):
+        if dtype is not None and model_dtype(model) != parse_dtype(dtype):
             model = model.to(parse_dtype(dtype))
         return model
     if isinstance(model_or_config, Mapping):
@@ -689,7 +353,7 @@ def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
                  seed: int) -> _Samples:
     """Prepare the samples for ``model``; a seeded split of ``train`` when ``val`` is None."""
     n_part = int(model.config.get("num_particles", DEFAULT_NUM_PARTICLES))
-    mdtype = _model_dtype(model)
+    mdtype = model_dtype(model)
     p4, mask, scal = prepare_data(train, n_part, name="train", dtype=mdtype)
     if val is None:
         g = torch.Generator().manual_seed(seed)
@@ -771,7 +435,7 @@ class _Trainer:
         self.train_model: nn.Module = self.model  # the DDP wrapper under torchrun
         self.opt = torch.optim.Adam(self.model.parameters(), lr=float(opts.lr),
                                     weight_decay=float(opts.weight_decay))
-        self.sched = _make_scheduler(opts.scheduler, self.opt, opts.epochs, opts.patience)
+        self.sched = make_scheduler(opts.scheduler, self.opt, opts.epochs, opts.patience)
         self.progress = _Progress()
         self.resumed_from: int | None = None
 
@@ -884,13 +548,14 @@ class _Trainer:
         for batch in loader:
             pb, mb, sb = self._unpack(batch)
             opt.zero_grad(set_to_none=True)
-            per = _per_jet_loss(model, _forward(self.train_model, pb, mb, sb), pb, mb, opts.loss)
+            out = forward_model(self.train_model, pb, mb, sb)
+            per = per_jet_loss(model, out, pb, mb, opts.loss)
             lval = per.mean()
             lval.backward()
             gnorm = (nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
                      if opts.grad_clip is not None else torch.zeros(()))
             bad = 0.0 if (torch.isfinite(lval) and torch.isfinite(gnorm)) else 1.0
-            if _all_reduce_sum([bad], world, self.dev)[0] > 0:
+            if all_reduce_sum([bad], world, self.dev)[0] > 0:
                 nonfinite = True
                 break
             opt.step()
@@ -911,10 +576,10 @@ class _Trainer:
         tot, cnt = 0.0, 0.0
         for batch in self.vloader:
             pb, mb, sb = self._unpack(batch)
-            per = _per_jet_loss(model, _forward(model, pb, mb, sb), pb, mb, self.opts.loss)
+            per = per_jet_loss(model, forward_model(model, pb, mb, sb), pb, mb, self.opts.loss)
             tot += float(per.double().sum())
             cnt += len(per)
-        tot, cnt = _all_reduce_sum([tot, cnt], self.world, self.dev)
+        tot, cnt = all_reduce_sum([tot, cnt], self.world, self.dev)
         model.train()
         return tot / max(cnt, 1.0)
 
@@ -953,7 +618,7 @@ class _Trainer:
         """Bookkeeping after a good epoch: early-stopping counters, scheduler step, history,
         checkpoints (``best.pt`` on an improvement, ``last.pt``), metrics files, log line."""
         p, opts = self.progress, self.opts
-        tloss_sum, tcnt = _all_reduce_sum([tot, float(cnt)], self.world, self.dev)
+        tloss_sum, tcnt = all_reduce_sum([tot, float(cnt)], self.world, self.dev)
         tloss = tloss_sum / max(tcnt, 1.0)
         lr_now = self.opt.param_groups[0]["lr"]
         improved = vloss < p.best_val - opts.min_delta
@@ -990,7 +655,7 @@ class _Trainer:
         if budget is None:
             return False
         over = time.perf_counter() - t_start > budget
-        return _all_reduce_sum([float(over)], self.world, self.dev)[0] > 0
+        return all_reduce_sum([float(over)], self.world, self.dev)[0] > 0
 
     # ---- the end
     def load_best(self) -> None:

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _jets import TINY_GNNAE, make_jets  # noqa: E402
 from lgae_hep.models.gnnae import GNNAE  # noqa: E402
 
+import lgae_hep.fit_runtime as fit_runtime  # noqa: E402
 import lgae_hep.train as train_mod  # noqa: E402
 from lgae_hep.determinism import deterministic  # noqa: E402
 from lgae_hep.train import fit  # noqa: E402
@@ -26,7 +27,7 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
     calls = []
     model = GNNAE.from_config(dict(TINY_GNNAE))
     model.register_forward_hook(lambda *a: calls.append(1))
-    monkeypatch.setattr(train_mod.shutil, "disk_usage", lambda p: Usage(10**9, 10**9, 1000))
+    monkeypatch.setattr(fit_runtime.shutil, "disk_usage", lambda p: Usage(10**9, 10**9, 1000))
     with pytest.raises(ValueError, match="1000 bytes free"):
         fit(model, make_jets(32, 1), epochs=1, out_dir=tmp_path / "run", **KW)
     assert calls == []  # not one forward pass
@@ -35,7 +36,7 @@ def test_full_disk_fails_before_training(tmp_path, monkeypatch):
 
 def test_enough_disk_trains(tmp_path, monkeypatch):
     real = shutil.disk_usage
-    monkeypatch.setattr(train_mod.shutil, "disk_usage",
+    monkeypatch.setattr(fit_runtime.shutil, "disk_usage",
                         lambda p: Usage(*real(p)[:2], 10**8))  # 100 MB is plenty for tiny
     res = fit(dict(TINY_GNNAE), make_jets(32, 1), epochs=1, out_dir=tmp_path, **KW)
     assert (tmp_path / "last.pt").exists() and len(res.history) == 1

@@ -1,0 +1,283 @@
+"""What a training run feeds the network and what it minimises.
+
+* :func:`prepare_data`: jets (awkward, ``JetTensors`` or tensors) -> padded training tensors,
+  invalid jets dropped with one warning that counts them;
+* :func:`per_jet_loss` / :func:`jet_losses`: the per-jet training loss (``"chamfer"`` or
+  ``"mse"``, see :mod:`lgae_hep.train`), which is also the model's natural anomaly score. The
+  model says what is compared (``loss_features`` / ``loss_p4_scale``), so no architecture is
+  named here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import unwrap_model
+from .data import DEFAULT_NUM_PARTICLES, to_tensors
+from .losses import chamfer, mse, pairwise_sqdist
+
+__all__ = ["LOSSES", "forward_model", "jet_losses", "model_dtype", "per_jet_loss",
+           "prepare_data"]
+
+#: training losses (see :mod:`lgae_hep.train`)
+LOSSES = ("chamfer", "mse")
+
+
+def _to_torch(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise ValueError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def prepare_data(
+    data: Any,
+    num_particles: int,
+    *,
+    name: str = "train",
+    dtype: torch.dtype = torch.float32,
+    warn: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Bring a training sample to ``(p4, mask, scalars)`` CPU tensors with invalid jets dropped.
+
+    Parameters
+    ----------
+    data : JetTensors, tuple or awkward array
+        ``JetTensors`` (its ``valid`` flags are honoured), ``(p4, mask)`` or
+        ``(p4, mask, scalars)`` tensors / numpy arrays, or awkward jets of Lorentz vectors with
+        any outer structure (converted with ``to_tensors(..., on_invalid="flag")``).
+    num_particles : int
+        Particle slots of the model: inputs are truncated (they are pT-sorted) or zero-padded.
+    name : str
+        Used in messages ("train", "val").
+    dtype : torch.dtype
+        Floating dtype of the returned ``p4`` / ``scalars``.
+    warn : bool
+        Emit the one warning counting dropped invalid jets.
+
+    Returns
+    -------
+    p4 (B, num_particles, 4), mask (B, num_particles), scalars (B, num_particles, S) or None.
+
+    Raises
+    ------
+    ValueError
+        Wrong types or shapes, no jets, or no real particle in the whole sample.
+    """
+    valid = None
+    if hasattr(data, "p4") and hasattr(data, "mask") and hasattr(data, "valid"):
+        p4, mask, scalars, valid = data.p4, data.mask, data.scalars, data.valid
+    elif isinstance(data, tuple | list) and len(data) in (2, 3) and not hasattr(data, "layout"):
+        p4, mask = data[0], data[1]
+        scalars = data[2] if len(data) == 3 else None
+    elif isinstance(data, ak.Array):
+        jt = to_tensors(data, num_particles, backend="torch", on_invalid="flag")
+        p4, mask, scalars, valid = jt.p4, jt.mask, jt.scalars, jt.valid
+    else:
+        raise ValueError(
+            f"{name} data must be JetTensors, a (p4, mask[, scalars]) tuple or an awkward "
+            f"array of jets, got {type(data).__name__}"
+        )
+    p4 = _to_torch(p4, f"{name} p4")
+    mask = _to_torch(mask, f"{name} mask")
+    if p4.ndim != 3 or p4.shape[-1] != 4 or not p4.is_floating_point():
+        raise ValueError(
+            f"{name} p4 must be a float array of shape (B, N, 4) in (E, px, py, pz) GeV, "
+            f"got {tuple(p4.shape)} {p4.dtype}"
+        )
+    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(p4.shape[:2]):
+        raise ValueError(
+            f"{name} mask must be bool of shape {tuple(p4.shape[:2])}, "
+            f"got {tuple(mask.shape)} {mask.dtype}"
+        )
+    if scalars is not None:
+        scalars = _to_torch(scalars, f"{name} scalars")
+        if scalars.ndim != 3 or tuple(scalars.shape[:2]) != tuple(p4.shape[:2]):
+            raise ValueError(
+                f"{name} scalars must have shape (B, N, S) with (B, N) = {tuple(p4.shape[:2])}, "
+                f"got {tuple(scalars.shape)}"
+            )
+    if p4.shape[0] == 0:
+        raise ValueError(f"{name} sample is empty (0 jets): nothing to train on")
+    # bad-input policy: drop flagged jets (and jets with non-finite real particles)
+    keep = torch.ones(p4.shape[0], dtype=torch.bool)
+    if valid is not None:
+        keep &= _to_torch(valid, f"{name} valid").to(torch.bool).reshape(-1)
+    finite = torch.isfinite(p4).all(-1) | ~mask
+    keep &= finite.all(-1)
+    n_bad = int((~keep).sum())
+    if n_bad:
+        if warn:
+            warnings.warn(
+                f"{name}: dropped {n_bad} of {p4.shape[0]} jets flagged invalid (non-finite, "
+                "negative-energy or unphysical momenta; project-wide bad-input policy)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        p4, mask = p4[keep], mask[keep]
+        scalars = scalars[keep] if scalars is not None else None
+    if p4.shape[0] == 0:
+        raise ValueError(f"{name} sample has no valid jets ({n_bad} jets were flagged invalid)")
+    n = p4.shape[1]
+    if n > num_particles:  # inputs are pT-sorted: keep the hardest
+        p4, mask = p4[:, :num_particles], mask[:, :num_particles]
+        scalars = scalars[:, :num_particles] if scalars is not None else None
+    elif n < num_particles:
+        pad = num_particles - n
+        p4 = nn.functional.pad(p4, (0, 0, 0, pad))
+        mask = nn.functional.pad(mask, (0, pad), value=False)
+        scalars = nn.functional.pad(scalars, (0, 0, 0, pad)) if scalars is not None else None
+    if not bool(mask.any()):
+        raise ValueError(
+            f"{name} sample has {p4.shape[0]} jets but no real particle (all padding): "
+            "nothing to train on"
+        )
+    p4 = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=p4.dtype)).to(dtype)
+    if scalars is not None:
+        scalars = torch.where(mask.unsqueeze(-1), scalars, torch.zeros((), dtype=scalars.dtype))
+        scalars = scalars.to(dtype)
+    return p4.contiguous(), mask.contiguous(), scalars
+
+
+def _feature_chamfer(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my: torch.Tensor):
+    """Per-jet masked Chamfer distance (sum convention) for features of any dimension."""
+    if x.shape[-1] <= 4:
+        pad = 4 - x.shape[-1]
+        return chamfer(nn.functional.pad(x, (0, pad)), nn.functional.pad(y, (0, pad)), mx, my)
+    d = pairwise_sqdist(x, y)
+    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    pair = mx.unsqueeze(2) & my.unsqueeze(1)
+    d = torch.where(pair, d, inf)
+    a = torch.where(mx, d.min(2).values, torch.zeros((), dtype=d.dtype, device=d.device)).sum(1)
+    b = torch.where(my, d.min(1).values, torch.zeros((), dtype=d.dtype, device=d.device)).sum(1)
+    both_empty = ~mx.any(1) & ~my.any(1)
+    return torch.where(both_empty, torch.zeros_like(a), a + b)
+
+
+def per_jet_loss(
+    model: nn.Module, out: Any, p4: torch.Tensor, mask: torch.Tensor, loss: str
+) -> torch.Tensor:
+    """Per-jet training loss (B,) for a model output (see the module docstring).
+
+    The model says what is compared: ``loss_features(out)`` (e.g. the GNNAE's relative
+    coordinates) or, when that is None, the 4-vectors times ``loss_p4_scale``.
+    """
+    bare = unwrap_model(model)
+    features = bare.loss_features(out)
+    if features is not None:
+        x, y = features
+        if loss == "mse":
+            d = ((x - y) ** 2).sum(-1) * mask
+            return d.sum(1) / mask.sum(1).clamp(min=1)
+        return _feature_chamfer(x, y, out.mask, mask)
+    s = bare.loss_p4_scale
+    if loss == "mse":
+        if tuple(out.p4.shape) != tuple(p4.shape):
+            raise ValueError(
+                f"loss='mse' needs an output with the input's shape {tuple(p4.shape)} "
+                f"(order-preserving model), got {tuple(out.p4.shape)}; use loss='chamfer'"
+            )
+        return mse(out.p4 * s, p4 * s, mask)
+    return chamfer(out.p4, p4, out.mask, mask, scale=s)
+
+
+def forward_model(model: nn.Module, p4, mask, scalars):
+    return model(p4, mask, scalars) if scalars is not None else model(p4, mask)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype if not p.is_complex() else torch.float32
+    return torch.float32
+
+
+@torch.no_grad()
+def jet_losses(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: str = "chamfer",
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Per-jet loss of a model on a sample (the anomaly score of a trained autoencoder).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A trained LGAE / GNNAE.
+    data : JetTensors, tuple or awkward array
+        As in :func:`prepare_data`; invalid jets get NaN (with one warning counting them).
+    loss : {"chamfer", "mse"}
+        The loss the model was trained with.
+    batch_size : int
+        Jets per forward pass.
+    device : optional
+        Default: the model's device.
+    progress : bool
+        tqdm bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (B,) per-jet loss, in the order of ``data``.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    bare = unwrap_model(model)
+    n_part = int(bare.config.get("num_particles", DEFAULT_NUM_PARTICLES))
+    dtype = model_dtype(bare)
+    if not (hasattr(data, "valid") or isinstance(data, tuple | list)):
+        data = to_tensors(data, n_part, backend="torch", on_invalid="flag")
+    if hasattr(data, "valid"):
+        tensors = (data.p4, data.mask) + ((data.scalars,) if data.scalars is not None else ())
+        valid = _to_torch(data.valid, "valid").to(torch.bool).reshape(-1)
+    else:
+        tensors = tuple(_to_torch(t, "data") for t in data)
+        if len(tensors) not in (2, 3) or tensors[0].ndim != 3:
+            raise ValueError("data must be JetTensors, (p4, mask[, scalars]) or awkward jets")
+        valid = (torch.isfinite(tensors[0]).all(-1) | ~tensors[1].to(torch.bool)).all(-1)
+    tensors = tuple(_to_torch(t, "data") for t in tensors)
+    n_jets = int(tensors[0].shape[0])
+    n_bad = int((~valid).sum())
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} of {n_jets} jets flagged invalid get a NaN loss "
+            "(project-wide bad-input policy)", RuntimeWarning, stacklevel=2,
+        )
+    out = np.full(n_jets, np.nan)
+    if n_jets == n_bad:
+        return out
+    sel = tuple(t[valid] for t in tensors)
+    p4, mask = sel[0].to(dtype), sel[1].to(torch.bool)
+    scalars = sel[2].to(dtype) if len(sel) == 3 else None
+    if p4.shape[1] > n_part:
+        p4, mask = p4[:, :n_part], mask[:, :n_part]
+        scalars = scalars[:, :n_part] if scalars is not None else None
+    p4 = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=dtype))
+    dev = torch.device(device) if device is not None else next(bare.parameters()).device
+    was_training = bare.training
+    bare.eval()
+    vals = []
+    for i in tqdm(range(0, len(p4), batch_size), disable=not progress, desc="scoring",
+                  unit="batch"):
+        sl = slice(i, i + batch_size)
+        pb, mb = p4[sl].to(dev), mask[sl].to(dev)
+        sb = scalars[sl].to(dev) if scalars is not None else None
+        o = forward_model(bare, pb, mb, sb)
+        vals.append(per_jet_loss(bare, o, pb, mb, loss).double().cpu())
+    bare.train(was_training)
+    out[valid.numpy()] = torch.cat(vals).numpy()
+    return out
+
+
