@@ -26,6 +26,7 @@ _LAZY = {
     "reconstruct": "lgae_hep.api",
     "recommended_metric": "lgae_hep.zoo",
     "lorentz": "lgae_hep.lorentz",
+    "observables": "lgae_hep.observables",
 }
 
 __all__ = ["__version__", *_LAZY]
