@@ -32,6 +32,7 @@ from lgae_hep.metrics import (
     flat_jets,
     is_awkward,
     jet_masses,
+    mass_sculpting,
     padded_p4,
     particle_jet_features,
     reconstruction_features,
@@ -211,6 +212,9 @@ def evaluate(
             bkg_mass = jet_masses(samples[background_name])
         except ValueError:
             pass
+    if bkg_mass is not None and np.asarray(bkg_mass).size == scores[background_name].size:
+        # how much a cut on the score reshapes the background mass (lgae_hep.metrics.sculpting)
+        metrics["sculpting"] = mass_sculpting(scores[background_name], bkg_mass)
 
     latents = None
     if latent_fn is not None:

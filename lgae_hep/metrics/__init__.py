@@ -45,8 +45,18 @@ from lgae_hep.metrics.reconstruction import (
     reconstruction_metrics_from_features,
 )
 from lgae_hep.metrics.result import EvaluationResult
+from lgae_hep.metrics.sculpting import (
+    DEFAULT_MASS_BINS,
+    DEFAULT_SCULPTING_EPS_B,
+    jensen_shannon,
+    mass_sculpting,
+)
 
 __all__ = [
+    "DEFAULT_MASS_BINS",
+    "DEFAULT_SCULPTING_EPS_B",
+    "jensen_shannon",
+    "mass_sculpting",
     "DEFAULT_EPS_B",
     "JET_FEATURES",
     "PARTICLE_FEATURES",

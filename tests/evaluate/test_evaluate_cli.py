@@ -67,6 +67,9 @@ def test_evaluate_cli_uses_the_cards_metric(setup, monkeypatch, extra, expected)
     assert rc == 0
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["metadata"]["score_metric"] == expected
+    # the mass sculpting of the score is part of every evaluation (background jets' masses)
+    sculpting = meta["anomaly"]["sculpting"]
+    assert set(sculpting["inv_jsd"]) == {"0.1", "0.01"} and -1 <= sculpting["spearman"] <= 1
     saved = np.load(out / "scores.npz")
     jets = lgae_hep.read_nanoaod(files["t"], flat=True)
     ref = ak.to_numpy(lgae_hep.score(jets, "carded", metric=expected))
