@@ -48,7 +48,9 @@ Physics settings (all written into the file metadata)
   kinematics are the E-scheme sum of the stored constituents, so summing ``FatJet.constituents``
   reproduces ``FatJet`` (up to float32 storage). Constituents are sorted by pT, jets by pT.
 * ``msoftdrop``: soft-drop mass (beta = 0, z_cut = 0.1, R0 = 0.8, Cambridge/Aachen reclustering
-  of the constituents).
+  of the constituents); ``tau1``, ``tau2``, ``tau3`` (N-subjettiness, beta = 1, R0 = 0.8,
+  exclusive-kT axes) and ``d2b1`` (D2, beta = 1) of all constituents, computed with
+  :mod:`lgae_hep.observables` and written as ``FatJet_tau1..3`` / ``FatJet_d2b1``.
 
 Reproducibility: Pythia's seed of worker ``w`` is derived from ``(seed, w)`` with
 :class:`numpy.random.SeedSequence`, workers are separate processes, and their jets are
@@ -76,6 +78,7 @@ from tqdm.auto import tqdm
 
 from lgae_hep import __version__
 
+from ..observables import energy_correlation, nsubjettiness
 from .pfnano import write_pfnano
 from .truth import (
     LABELS,
@@ -467,7 +470,8 @@ class GeneratedJets:
         ``[event][jet][particle]`` Momentum4D records (pt, eta, phi, mass) with ``charge`` and
         ``pdgId``; constituents sorted by pT, jets by pT.
     jet_fields : dict
-        ``[event][jet]`` arrays: ``label`` (int32, see :data:`LABELS`), ``msoftdrop`` (GeV).
+        ``[event][jet]`` arrays: ``label`` (int32, see :data:`LABELS`), ``msoftdrop`` (GeV),
+        ``tau1``, ``tau2``, ``tau3``, ``d2b1``.
     event_fields : dict
         ``[event]`` arrays: ``run``, ``luminosityBlock`` (worker + 1), ``event``.
     metadata : dict
@@ -502,6 +506,13 @@ def _assemble(chunks: list[_Chunk]) -> tuple[ak.Array, dict[str, ak.Array]]:
         "label": ak.unflatten(all_.label, all_.njet),
         "msoftdrop": ak.unflatten(all_.msoftdrop, all_.njet),
     }
+    # the classic substructure observables, as NanoAOD stores them (FatJet_tau1..3; D2 with
+    # beta = 1 named like NanoAOD's n2b1), over all constituents of each jet
+    tau = nsubjettiness(per_jet, n=(1, 2, 3))
+    ecf = energy_correlation(per_jet, beta=1.0)
+    for name, values in (("tau1", tau.tau1), ("tau2", tau.tau2), ("tau3", tau.tau3),
+                         ("d2b1", ecf.d2)):
+        jet_fields[name] = ak.unflatten(np.asarray(ak.to_numpy(values), np.float64), all_.njet)
     return jets, jet_fields
 
 
@@ -693,6 +704,8 @@ def generate(
             "t/W/Z: DeltaR(jet, last resonance copy) < 0.8 and all decay quarks DeltaR < 0.8"
         ),
         "msoftdrop": "beta=0, z_cut=0.1, R0=0.8, C/A reclustering",
+        "tau1..3": "N-subjettiness, beta=1, R0=0.8, exclusive-kT axes (lgae_hep.observables)",
+        "d2b1": "energy-correlation ratio D2, beta=1, pt_R measure (lgae_hep.observables)",
         "seconds": round(elapsed, 3),
     }
     if output is not None:

@@ -51,7 +51,7 @@ __all__ = [
 #: Optional per-candidate fields kept when present.
 DEFAULT_PF_FIELDS = ("charge", "pdgId")
 #: Optional per-jet fields kept in the jet records (``with_jets=True``) when present.
-DEFAULT_JET_FIELDS = ("msoftdrop", "label")
+DEFAULT_JET_FIELDS = ("msoftdrop", "tau1", "tau2", "tau3", "d2b1", "label")
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def constituents_from_events(
         optional ``jet_fields`` and ``nConstituents``, the number of table entries of the jet
         before truncation), with the same outer structure.
     pf_fields, jet_fields : sequence of str, optional
-        Extra fields to carry (defaults: ``charge``, ``pdgId`` / ``msoftdrop``, ``label`` when
+        Extra fields to carry (defaults: ``charge``, ``pdgId`` / :data:`DEFAULT_JET_FIELDS` when
         present).
     layout : NanoLayout, optional
         Pre-computed layout (skips detection).
@@ -596,12 +596,12 @@ def read_nanoaod(
         Return ``[jet][particle]`` instead of ``[event][jet][particle]``.
     with_jets : bool
         Return ``(constituents, jets)``: the jet records are Momentum4D with ``pt, eta, phi,
-        mass``, the ``jet_fields`` (default ``msoftdrop``, ``label`` when present) and
+        mass``, the ``jet_fields`` (default :data:`DEFAULT_JET_FIELDS`, when present) and
         ``nConstituents`` (table entries per jet before truncation), with the same outer
         structure as the constituents (one jet record per constituent list).
     pf_fields, jet_fields : sequence of str, optional
         Candidate / jet fields to carry besides the kinematics (``None``: ``charge``, ``pdgId``
-        / ``msoftdrop``, ``label``, each when present; explicit names must exist).
+        / :data:`DEFAULT_JET_FIELDS`, each when present; explicit names must exist).
     tree : str
         Tree name for paths (``"file.root:Tree"`` also works).
     step_size : int or str
