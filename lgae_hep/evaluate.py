@@ -41,6 +41,7 @@ from lgae_hep.metrics import (
     roc_curve,
     signal_efficiency_at,
     to_numpy,
+    yardstick_metrics,
 )
 
 __all__ = [
@@ -124,6 +125,7 @@ def evaluate(
     formats: Sequence[str] = ("png", "pdf"),
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    yardsticks: bool = True,
 ) -> EvaluationResult:
     """Run the paper's evaluation from model callables.
 
@@ -159,6 +161,12 @@ def evaluate(
     metadata : mapping, optional
         Extra provenance (e.g. input files) merged into ``result.metadata`` (overriding entries
         of the same name) before ``metrics.json`` is written, once.
+    yardsticks : bool
+        For awkward jet samples, also report the one-observable scores (jet mass,
+        ``1 - tau21``, ``1 - tau32``, ``-log D2``; :mod:`lgae_hep.metrics.yardsticks`) on the
+        same jets, each with its AUCs, signal efficiencies and mass sculpting, under
+        ``result.anomaly["yardsticks"]``; the model's own mass sculpting is
+        ``result.anomaly["sculpting"]``.
 
     Returns
     -------
@@ -215,6 +223,13 @@ def evaluate(
     if bkg_mass is not None and np.asarray(bkg_mass).size == scores[background_name].size:
         # how much a cut on the score reshapes the background mass (lgae_hep.metrics.sculpting)
         metrics["sculpting"] = mass_sculpting(scores[background_name], bkg_mass)
+    if yardsticks and all(is_awkward(v) for v in samples.values()):
+        # the model beside the classic one-observable scores on the same jets
+        metrics["yardsticks"] = yardstick_metrics(
+            samples[background_name],
+            {k: v for k, v in samples.items() if k != background_name},
+            eps_b=eps_b, min_background=min_background,
+        )
 
     latents = None
     if latent_fn is not None:

@@ -51,8 +51,12 @@ from lgae_hep.metrics.sculpting import (
     jensen_shannon,
     mass_sculpting,
 )
+from lgae_hep.metrics.yardsticks import YARDSTICKS, yardstick_metrics, yardstick_scores
 
 __all__ = [
+    "YARDSTICKS",
+    "yardstick_metrics",
+    "yardstick_scores",
     "DEFAULT_MASS_BINS",
     "DEFAULT_SCULPTING_EPS_B",
     "jensen_shannon",

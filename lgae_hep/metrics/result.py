@@ -98,4 +98,33 @@ class EvaluationResult:
         for name, m in self.anomaly["signals"].items():
             effs = " | ".join(f"{m['eps_s'][eps_key(e)]:.3f}" for e in eps)
             rows.append(f"| {name} | {m['auc']:.3f} | {effs} |")
+        comparison = self.comparison_table()
+        return "\n".join(rows) + (f"\n\n{comparison}" if comparison else "")
+
+    def comparison_table(self) -> str:
+        """The model beside the one-observable yardsticks: AUC per signal, combined AUC,
+        eps_s at eps_b = 0.1, mass sculpting (1/JSD at eps_b = 0.1) and the Spearman
+        correlation with the mass. Empty when the result has no yardsticks."""
+        yard = self.anomaly.get("yardsticks")
+        if not yard:
+            return ""
+        names = [k for k in self.anomaly["signals"] if k != "combined"]
+        head = ("| score | " + " | ".join(f"{n} AUC" for n in names)
+                + " | combined AUC | eps_s @ 0.1 | 1/JSD @ 0.1 | Spearman with mass |")
+        rows = [head, "|" + "---|" * (5 + len(names))]
+
+        def row(label: str, m: Mapping[str, Any], sculpt: Mapping[str, Any] | None) -> str:
+            sig = m["signals"]
+            comb = sig.get("combined", sig[names[0]])
+            inv = sculpt["inv_jsd"].get("0.1") if sculpt else None
+            rho = sculpt["spearman"] if sculpt else None
+            cells = [f"{sig[n]['auc']:.3f}" for n in names]
+            cells += [f"{comb['auc']:.3f}", f"{comb['eps_s'].get('0.1', float('nan')):.3f}",
+                      "-" if inv is None else f"{inv:.1f}", "-" if rho is None else f"{rho:.2f}"]
+            return f"| {label} | " + " | ".join(cells) + " |"
+
+        rows.append(row(f"**{self.model or 'model'}**", self.anomaly,
+                        self.anomaly.get("sculpting")))
+        for name, m in yard.items():
+            rows.append(row(name, m, m.get("sculpting")))
         return "\n".join(rows)
