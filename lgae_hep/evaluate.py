@@ -126,6 +126,7 @@ def evaluate(
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
     yardsticks: bool = True,
+    reference: Any = None,
 ) -> EvaluationResult:
     """Run the paper's evaluation from model callables.
 
@@ -167,6 +168,9 @@ def evaluate(
         same jets, each with its AUCs, signal efficiencies and mass sculpting, under
         ``result.anomaly["yardsticks"]``; the model's own mass sculpting is
         ``result.anomaly["sculpting"]``.
+    reference : awkward jets, optional
+        QCD reference jets (a validation sample, never the test background) to fit the
+        unsupervised density yardstick on (:class:`lgae_hep.metrics.DensityYardstick`).
 
     Returns
     -------
@@ -228,7 +232,7 @@ def evaluate(
         metrics["yardsticks"] = yardstick_metrics(
             samples[background_name],
             {k: v for k, v in samples.items() if k != background_name},
-            eps_b=eps_b, min_background=min_background,
+            eps_b=eps_b, min_background=min_background, reference=reference,
         )
 
     latents = None

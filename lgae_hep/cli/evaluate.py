@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signal-names", nargs="+", default=None, metavar="NAME",
                         help="names of the signal classes (default: file stems)")
     parser.add_argument("--background-name", default="QCD", help="name of the background")
+    parser.add_argument("--reference", default=None, metavar="ROOT",
+                        help="QCD validation file (not the test background) to fit the density "
+                             "yardstick on, a Gaussian mixture on (log m, tau21, tau32); "
+                             "default: that yardstick is not reported")
     add_output(parser, "lgae_evaluation")
     parser.add_argument("--max-jets", type=int, default=None,
                         help="use at most this many jets per file (default: all)")
@@ -61,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     if len(names) != len(args.signal):
         raise UserError(f"--signal-names gives {len(names)} names for {len(args.signal)} "
                         "signal files")
-    for path in [args.background, *args.signal]:
+    for path in [args.background, *args.signal, *([args.reference] if args.reference else [])]:
         if not Path(path).is_file():
             raise UserError(f"input file {path!r} does not exist")
     outdir = check_output_dir(args.output, args.overwrite)
@@ -79,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
         return jets
 
     background = read(args.background)
+    reference = read(args.reference) if args.reference else None
     signals = {n: read(p) for n, p in zip(names, args.signal)}
 
     def score_fn(jets: Any) -> Any:
@@ -117,7 +122,7 @@ def main(args: argparse.Namespace) -> int:
         reconstruct_fn=None if args.no_reconstruction else reconstruct_fn,
         latent_fn=lfn, background_name=args.background_name, eps_b=args.eps_b,
         compression_rate=cr, model_name=str(args.model), outdir=outdir,
-        plots=not args.no_plots, formats=args.formats,
+        plots=not args.no_plots, formats=args.formats, reference=reference,
         metadata={
             "files": {"background": args.background, "signals": dict(zip(names, args.signal))},
             "score_metric": metric,

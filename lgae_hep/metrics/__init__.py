@@ -51,9 +51,17 @@ from lgae_hep.metrics.sculpting import (
     jensen_shannon,
     mass_sculpting,
 )
-from lgae_hep.metrics.yardsticks import YARDSTICKS, yardstick_metrics, yardstick_scores
+from lgae_hep.metrics.yardsticks import (
+    DENSITY_YARDSTICK,
+    YARDSTICKS,
+    DensityYardstick,
+    yardstick_metrics,
+    yardstick_scores,
+)
 
 __all__ = [
+    "DENSITY_YARDSTICK",
+    "DensityYardstick",
     "YARDSTICKS",
     "yardstick_metrics",
     "yardstick_scores",

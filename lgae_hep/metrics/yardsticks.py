@@ -5,6 +5,10 @@ flag, with the direction fixed by physics (never chosen on data): the jet mass; 
 (two-prong jets have small tau21); ``1 - tau32`` (three-prong); ``-log D2`` (two-prong jets
 have small D2). They are computed with :mod:`lgae_hep.observables` on the same jets the model
 scores (its N hardest particles, if the jets were cut so).
+
+Given a separate QCD reference sample (validation jets, never the test background), an
+unsupervised density yardstick is added: a Gaussian mixture fitted on the reference jets'
+``(log m, tau21, tau32)``, with score ``-log p`` (:class:`DensityYardstick`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+from sklearn.mixture import GaussianMixture
 
 from lgae_hep import observables
 from lgae_hep.metrics.anomaly import DEFAULT_EPS_B, anomaly_metrics
 from lgae_hep.metrics.sculpting import mass_sculpting
 
-__all__ = ["YARDSTICKS", "yardstick_metrics", "yardstick_scores"]
+__all__ = ["DENSITY_YARDSTICK", "YARDSTICKS", "DensityYardstick", "yardstick_metrics",
+           "yardstick_scores"]
 
 #: score names, in report order
 YARDSTICKS = ("jet mass", "1 - tau21", "1 - tau32", "-log D2")
@@ -51,21 +57,87 @@ def yardstick_scores(jets: Any) -> dict[str, np.ndarray]:
     return {k: out[k] for k in YARDSTICKS if k in out}
 
 
+#: name of the density yardstick in reports
+DENSITY_YARDSTICK = "GMM density (log m, tau21, tau32)"
+
+
+class DensityYardstick:
+    """Unsupervised density score on classic observables: ``-log p(log m, tau21, tau32)`` under
+    a Gaussian mixture fitted on QCD reference jets (scikit-learn, full covariances, seeded).
+
+    Parameters
+    ----------
+    n_components : int
+        Mixture components (default 8).
+    seed : int
+        ``random_state`` of the fit (k-means initialisation), so the fit is reproducible.
+    """
+
+    def __init__(self, n_components: int = 8, seed: int = 0) -> None:
+        if not (isinstance(n_components, int) and n_components >= 1):
+            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+        self.n_components = n_components
+        self.seed = seed
+        self.gmm: GaussianMixture | None = None
+
+    @staticmethod
+    def features(jets: Any) -> np.ndarray:
+        """(n_jets, 3) array of ``log m`` (GeV), ``tau21``, ``tau32``; NaN where undefined."""
+        scores = yardstick_scores(jets)
+        if "1 - tau21" not in scores:
+            raise ImportError("the density yardstick needs N-subjettiness: install the `sim` "
+                              "extra (fastjet)")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logm = np.log(np.where(scores["jet mass"] > 0, scores["jet mass"], np.nan))
+        return np.stack([logm, 1.0 - scores["1 - tau21"], 1.0 - scores["1 - tau32"]], axis=1)
+
+    def fit(self, reference_jets: Any) -> DensityYardstick:
+        """Fit on QCD reference jets (jets with an undefined feature are left out)."""
+        x = self.features(reference_jets)
+        x = x[np.isfinite(x).all(1)]
+        if len(x) < 10 * self.n_components:
+            raise ValueError(f"the density yardstick needs at least {10 * self.n_components} "
+                             f"reference jets with defined features, got {len(x)}")
+        self.gmm = GaussianMixture(self.n_components, covariance_type="full",
+                                   random_state=self.seed).fit(x)
+        return self
+
+    def score(self, jets: Any) -> np.ndarray:
+        """``-log p`` per jet (higher = less QCD-like); NaN where a feature is undefined."""
+        if self.gmm is None:
+            raise ValueError("fit the density yardstick on reference jets first")
+        x = self.features(jets)
+        out = np.full(len(x), np.nan)
+        ok = np.isfinite(x).all(1)
+        if ok.any():
+            out[ok] = -self.gmm.score_samples(x[ok])
+        return out
+
+
 def yardstick_metrics(
     background: Any,
     signals: Mapping[str, Any],
     *,
     eps_b: Sequence[float] = DEFAULT_EPS_B,
     min_background: float = 1.0,
+    reference: Any = None,
 ) -> dict[str, Any]:
     """For each yardstick: :func:`anomaly_metrics` against ``signals`` (name -> jets) plus the
     mass sculpting of the background (:func:`mass_sculpting`, with the background's jet mass).
+
+    ``reference``: QCD jets (a validation sample, not ``background``) to fit the density
+    yardstick (:class:`DensityYardstick`) on; without it that yardstick is not reported.
 
     Jets where an observable is undefined (NaN, e.g. D2 of a one-particle jet) are left out of
     that yardstick and counted, as non-finite model scores are.
     """
     bkg = yardstick_scores(background)
     sig = {name: yardstick_scores(jets) for name, jets in signals.items()}
+    if reference is not None:
+        density = DensityYardstick().fit(reference)
+        bkg[DENSITY_YARDSTICK] = density.score(background)
+        for name, jets in signals.items():
+            sig[name][DENSITY_YARDSTICK] = density.score(jets)
     mass = bkg["jet mass"]
     out: dict[str, Any] = {}
     for name, s_b in bkg.items():

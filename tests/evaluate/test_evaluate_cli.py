@@ -110,3 +110,21 @@ def test_evaluate_reads_as_many_particles_as_the_model_takes(tmp_path):
     np.testing.assert_array_equal(saved["s"], ref)
     # 30 instead of 50 particles changes the scores by O(1), far beyond allclose's 1e-5
     assert not np.allclose(saved["s"], ak.to_numpy(lgae_hep.score(cut_to_30, str(path))))
+
+
+def test_evaluate_reports_the_density_yardstick_with_a_reference(setup, tmp_path):
+    """--reference QCD_VAL.root fits the density yardstick there; it is reported beside the
+    model and the one-observable yardsticks."""
+    pytest.importorskip("fastjet")
+    from lgae_hep.metrics import DENSITY_YARDSTICK
+
+    d, files = setup
+    ref = write_pfnano(tmp_path / "qcd_val.root", _events(120, 7, 0.1))
+    out = tmp_path / "out"
+    rc = _run(["--model", str(d / "carded.pt"), "--background", str(files["qcd"]), "--signal",
+               str(files["t"]), "--signal-names", "t", "-o", str(out), "--no-plots",
+               "--no-reconstruction", "--reference", str(ref)])
+    assert rc == 0
+    yard = json.loads((out / "metrics.json").read_text())["anomaly"]["yardsticks"]
+    assert DENSITY_YARDSTICK in yard and "jet mass" in yard
+    assert 0.0 <= yard[DENSITY_YARDSTICK]["signals"]["t"]["auc"] <= 1.0

@@ -104,3 +104,48 @@ def test_yardsticks_beside_the_model_in_an_evaluation():
     assert yard["-log D2"]["signals"]["2p"]["auc"] > 0.75
     table = res.comparison_table()
     assert "1 - tau21" in table and "Spearman" in table
+
+
+def test_density_yardstick_fits_on_the_reference_and_flags_other_shapes():
+    """A Gaussian mixture on (log m, tau21, tau32) of QCD-like reference jets: reproducible
+    (seeded), -log p higher for two-prong jets, NaN where a feature is undefined; reported by
+    evaluate() only when a reference sample is given."""
+    import awkward as ak
+    import vector
+
+    from lgae_hep import evaluate as ev
+    from lgae_hep.metrics import DENSITY_YARDSTICK, DensityYardstick
+
+    vector.register_awkward()
+    pytest.importorskip("fastjet")
+    rng = np.random.default_rng(3)
+
+    def cloud(n, prongs):
+        out = []
+        for _ in range(n):
+            parts = []
+            for _ in range(prongs):
+                a = rng.normal(0, 0.3, 2)
+                parts += [{"pt": float(rng.exponential(50) + 1),
+                           "eta": float(a[0] + rng.normal(0, 0.05)),
+                           "phi": float(a[1] + rng.normal(0, 0.05)), "mass": 0.0}
+                          for _ in range(int(rng.integers(3, 8)))]
+            out.append(parts)
+        return ak.Array(out, with_name="Momentum4D")
+
+    reference, qcd, two = cloud(300, 1), cloud(200, 1), cloud(200, 2)
+    a = DensityYardstick().fit(reference).score(two)
+    b = DensityYardstick().fit(reference).score(two)
+    np.testing.assert_array_equal(a, b)  # seeded fit, same machine: bitwise
+    single = ak.Array([[{"pt": 10.0, "eta": 0.0, "phi": 0.0, "mass": 0.0}]],
+                      with_name="Momentum4D")
+    assert np.isnan(DensityYardstick().fit(reference).score(single)[0])  # tau21 undefined
+    res = ev.evaluate(ev.jet_masses, qcd, {"2p": two}, reference=reference, progress=False)
+    gmm = res.anomaly["yardsticks"][DENSITY_YARDSTICK]
+    assert gmm["signals"]["2p"]["auc"] > 0.75  # measured 0.9x; < 0.5 would be a sign error
+    assert DENSITY_YARDSTICK not in ev.evaluate(ev.jet_masses, qcd, {"2p": two},
+                                                progress=False).anomaly["yardsticks"]
+    with pytest.raises(ValueError, match="reference jets"):
+        DensityYardstick().fit(reference[:5])
+    with pytest.raises(ValueError, match="fit"):
+        DensityYardstick().score(two)
