@@ -44,6 +44,7 @@ import torch
 
 from lgae_hep.jsonio import jsonable
 from lgae_hep.models import ARCHITECTURES, build_model
+from lgae_hep.nn.io import dtype_name, parse_dtype
 
 __all__ = [
     "FORMAT",
@@ -379,11 +380,7 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
     """
     config = dict(ckpt["config"])
     if dtype is not None:
-        name = str(dtype).rsplit(".", 1)[-1]
-        name = {"double": "float64", "float": "float32"}.get(name, name)
-        if name not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        config["dtype"] = name
+        config["dtype"] = dtype_name(parse_dtype(dtype))
     try:
         model = build_model(config)
     except CheckpointError:

@@ -21,6 +21,7 @@ import torch
 import lgae_hep.models.pretrained as pretrained
 from lgae_hep.checkpoint import load_model_file
 from lgae_hep.losses import check_metric
+from lgae_hep.nn.io import dtype_name, parse_dtype
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -163,14 +164,6 @@ def _device_key(device: Any) -> str:
     return str(torch.device(device))
 
 
-def _dtype_key(dtype: Any) -> str:
-    name = str(dtype).rsplit(".", 1)[-1]
-    name = {"double": "float64", "float": "float32"}.get(name, name)
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return name
-
-
 def load_model(
     name_or_path: str | Path = DEFAULT_MODEL, *, device: Any = None, dtype: Any = None
 ) -> Any:
@@ -207,7 +200,7 @@ def load_model(
     dkey = _device_key(device)
     if dtype is None:
         dtype = card_inference_dtype(name_or_path)
-    tkey = None if dtype is None else _dtype_key(dtype)
+    tkey = None if dtype is None else dtype_name(parse_dtype(dtype))
     with _CACHE_LOCK:
         model = _CACHE.get((key, dkey, tkey))
         if model is None:
