@@ -78,7 +78,7 @@ from tqdm.auto import tqdm
 
 from lgae_hep import __version__
 
-from ..observables import energy_correlation, nsubjettiness
+from ..observables import energy_correlation, nsubjettiness, softdrop_mass
 from .pfnano import write_pfnano
 from .truth import (
     LABELS,
@@ -286,7 +286,6 @@ class _Worker:
             raise RuntimeError(f"Pythia failed to initialise with settings {self.settings}")
         self._fastjet = fastjet
         self._antikt = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R)
-        self._ca = fastjet.JetDefinition(fastjet.cambridge_algorithm, JET_R)
         self._charge: dict[int, int] = {}
         self.n_events = 0
 
@@ -399,10 +398,9 @@ class _Worker:
         if ncons.size == 0:
             return np.zeros(0)
         e = np.sqrt(px**2 + py**2 + pz**2 + m**2)
-        parts = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}), ncons)
-        cs = self._fastjet.ClusterSequence(parts, self._ca)
-        groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=0.0, symmetry_cut=0.1, R0=JET_R)
-        return np.asarray(ak.to_numpy(groomed["msoftdrop"]), dtype=np.float64)
+        parts = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e},
+                                    with_name="Momentum4D"), ncons)
+        return np.asarray(ak.to_numpy(softdrop_mass(parts, r0=JET_R)), dtype=np.float64)
 
     def run(self, n_jets: int, max_events: int, report: Callable[[int], None]) -> _Chunk:
         chunks: list[_Chunk] = []
