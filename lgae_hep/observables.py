@@ -46,6 +46,7 @@ vector.register_awkward()
 
 __all__ = [
     "energy_correlation",
+    "ratio",
     "jet_mass",
     "nsubjettiness",
     "softdrop_mass",
@@ -116,6 +117,22 @@ def _delta_r(y1: np.ndarray, phi1: np.ndarray, y2: np.ndarray, phi2: np.ndarray)
     return np.hypot(y1 - y2, dphi)
 
 
+def _pt_y_phi(flat: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Particle counts per jet and the flat pT, rapidity and azimuth of all particles."""
+    c = _components(flat)
+    return (c["counts"], np.hypot(c["px"], c["py"]),
+            _rapidity(c["px"], c["py"], c["pz"], c["E"]), np.arctan2(c["py"], c["px"]))
+
+
+def ratio(num: Any, den: Any) -> np.ndarray:
+    """``num / den`` elementwise (float64), NaN where ``den`` is not positive: the convention
+    of every ratio here (C2, D2, tau21, tau32), so an undefined ratio is never a number."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 # ---- observables -----------------------------------------------------------------------------
 
 
@@ -143,11 +160,7 @@ def energy_correlation(jets: Any, beta: float = 1.0) -> ak.Array:
     if not (isinstance(beta, int | float) and beta > 0):
         raise ValueError(f"beta must be a positive number, got {beta!r}")
     flat, structure = _flatten(jets)
-    c = _components(flat)
-    counts = c["counts"]
-    pt = np.hypot(c["px"], c["py"])
-    y = _rapidity(c["px"], c["py"], c["pz"], c["E"])
-    phi = np.arctan2(c["py"], c["px"])
+    counts, pt, y, phi = _pt_y_phi(flat)
     starts = np.concatenate([[0], np.cumsum(counts)])
     e2 = np.zeros(counts.size)
     e3 = np.zeros(counts.size)
@@ -158,10 +171,7 @@ def energy_correlation(jets: Any, beta: float = 1.0) -> ak.Array:
         sel = order[lo:lo + _ECF_CHUNK]
         idx = np.concatenate([np.arange(starts[j], starts[j + 1]) for j in sel])
         e2[sel], e3[sel] = _ecf_chunk(pt[idx], y[idx], phi[idx], counts[sel], beta)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c2 = np.where(e2 > 0, e3 / np.where(e2 > 0, e2, 1.0) ** 2, np.nan)
-        d2 = np.where(e2 > 0, e3 / np.where(e2 > 0, e2, 1.0) ** 3, np.nan)
-    out = ak.zip({"e2": e2, "e3": e3, "c2": c2, "d2": d2})
+    out = ak.zip({"e2": e2, "e3": e3, "c2": ratio(e3, e2**2), "d2": ratio(e3, e2**3)})
     return _restore(out, structure)
 
 
@@ -217,11 +227,7 @@ def nsubjettiness(jets: Any, n: tuple[int, ...] = (1, 2, 3), beta: float = 1.0,
         raise ValueError(f"beta and r0 must be positive, got beta={beta!r}, r0={r0!r}")
     fastjet = _fastjet()
     flat, structure = _flatten(jets)
-    c = _components(flat)
-    counts = c["counts"]
-    pt = np.hypot(c["px"], c["py"])
-    y = _rapidity(c["px"], c["py"], c["pz"], c["E"])
-    phi = np.arctan2(c["py"], c["px"])
+    counts, pt, y, phi = _pt_y_phi(flat)
     pt_p, y_p, phi_p = (_padded(v, counts) for v in (pt, y, phi))
     d0 = pt_p.sum(1) * r0**beta
     jet_def = fastjet.JetDefinition(fastjet.kt_algorithm, _KT_AXES_R)
@@ -246,34 +252,22 @@ def nsubjettiness(jets: Any, n: tuple[int, ...] = (1, 2, 3), beta: float = 1.0,
             dr = _delta_r(y_p[sel][:, :, None], phi_p[sel][:, :, None], ax_y[:, None, :],
                           ax_phi[:, None, :])
             tau[sel] = (pt_p[sel] * dr.min(2) ** beta).sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"tau{k}"] = np.where(d0 > 0, tau / np.where(d0 > 0, d0, 1.0), np.nan)
+        out[f"tau{k}"] = ratio(tau, d0)
     return _restore(ak.zip(out), structure)
 
 
 def tau21(jets: Any, beta: float = 1.0, r0: float = JET_R) -> ak.Array:
     """``tau2 / tau1`` per jet (NaN where ``tau1 = 0``): small for two-prong jets."""
-    t = nsubjettiness(jets, n=(1, 2), beta=beta, r0=r0)
-    return _apply_ratio(t, "tau2", "tau1")
+    flat, structure = _flatten(jets)
+    t = nsubjettiness(flat, n=(1, 2), beta=beta, r0=r0)
+    return _restore(ratio(t.tau2, t.tau1), structure)
 
 
 def tau32(jets: Any, beta: float = 1.0, r0: float = JET_R) -> ak.Array:
     """``tau3 / tau2`` per jet (NaN where ``tau2 = 0``): small for three-prong jets."""
-    t = nsubjettiness(jets, n=(2, 3), beta=beta, r0=r0)
-    return _apply_ratio(t, "tau3", "tau2")
-
-
-def _apply_ratio(records: ak.Array, num: str, den: str) -> ak.Array:
-    n = ak.to_numpy(ak.flatten(records[num], axis=None))
-    d = ak.to_numpy(ak.flatten(records[den], axis=None))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(d > 0, n / np.where(d > 0, d, 1.0), np.nan)
-    layout = records[num]
-    structure = []
-    while layout.ndim > 1:
-        structure.append(np.asarray(ak.to_numpy(ak.num(layout, axis=1))))
-        layout = ak.flatten(layout, axis=1)
-    return _restore(r, structure)
+    flat, structure = _flatten(jets)
+    t = nsubjettiness(flat, n=(2, 3), beta=beta, r0=r0)
+    return _restore(ratio(t.tau3, t.tau2), structure)
 
 
 def softdrop_mass(jets: Any, beta: float = 0.0, zcut: float = 0.1, r0: float = JET_R) -> ak.Array:

@@ -24,8 +24,8 @@ from lgae_hep import observables
 from lgae_hep.metrics.anomaly import DEFAULT_EPS_B, anomaly_metrics
 from lgae_hep.metrics.sculpting import mass_sculpting
 
-__all__ = ["DENSITY_YARDSTICK", "YARDSTICKS", "DensityYardstick", "yardstick_metrics",
-           "yardstick_scores"]
+__all__ = ["DENSITY_YARDSTICK", "YARDSTICKS", "DensityYardstick", "jet_observables",
+           "yardstick_metrics", "yardstick_scores"]
 
 #: score names, in report order
 YARDSTICKS = ("jet mass", "1 - tau21", "1 - tau32", "-log D2")
@@ -35,26 +35,44 @@ def _flat(values: Any) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(values, axis=None)), dtype=np.float64)
 
 
-def yardstick_scores(jets: Any) -> dict[str, np.ndarray]:
-    """The yardstick scores of ``[...][jet][particle]`` jets, flat per jet (``YARDSTICKS``).
+def _log_positive(x: np.ndarray) -> np.ndarray:
+    """log x, NaN where x is not positive."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.where(x > 0, x, np.nan))
 
-    N-subjettiness needs FastJet (the ``sim`` extra); without it only the jet mass and D2
-    scores are returned.
-    """
-    out = {"jet mass": _flat(observables.jet_mass(jets))}
+
+def jet_observables(jets: Any, *, d2: bool = True) -> dict[str, np.ndarray]:
+    """Flat per-jet ``mass``, ``tau21``, ``tau32`` (with FastJet, the ``sim`` extra) and, if
+    ``d2``, ``d2`` (beta = 1): computed once, shared by the yardstick scores and the density."""
+    out = {"mass": _flat(observables.jet_mass(jets))}
     try:
         tau = observables.nsubjettiness(jets, n=(1, 2, 3))
     except ImportError:
         tau = None
     if tau is not None:
         t1, t2, t3 = (_flat(tau[f"tau{k}"]) for k in (1, 2, 3))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["1 - tau21"] = 1.0 - np.where(t1 > 0, t2 / np.where(t1 > 0, t1, 1.0), np.nan)
-            out["1 - tau32"] = 1.0 - np.where(t2 > 0, t3 / np.where(t2 > 0, t2, 1.0), np.nan)
-    d2 = _flat(observables.energy_correlation(jets).d2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["-log D2"] = -np.log(np.where(d2 > 0, d2, np.nan))
+        out["tau21"] = observables.ratio(t2, t1)
+        out["tau32"] = observables.ratio(t3, t2)
+    if d2:
+        out["d2"] = _flat(observables.energy_correlation(jets).d2)
+    return out
+
+
+def _scores_of(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {"jet mass": obs["mass"], "-log D2": -_log_positive(obs["d2"])}
+    if "tau21" in obs:
+        out["1 - tau21"] = 1.0 - obs["tau21"]
+        out["1 - tau32"] = 1.0 - obs["tau32"]
     return {k: out[k] for k in YARDSTICKS if k in out}
+
+
+def yardstick_scores(jets: Any) -> dict[str, np.ndarray]:
+    """The yardstick scores of ``[...][jet][particle]`` jets, flat per jet (``YARDSTICKS``).
+
+    N-subjettiness needs FastJet (the ``sim`` extra); without it only the jet mass and D2
+    scores are returned.
+    """
+    return _scores_of(jet_observables(jets))
 
 
 #: name of the density yardstick in reports
@@ -81,19 +99,17 @@ class DensityYardstick:
         self.gmm: GaussianMixture | None = None
 
     @staticmethod
-    def features(jets: Any) -> np.ndarray:
-        """(n_jets, 3) array of ``log m`` (GeV), ``tau21``, ``tau32``; NaN where undefined."""
-        scores = yardstick_scores(jets)
-        if "1 - tau21" not in scores:
+    def features(obs: dict[str, np.ndarray]) -> np.ndarray:
+        """(n_jets, 3) array of ``log m`` (GeV), ``tau21``, ``tau32`` from
+        :func:`jet_observables`; NaN where undefined."""
+        if "tau21" not in obs:
             raise ImportError("the density yardstick needs N-subjettiness: install the `sim` "
                               "extra (fastjet)")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logm = np.log(np.where(scores["jet mass"] > 0, scores["jet mass"], np.nan))
-        return np.stack([logm, 1.0 - scores["1 - tau21"], 1.0 - scores["1 - tau32"]], axis=1)
+        return np.stack([_log_positive(obs["mass"]), obs["tau21"], obs["tau32"]], axis=1)
 
     def fit(self, reference_jets: Any) -> DensityYardstick:
         """Fit on QCD reference jets (jets with an undefined feature are left out)."""
-        x = self.features(reference_jets)
+        x = self.features(jet_observables(reference_jets, d2=False))
         x = x[np.isfinite(x).all(1)]
         if len(x) < 10 * self.n_components:
             raise ValueError(f"the density yardstick needs at least {10 * self.n_components} "
@@ -104,9 +120,13 @@ class DensityYardstick:
 
     def score(self, jets: Any) -> np.ndarray:
         """``-log p`` per jet (higher = less QCD-like); NaN where a feature is undefined."""
+        return self.score_observables(jet_observables(jets, d2=False))
+
+    def score_observables(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`score` of jets whose :func:`jet_observables` are already computed."""
         if self.gmm is None:
             raise ValueError("fit the density yardstick on reference jets first")
-        x = self.features(jets)
+        x = self.features(obs)
         out = np.full(len(x), np.nan)
         ok = np.isfinite(x).all(1)
         if ok.any():
@@ -131,13 +151,15 @@ def yardstick_metrics(
     Jets where an observable is undefined (NaN, e.g. D2 of a one-particle jet) are left out of
     that yardstick and counted, as non-finite model scores are.
     """
-    bkg = yardstick_scores(background)
-    sig = {name: yardstick_scores(jets) for name, jets in signals.items()}
+    obs_b = jet_observables(background)
+    obs_s = {name: jet_observables(jets) for name, jets in signals.items()}
+    bkg = _scores_of(obs_b)
+    sig = {name: _scores_of(o) for name, o in obs_s.items()}
     if reference is not None:
         density = DensityYardstick().fit(reference)
-        bkg[DENSITY_YARDSTICK] = density.score(background)
-        for name, jets in signals.items():
-            sig[name][DENSITY_YARDSTICK] = density.score(jets)
+        bkg[DENSITY_YARDSTICK] = density.score_observables(obs_b)
+        for name, o in obs_s.items():
+            sig[name][DENSITY_YARDSTICK] = density.score_observables(o)
     mass = bkg["jet mass"]
     out: dict[str, Any] = {}
     for name, s_b in bkg.items():
