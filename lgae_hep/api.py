@@ -57,13 +57,13 @@ import awkward as ak
 import numpy as np
 
 from lgae_hep.data import from_tensors
+from lgae_hep.data.tensors import restore_outer
 from lgae_hep.inference import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE,
     InvalidJetWarning,
     latent_columns,
     latent_records,
-    restore_structure,
     run_chunks,
 )
 from lgae_hep.zoo import (
@@ -167,7 +167,7 @@ def score(
         desc="lgae_hep.score",
         metric=metric,
     )
-    return restore_structure(res.score, structure)
+    return restore_outer(res.score, structure)
 
 
 def encode(
@@ -221,7 +221,7 @@ def encode(
         desc="lgae_hep.encode",
     )
     assert res.latent is not None
-    return restore_structure(latent_records(res.latent), structure)
+    return restore_outer(latent_records(res.latent), structure)
 
 
 def reconstruct(
@@ -267,4 +267,4 @@ def reconstruct(
     rec = from_tensors(res.reco_p4.astype(np.float64), res.reco_mask)
     if not valid.all():
         rec = ak.mask(rec, valid)
-    return restore_structure(rec, structure)
+    return restore_outer(rec, structure)

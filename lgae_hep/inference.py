@@ -48,7 +48,6 @@ __all__ = [
     "forward_batches",
     "latent_columns",
     "latent_records",
-    "restore_structure",
     "run_chunks",
 ]
 
@@ -262,7 +261,7 @@ class InferenceResult(NamedTuple):
     valid: np.ndarray
     #: (B,) particles per jet (before truncation to N)
     counts: np.ndarray
-    #: outer list structure of the input (see :func:`restore_structure`)
+    #: outer list structure of the input (see :func:`lgae_hep.data.tensors.restore_outer`)
     structure: tuple[np.ndarray, ...]
     #: particles per jet the model was built for
     num_particles: int
@@ -368,14 +367,6 @@ def run_chunks(
                          finite=finite)
     valid = apply_invalid_policy(result, valid, count, desc)
     return InferenceResult(result, valid, count, structure, n)
-
-
-def restore_structure(values: Any, structure: tuple[np.ndarray, ...]) -> ak.Array:
-    """Per-jet ``values`` back into the outer list structure :func:`run_chunks` returned."""
-    out = values if isinstance(values, ak.Array) else ak.Array(values)
-    for c in reversed(structure):
-        out = ak.unflatten(out, c)
-    return out
 
 
 # --------------------------------------------------------------------------------------------

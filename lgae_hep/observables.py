@@ -42,6 +42,8 @@ import awkward as ak
 import numpy as np
 import vector
 
+from lgae_hep.data.tensors import flatten_outer, restore_outer
+
 vector.register_awkward()
 
 __all__ = [
@@ -64,26 +66,13 @@ _KT_AXES_R = 10.0
 # ---- jets -> flat padded arrays and back ----------------------------------------------------
 
 
-def _flatten(jets: Any) -> tuple[ak.Array, list[np.ndarray]]:
-    """``[...][jet][particle]`` -> ``[jet][particle]`` and the counts to undo it."""
-    arr = jets if isinstance(jets, ak.Array) else ak.Array(jets)
-    if arr.ndim < 2:
-        raise ValueError(f"jets must be at least [jet][particle] Lorentz vectors, got {arr.type}")
-    structure = []
-    while arr.ndim > 2:
-        structure.append(np.asarray(ak.to_numpy(ak.num(arr, axis=1))))
-        arr = ak.flatten(arr, axis=1)
-    if arr.fields == [] or not hasattr(arr, "px"):
+def _flatten(jets: Any) -> tuple[ak.Array, tuple[np.ndarray, ...]]:
+    """``[...][jet][particle]`` -> ``[jet][particle]`` and the structure to undo it."""
+    flat, structure = flatten_outer(jets)
+    if not hasattr(flat, "px"):
         raise ValueError("jets must hold Lorentz-vector records (pt/eta/phi/mass, px/py/pz/E, "
-                         f"...) that `vector` understands, got {arr.type}")
-    return arr, structure
-
-
-def _restore(values: Any, structure: list[np.ndarray]) -> ak.Array:
-    out = ak.Array(values)
-    for counts in reversed(structure):
-        out = ak.unflatten(out, counts)
-    return out
+                         f"...) that `vector` understands, got {flat.type}")
+    return flat, structure
 
 
 def _components(jets: ak.Array) -> dict[str, np.ndarray]:
@@ -147,7 +136,7 @@ def jet_mass(jets: Any) -> ak.Array:
     tot = {k: np.bincount(idx, weights=c[k], minlength=c["counts"].size)
            for k in ("px", "py", "pz", "E")}
     m2 = tot["E"] ** 2 - tot["px"] ** 2 - tot["py"] ** 2 - tot["pz"] ** 2
-    return _restore(np.sqrt(np.maximum(m2, 0.0)), structure)
+    return restore_outer(np.sqrt(np.maximum(m2, 0.0)), structure)
 
 
 def energy_correlation(jets: Any, beta: float = 1.0) -> ak.Array:
@@ -172,7 +161,7 @@ def energy_correlation(jets: Any, beta: float = 1.0) -> ak.Array:
         idx = np.concatenate([np.arange(starts[j], starts[j + 1]) for j in sel])
         e2[sel], e3[sel] = _ecf_chunk(pt[idx], y[idx], phi[idx], counts[sel], beta)
     out = ak.zip({"e2": e2, "e3": e3, "c2": ratio(e3, e2**2), "d2": ratio(e3, e2**3)})
-    return _restore(out, structure)
+    return restore_outer(out, structure)
 
 
 #: jets per block of the energy-correlation computation
@@ -253,21 +242,21 @@ def nsubjettiness(jets: Any, n: tuple[int, ...] = (1, 2, 3), beta: float = 1.0,
                           ax_phi[:, None, :])
             tau[sel] = (pt_p[sel] * dr.min(2) ** beta).sum(1)
         out[f"tau{k}"] = ratio(tau, d0)
-    return _restore(ak.zip(out), structure)
+    return restore_outer(ak.zip(out), structure)
 
 
 def tau21(jets: Any, beta: float = 1.0, r0: float = JET_R) -> ak.Array:
     """``tau2 / tau1`` per jet (NaN where ``tau1 = 0``): small for two-prong jets."""
     flat, structure = _flatten(jets)
     t = nsubjettiness(flat, n=(1, 2), beta=beta, r0=r0)
-    return _restore(ratio(t.tau2, t.tau1), structure)
+    return restore_outer(ratio(t.tau2, t.tau1), structure)
 
 
 def tau32(jets: Any, beta: float = 1.0, r0: float = JET_R) -> ak.Array:
     """``tau3 / tau2`` per jet (NaN where ``tau2 = 0``): small for three-prong jets."""
     flat, structure = _flatten(jets)
     t = nsubjettiness(flat, n=(2, 3), beta=beta, r0=r0)
-    return _restore(ratio(t.tau3, t.tau2), structure)
+    return restore_outer(ratio(t.tau3, t.tau2), structure)
 
 
 def softdrop_mass(jets: Any, beta: float = 0.0, zcut: float = 0.1, r0: float = JET_R) -> ak.Array:
@@ -289,4 +278,4 @@ def softdrop_mass(jets: Any, beta: float = 0.0, zcut: float = 0.1, r0: float = J
             groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=float(beta),
                                                           symmetry_cut=float(zcut), R0=float(r0))
         mass[sel] = np.asarray(ak.to_numpy(groomed["msoftdrop"]), np.float64)
-    return _restore(mass, structure)
+    return restore_outer(mass, structure)

@@ -41,8 +41,8 @@ from .vectors import cartesian_components, pt_eta_phi_mass
 
 vector.register_awkward()
 
-__all__ = ["ABS_TOL", "DEFAULT_NUM_PARTICLES", "REL_TOL", "JetTensors", "from_tensors",
-           "to_tensors", "unflatten_like"]
+__all__ = ["ABS_TOL", "DEFAULT_NUM_PARTICLES", "REL_TOL", "JetTensors", "flatten_outer",
+           "from_tensors", "restore_outer", "to_tensors", "unflatten_like"]
 
 #: Particles kept per jet unless a model or a caller says otherwise (the N hardest by pT), as
 #: in JetNet and the LGAE paper. The one source of this number for readers, models and CLI.
@@ -148,10 +148,13 @@ def flatten_outer(jets: Any) -> tuple[ak.Array, tuple[np.ndarray, ...]]:
     return arr, tuple(structure)
 
 
-def _restore(values: ak.Array, structure: Sequence[np.ndarray]) -> ak.Array:
+def restore_outer(values: Any, structure: Sequence[np.ndarray]) -> ak.Array:
+    """Inverse of :func:`flatten_outer`: per-jet ``values`` (anything ``ak.Array`` takes:
+    numbers, records, particle lists) back into the outer list structure."""
+    out = values if isinstance(values, ak.Array) else ak.Array(values)
     for counts in reversed(structure):
-        values = ak.unflatten(values, counts)
-    return values
+        out = ak.unflatten(out, counts)
+    return out
 
 
 def to_tensors(
@@ -419,7 +422,7 @@ def from_tensors(
         for k, name in enumerate(names):
             cols[name] = sel_s[:, k]
     particles = ak.zip(cols, with_name="Momentum4D")
-    return _restore(ak.unflatten(particles, counts), structure)
+    return restore_outer(ak.unflatten(particles, counts), structure)
 
 
 def unflatten_like(values: Any, like: Any) -> ak.Array:
@@ -447,4 +450,4 @@ def unflatten_like(values: Any, like: Any) -> ak.Array:
     )
     if arr.ndim == 0 or len(arr) != n_expected:
         raise ValueError(f"expected {n_expected} per-jet values, got shape {arr.shape}")
-    return _restore(ak.Array(arr), structure)
+    return restore_outer(ak.Array(arr), structure)

@@ -431,11 +431,12 @@ def test_latent_layout_names_the_invariants_of_a_model(model):
 
 def test_run_chunks_is_what_score_returns(model):
     """The public inference driver gives the facade's numbers bitwise."""
-    from lgae_hep.inference import restore_structure, run_chunks
+    from lgae_hep.data.tensors import restore_outer
+    from lgae_hep.inference import run_chunks
 
     jets = make_jets([0, 3, 12, 40])
     res = run_chunks(jets, model, batch_size=2, metric=None)
     assert res.num_particles == N and res.valid.all()
     assert list(res.counts) == [0, 3, 12, 40]
-    np.testing.assert_array_equal(ak.to_numpy(restore_structure(res.result.score, res.structure)),
+    np.testing.assert_array_equal(ak.to_numpy(restore_outer(res.result.score, res.structure)),
                                   ak.to_numpy(lgae_hep.score(jets, model, batch_size=2)))
