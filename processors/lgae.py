@@ -99,18 +99,17 @@ warnings.filterwarnings("ignore", message="Missing cross-reference index", categ
 
 #: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
 SCORE_BINS = (120, 1e-2, 1e10)
-_SCORE_AXES = {
+#: Score axis per anomaly-score metric (keys: :data:`lgae_hep.losses.SCORE_METRICS`):
+#: (bins, lo, hi) and axis label.
+SCORE_AXES = {
     "chamfer": (SCORE_BINS, "Anomaly score (Chamfer) [GeV$^2$]"),
     "chamfer-dr": ((100, 1e-4, 10.0), r"Anomaly score (Chamfer $\Delta R$, $p_T$-weighted)"),
 }
-if set(_SCORE_AXES) != set(SCORE_METRICS):  # a metric added to lgae_hep.losses needs an axis
+if set(SCORE_AXES) != set(SCORE_METRICS):  # a metric added to lgae_hep.losses needs an axis
     raise RuntimeError(
-        f"processors.lgae: score axes {sorted(_SCORE_AXES)} do not match the anomaly-score "
+        f"processors.lgae: score axes {sorted(SCORE_AXES)} do not match the anomaly-score "
         f"metrics {sorted(SCORE_METRICS)} of lgae_hep.losses.SCORE_METRICS"
     )
-#: Score axis per anomaly-score metric (keys: :data:`lgae_hep.losses.SCORE_METRICS`):
-#: (bins, lo, hi) and axis label.
-SCORE_AXES = {metric: _SCORE_AXES[metric] for metric in SCORE_METRICS}
 MASS_BINS = (60, 0.0, 300.0)
 PT_BINS = (60, 0.0, 3000.0)
 LATENT_BINS = (100, -25.0, 25.0)
