@@ -76,17 +76,22 @@ def _log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ stage 1
-def data_paths(data_dir: Path, small: bool) -> dict[str, Path]:
-    """Set name -> cached ROOT file of the recipe (whether or not it exists yet)."""
+def data_paths(data_dir: Path, small: bool,
+               sets: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Set name -> cached ROOT file of the recipe (whether or not it exists yet); ``sets``:
+    another recipe of the same form (default: this comparison's, :func:`recipe`)."""
     out = {}
-    for name, r in recipe(small).items():
+    for name, r in (sets if sets is not None else recipe(small)).items():
         stem = f"{name}_{r['process']}_n{r['n']}_s{r['seed']}{'_fast' if r['fast'] else ''}"
         out[name] = data_dir / f"{stem}.root"
     return out
 
 
-def stage_data(data_dir: Path, small: bool, force: bool = False) -> dict[str, Path]:
+def stage_data(data_dir: Path, small: bool, force: bool = False,
+               sets: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:
     """Generate (or find cached) every data set of the recipe; returns name -> ROOT path.
+
+    ``sets``: another recipe of the form of :func:`recipe` (default: this comparison's).
 
     A set is cached as ``<name>_<process>_n<n>_s<seed>.root`` plus a ``.json`` sidecar with the
     recipe and generation time; it is only reused when the sidecar matches the recipe. The ROOT
@@ -96,8 +101,9 @@ def stage_data(data_dir: Path, small: bool, force: bool = False) -> dict[str, Pa
     from lgae_hep.data.generate import generate
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    paths = data_paths(data_dir, small)
-    for name, r in recipe(small).items():
+    sets = sets if sets is not None else recipe(small)
+    paths = data_paths(data_dir, small, sets)
+    for name, r in sets.items():
         path = paths[name]
         stem = path.stem
         side = path.with_suffix(".json")

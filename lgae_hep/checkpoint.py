@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lgae_hep.density import LatentDensity
 from lgae_hep.jsonio import jsonable
 from lgae_hep.models import ARCHITECTURES, build_model
 from lgae_hep.nn.io import dtype_name, parse_dtype
@@ -241,6 +242,12 @@ def save_checkpoint(
             "only lgae-hep models (LGAE, GNNAE) can be checkpointed"
         )
     extra = dict(extra or {})
+    density = getattr(bare, "latent_density", None)
+    if density is not None and "latent_density" not in extra:
+        extra["latent_density"] = density.to_state()
+    metric = getattr(bare, "score_metric", None)
+    if isinstance(metric, str) and "score_metric" not in extra:
+        extra["score_metric"] = metric
     metrics = extra.pop("metrics", None)
     obj: dict[str, Any] = {
         "format": FORMAT,
@@ -388,6 +395,17 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
     except ValueError as err:  # unknown architecture, a config that does not fit it
         raise CheckpointError(f"{source}: {err}") from None
     load_state_dict_checked(model, ckpt["state_dict"], source)
+    extra = ckpt.get("extra") or {}
+    if isinstance(extra, Mapping) and "latent_density" in extra:
+        try:
+            model.latent_density = LatentDensity.from_state(extra["latent_density"])
+        except ValueError as err:
+            raise CheckpointError(f"{source}: its latent density is corrupt: {err}") from None
+    if isinstance(extra, Mapping) and extra.get("score_metric") is not None:
+        if not isinstance(extra["score_metric"], str):
+            raise CheckpointError(f"{source}: score_metric must be a string, got "
+                                  f"{extra['score_metric']!r}")
+        model.score_metric = extra["score_metric"]
     if device is not None:
         model = model.to(device)
     return model.eval()

@@ -29,8 +29,10 @@ from tqdm.auto import tqdm
 
 from lgae_hep.data import to_tensors
 from lgae_hep.data.tensors import flatten_outer
+from lgae_hep.density import DENSITY_METRICS
 from lgae_hep.lorentz import invariant_form, irrep_to_fourvec
 from lgae_hep.losses import anomaly_score
+from lgae_hep.nn.io import jet_mass
 from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles, resolve_metric
 
 vector.register_awkward()
@@ -126,6 +128,9 @@ class BatchResult:
     reco_mask: np.ndarray | None
     #: (B,) per jet: the network's output (score, latent) is finite
     finite: np.ndarray
+    #: (B,) per jet: the model's per-jet normalisation is undefined (``model.unnormalizable``:
+    #: a mass-normalised LGAE and a jet whose mass is not resolved); None: no such jets
+    unresolved: np.ndarray | None = None
 
 
 def forward_batches(
@@ -145,9 +150,13 @@ def forward_batches(
     policy is applied here (see :func:`apply_invalid_policy`).
     """
     dtype, device = _model_dtype_device(model)
+    density = model_density(model, metric)
     n_jets = int(p4.shape[0])
     scores = np.empty(n_jets, dtype=np.float64)
     finite = np.ones(n_jets, dtype=bool)
+    unresolved = np.zeros(n_jets, dtype=bool)
+    unnormalizable = getattr(model, "unnormalizable", None)
+    score_clouds = getattr(model, "score_clouds", None)
     latents: dict[Any, list[np.ndarray]] = {}
     reco_p4: list[np.ndarray] = []
     reco_mask: list[np.ndarray] = []
@@ -161,10 +170,24 @@ def forward_batches(
                 x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
                 m = torch.cat([m, m.new_zeros((pad, *m.shape[1:]))])
             out = model(x, m)
-            # The score is computed in float64 whatever the model dtype: a finite float32
-            # reconstruction far from the input would otherwise square past 3.4e38 into inf.
-            s = anomaly_score(x.double(), out.p4.double(), m, out.mask, metric=metric)
             k = stop - start
+            if density is not None:
+                # -log p of the jet's latent invariants (and log mass) under the QCD density
+                mass, resolved = jet_mass(x[:k], m[:k])
+                cols = latent_columns({key: z[:k].detach().cpu().numpy()
+                                       for key, z in out.latent.items()}).columns
+                s = torch.from_numpy(density.score(
+                    density.transform(cols, mass.cpu().numpy()), metric))
+                unresolved[start:stop] = (~resolved & m[:k].any(1)).cpu().numpy()
+            else:
+                # The clouds the score compares: GeV, or the model's per-jet units (a
+                # mass-normalised LGAE compares them in units of the jet mass).
+                xs, ys = score_clouds(x, out) if score_clouds is not None else (x, out.p4)
+                # The score is computed in float64 whatever the model dtype: a finite float32
+                # reconstruction far from the input would otherwise square past 3.4e38 into inf.
+                s = anomaly_score(xs.double(), ys.double(), m, out.mask, metric=metric)
+            if unnormalizable is not None:
+                unresolved[start:stop] |= unnormalizable(x, m)[:k].cpu().numpy()
             scores[start:stop] = s[:k].cpu().numpy()
             ok = torch.isfinite(s[:k])
             for z in out.latent.values():
@@ -186,7 +209,24 @@ def forward_batches(
         reco_p4=np.concatenate(reco_p4) if (want_reco and reco_p4) else None,
         reco_mask=np.concatenate(reco_mask) if (want_reco and reco_mask) else None,
         finite=finite,
+        unresolved=unresolved,
     )
+
+
+def model_density(model: Any, metric: str) -> Any:
+    """The model's latent density if ``metric`` is a density score, else None.
+
+    Raises ``ValueError`` when ``metric`` is a density score and the model holds no density.
+    """
+    if metric not in DENSITY_METRICS:
+        return None
+    density = getattr(model, "latent_density", None)
+    if density is None:
+        raise ValueError(
+            f"metric {metric!r} needs a model with a latent density (a bundled model whose "
+            "card names a density score, or a model file saved with one, see "
+            "lgae_hep.density.fit_latent_density); this model has none")
+    return density
 
 
 def empty_latent(model: Any, n: int) -> dict[Any, np.ndarray]:
@@ -210,15 +250,22 @@ def apply_invalid_policy(
       latents), no reconstruction;
     * valid jets on which the network overflows (non-finite score or latent, which happens
       only far outside the momentum range a model was trained on), or whose score is undefined
-      (``chamfer-dr`` of a jet without transverse momentum): treated like invalid jets.
+      (``chamfer-dr`` of a jet without transverse momentum): treated like invalid jets;
+    * valid jets whose mass is not resolved (``result.unresolved``, ``m <= 2^-10 E``: one
+      particle, collinear particles) where the mass divides something: the input of a
+      mass-normalised LGAE, or a latent-density score (it uses ``log m``): treated like
+      invalid jets.
 
     One :class:`InvalidJetWarning` counts the jets of each kind; a NaN is never silent. The
     warning is attributed to the user's call of :func:`lgae_hep.api.score` (``stacklevel=4``:
     ``apply_invalid_policy`` <- :func:`run_chunks` <- ``score`` <- user).
     """
     empty = counts == 0
-    overflow = valid & ~empty & ~result.finite
-    invalid = ~valid | overflow
+    unresolved = np.zeros_like(valid)
+    if result.unresolved is not None:
+        unresolved = valid & ~empty & result.unresolved
+    overflow = valid & ~empty & ~unresolved & ~result.finite
+    invalid = ~valid | overflow | unresolved
     result.score[empty] = 0.0
     result.score[invalid] = np.nan
     if result.latent is not None:
@@ -227,7 +274,7 @@ def apply_invalid_policy(
             z[invalid] = complex(np.nan, np.nan) if np.iscomplexobj(z) else np.nan
     if result.reco_mask is not None:
         result.reco_mask[empty] = False
-    n_bad, n_over = int((~valid).sum()), int(overflow.sum())
+    n_bad, n_over, n_unres = int((~valid).sum()), int(overflow.sum()), int(unresolved.sum())
     if n_bad:
         warnings.warn(
             f"{what}: {n_bad} jet(s) with non-finite or unphysical momenta (NaN/inf, negative "
@@ -241,6 +288,14 @@ def apply_invalid_policy(
             "overflows far outside the momentum range it was trained on (a float64 model "
             "extends the range), and metric='chamfer-dr' is undefined for a jet without "
             "transverse momentum; their result is NaN (None for reconstruct)",
+            InvalidJetWarning,
+            stacklevel=4,
+        )
+    if n_unres:
+        warnings.warn(
+            f"{what}: {n_unres} jet(s) whose mass is not resolved (m <= 2^-10 E: one particle "
+            "or collinear particles): the model's mass normalisation or the density score "
+            "(log m) is undefined for them; their result is NaN (None for reconstruct)",
             InvalidJetWarning,
             stacklevel=4,
         )
@@ -338,6 +393,13 @@ def run_chunks(
                 metric=metric,
             )
             valid = jt.valid.numpy().astype(bool)
+            if on_invalid == "raise" and res.unresolved is not None:
+                bad = res.unresolved & valid & (np.asarray(jt.counts) > 0)
+                if bad.any():
+                    raise ValueError(
+                        f"{desc}: {int(bad.sum())} jet(s) whose mass is not resolved "
+                        "(m <= 2^-10 E): the model's mass normalisation or the density score "
+                        f"is undefined for them (first: jet {start + int(np.argmax(bad))})")
             parts.append(res)
             valids.append(valid)
             counts.append(np.asarray(jt.counts, dtype=np.int64))
@@ -355,6 +417,7 @@ def run_chunks(
         valid = np.concatenate(valids)
         count = np.concatenate(counts)
         finite = np.concatenate([p.finite for p in parts])
+        unresolved = np.concatenate([p.unresolved for p in parts])
     else:
         score = np.zeros(0)
         latent = empty_latent(model, n) if want_latent else None
@@ -363,8 +426,9 @@ def run_chunks(
         valid = np.zeros(0, bool)
         count = np.zeros(0, np.int64)
         finite = np.zeros(0, bool)
+        unresolved = np.zeros(0, bool)
     result = BatchResult(score=score, latent=latent, reco_p4=reco_p4, reco_mask=reco_mask,
-                         finite=finite)
+                         finite=finite, unresolved=unresolved)
     valid = apply_invalid_policy(result, valid, count, desc)
     return InferenceResult(result, valid, count, structure, n)
 

@@ -279,14 +279,23 @@ def chamfer_dr(x, y, mask_x=None, mask_y=None, reduction: Reduction = "none"):
     deta = eta_x.unsqueeze(2) - eta_y.unsqueeze(1)
     dphi = torch.remainder(phi_x.unsqueeze(2) - phi_y.unsqueeze(1) + torch.pi, 2 * torch.pi)
     dphi = dphi - torch.pi
-    dr = torch.sqrt(deta * deta + dphi * dphi)  # (B, N, M)
     pair_ok = mask_x.unsqueeze(2) & mask_y.unsqueeze(1)
-    dr = torch.where(pair_ok, dr, inf)
+    # sqrt is only taken of positive numbers: its gradient at 0 is infinite and turns into
+    # NaN (inf * 0) in training, both for padded pairs (whose value is discarded) and for
+    # pairs in exactly the same direction (a one-particle jet: an equivariant network's only
+    # covariant output is parallel to the input); such pairs are at distance exactly 0
+    d2 = deta * deta + dphi * dphi
+    pos = pair_ok & (d2 > 0)
+    dr = torch.where(pos, torch.sqrt(torch.where(pos, d2, torch.ones_like(d2))), zero)
+    dr = torch.where(pair_ok, dr, inf)  # (B, N, M)
     near_x = dr.amin(dim=2) if dr.shape[2] else inf.expand(mask_x.shape)
     near_y = dr.amin(dim=1) if dr.shape[1] else inf.expand(mask_y.shape)
-    # pT weights: 0 * inf must not turn a padded or pT = 0 particle into NaN
-    tx = torch.where(mask_x & (pt_x > 0), pt_x * near_x, zero).sum(1)
-    ty = torch.where(mask_y & (pt_y > 0), pt_y * near_y, zero).sum(1)
+    # pT weights: 0 * inf must not turn a padded or pT = 0 particle into NaN, neither in the
+    # value nor in its gradient (inf * 0 in the backward pass of the product): the distances
+    # of such particles are replaced before they are multiplied
+    use_x, use_y = mask_x & (pt_x > 0), mask_y & (pt_y > 0)
+    tx = (pt_x * torch.where(use_x, near_x, zero)).sum(1)
+    ty = (pt_y * torch.where(use_y, near_y, zero)).sum(1)
     total = pt_x.sum(1)
     nx, ny = mask_x.sum(1), mask_y.sum(1)
     out = (tx + ty) / total

@@ -2,10 +2,18 @@
 
 * :func:`prepare_data`: jets (awkward, ``JetTensors`` or tensors) -> padded training tensors,
   invalid jets dropped with one warning that counts them;
-* :func:`per_jet_loss` / :func:`jet_losses`: the per-jet training loss (``"chamfer"`` or
-  ``"mse"``, see :mod:`lgae_hep.train`), which is also the model's natural anomaly score. The
-  model says what is compared (``loss_features`` / ``loss_p4_scale``), so no architecture is
-  named here.
+* :func:`per_jet_loss` / :func:`jet_losses`: the per-jet training loss (``"chamfer"``,
+  ``"mse"`` or ``"chamfer-dr"``, see :mod:`lgae_hep.train`), which is also the model's natural
+  anomaly score. The model says what is compared (``loss_features`` / ``loss_p4_scale``), so
+  no architecture is named here.
+
+``"chamfer-dr"`` is a loss that sees angles: the pT-weighted angular Chamfer distance
+(:func:`lgae_hep.losses.chamfer_dr`, in the lab frame, dimensionless) plus
+:data:`MOMENTUM_WEIGHT` times the squared Euclidean distance between the reconstructed and the
+input jet 4-momentum, relative to the input jet energy squared. The second term closes the
+loophole of the angular distance alone, whose reconstruction-side term is weighted by the
+reconstructed pT and so shrinks as the network shrinks its output: the jet's 4-momentum must
+be conserved.
 """
 
 from __future__ import annotations
@@ -21,13 +29,16 @@ from tqdm.auto import tqdm
 
 from .checkpoint import unwrap_model
 from .data import DEFAULT_NUM_PARTICLES, to_tensors
-from .losses import chamfer, mse, pairwise_sqdist
+from .losses import chamfer, chamfer_dr, mse, pairwise_sqdist
 
 __all__ = ["LOSSES", "forward_model", "jet_losses", "model_dtype", "per_jet_loss",
            "prepare_data"]
 
-#: training losses (see :mod:`lgae_hep.train`)
-LOSSES = ("chamfer", "mse")
+#: training losses (see :mod:`lgae_hep.train` and the module docstring)
+LOSSES = ("chamfer", "mse", "chamfer-dr")
+#: weight of the jet 4-momentum conservation term of the ``"chamfer-dr"`` loss: both terms are
+#: dimensionless and O(0.1) for a trained model, so they count alike
+MOMENTUM_WEIGHT = 1.0
 
 
 def _to_torch(x: Any, name: str) -> torch.Tensor:
@@ -45,6 +56,7 @@ def prepare_data(
     name: str = "train",
     dtype: torch.dtype = torch.float32,
     warn: bool = True,
+    model: nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Bring a training sample to ``(p4, mask, scalars)`` CPU tensors with invalid jets dropped.
 
@@ -62,6 +74,10 @@ def prepare_data(
         Floating dtype of the returned ``p4`` / ``scalars``.
     warn : bool
         Emit the one warning counting dropped invalid jets.
+    model : torch.nn.Module, optional
+        The model to be trained: jets it cannot normalise (``model.unnormalizable``, e.g. a
+        mass-normalised LGAE and a jet whose mass is not resolved) are dropped too, with one
+        warning counting them.
 
     Returns
     -------
@@ -144,6 +160,19 @@ def prepare_data(
     if scalars is not None:
         scalars = torch.where(mask.unsqueeze(-1), scalars, torch.zeros((), dtype=scalars.dtype))
         scalars = scalars.to(dtype)
+    unnormalizable = getattr(unwrap_model(model), "unnormalizable", None) if model else None
+    if unnormalizable is not None:
+        drop = unnormalizable(p4, mask).cpu()
+        if bool(drop.any()):
+            if warn:
+                warnings.warn(
+                    f"{name}: dropped {int(drop.sum())} of {p4.shape[0]} jets whose mass is not "
+                    "resolved (m <= 2^-10 E): the model's mass normalisation is undefined "
+                    "for them", RuntimeWarning, stacklevel=3)
+            p4, mask = p4[~drop], mask[~drop]
+            scalars = scalars[~drop] if scalars is not None else None
+            if p4.shape[0] == 0:
+                raise ValueError(f"{name} sample has no jet the model can normalise")
     return p4.contiguous(), mask.contiguous(), scalars
 
 
@@ -171,6 +200,8 @@ def per_jet_loss(
     coordinates) or, when that is None, the 4-vectors times ``loss_p4_scale``.
     """
     bare = unwrap_model(model)
+    if loss == "chamfer-dr":  # lab-frame angles and 4-momenta (GeV), whatever the model's units
+        return angular_loss(out.p4, p4, out.mask, mask)
     features = bare.loss_features(out)
     if features is not None:
         x, y = features
@@ -187,6 +218,23 @@ def per_jet_loss(
             )
         return mse(out.p4 * s, p4 * s, mask)
     return chamfer(out.p4, p4, out.mask, mask, scale=s)
+
+
+def angular_loss(reco: torch.Tensor, p4: torch.Tensor, mask_reco: torch.Tensor,
+                 mask: torch.Tensor) -> torch.Tensor:
+    """The ``"chamfer-dr"`` training loss per jet (B,): angular Chamfer distance plus
+    :data:`MOMENTUM_WEIGHT` x |P_reco - P_in|^2 / E_in^2 (module docstring)."""
+    zero = torch.zeros((), dtype=p4.dtype, device=p4.device)
+    jet_in = torch.where(mask.unsqueeze(-1), p4, zero).sum(1)
+    jet_out = torch.where(mask_reco.unsqueeze(-1), reco.to(p4.dtype), zero).sum(1)
+    e2 = (jet_in[:, 0] ** 2).clamp_min(torch.finfo(p4.dtype).tiny)
+    conservation = ((jet_out - jet_in) ** 2).sum(-1) / e2
+    # padded slots hold (0, 0, 0, 0), where pT, eta and phi have infinite or undefined
+    # gradients that would reach the network as NaN (0 * inf) although their values are
+    # discarded: they get a harmless constant instead (no gradient at all)
+    safe = torch.tensor([2.0, 1.0, 1.0, 0.0], dtype=reco.dtype, device=reco.device)
+    reco = torch.where(mask_reco.unsqueeze(-1), reco, safe)
+    return chamfer_dr(p4, reco, mask, mask_reco) + MOMENTUM_WEIGHT * conservation
 
 
 def forward_model(model: nn.Module, p4, mask, scalars):
@@ -277,7 +325,17 @@ def jet_losses(
         o = forward_model(bare, pb, mb, sb)
         vals.append(per_jet_loss(bare, o, pb, mb, loss).double().cpu())
     bare.train(was_training)
-    out[valid.numpy()] = torch.cat(vals).numpy()
+    losses = torch.cat(vals)
+    unnormalizable = getattr(bare, "unnormalizable", None)
+    if unnormalizable is not None:
+        unres = unnormalizable(p4, mask).cpu()
+        if bool(unres.any()):
+            warnings.warn(
+                f"{int(unres.sum())} of {n_jets} jets whose mass is not resolved (m <= 2^-10 E) "
+                "cannot be normalised by the model: their loss is NaN", RuntimeWarning,
+                stacklevel=2)
+            losses = torch.where(unres, torch.full_like(losses, float("nan")), losses)
+    out[valid.numpy()] = losses.numpy()
     return out
 
 

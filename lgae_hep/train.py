@@ -354,7 +354,7 @@ def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
     """Prepare the samples for ``model``; a seeded split of ``train`` when ``val`` is None."""
     n_part = int(model.config.get("num_particles", DEFAULT_NUM_PARTICLES))
     mdtype = model_dtype(model)
-    p4, mask, scal = prepare_data(train, n_part, name="train", dtype=mdtype)
+    p4, mask, scal = prepare_data(train, n_part, name="train", dtype=mdtype, model=model)
     if val is None:
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(p4), generator=g)
@@ -368,7 +368,7 @@ def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
         if not bool(mask.any()):
             raise ValueError("train sample has no real particle after the validation split")
     else:
-        vp4, vmask, vscal = prepare_data(val, n_part, name="val", dtype=mdtype)
+        vp4, vmask, vscal = prepare_data(val, n_part, name="val", dtype=mdtype, model=model)
     if (scal is None) != (vscal is None):
         raise ValueError("train and val samples must both have scalars or both have none")
     return _Samples(train=(p4, mask) + ((scal,) if scal is not None else ()),

@@ -20,12 +20,15 @@ import torch
 
 import lgae_hep.models.pretrained as pretrained
 from lgae_hep.checkpoint import load_model_file
-from lgae_hep.losses import check_metric
+from lgae_hep.density import DENSITY_METRICS
+from lgae_hep.losses import SCORE_METRICS
 from lgae_hep.nn.io import dtype_name, parse_dtype
 
 __all__ = [
+    "ANOMALY_METRICS",
     "DEFAULT_MODEL",
     "bundled_models",
+    "check_metric",
     "card_inference_dtype",
     "load_model",
     "model_num_particles",
@@ -38,6 +41,20 @@ __all__ = [
 DEFAULT_MODEL = "lgae-mix"
 
 _WEIGHT_SUFFIXES = (".pt", ".safetensors", ".pth", ".ckpt")
+
+#: Every anomaly-score metric: the reconstruction metrics of :data:`lgae_hep.losses.SCORE_METRICS`
+#: (the jet against its reconstruction) and the latent-density scores of
+#: :data:`lgae_hep.density.DENSITY_METRICS` (need a model file holding a latent density).
+ANOMALY_METRICS = (*SCORE_METRICS, *DENSITY_METRICS)
+
+
+def check_metric(metric: Any) -> str:
+    """Return ``metric`` if it names an anomaly-score metric (:data:`ANOMALY_METRICS`), else
+    raise ``ValueError`` listing them."""
+    if not isinstance(metric, str) or metric not in ANOMALY_METRICS:
+        raise ValueError(f"unknown anomaly-score metric {metric!r}; choose one of "
+                         f"{list(ANOMALY_METRICS)}")
+    return metric
 
 
 def _pretrained_dir() -> Path:
@@ -110,9 +127,10 @@ def recommended_metric(model: Any = None) -> str:
     """The anomaly-score metric a model's card recommends (``"score_metric"``), else ``"chamfer"``.
 
     Bundled models record the metric chosen on their validation sets
-    (``benchmarks/paper_comparison.py``). A model object returned by :func:`load_model` carries
-    its card's metric (attribute ``score_metric``); checkpoints outside the bundle and other
-    model objects have no card, and get the default ``"chamfer"``.
+    (``benchmarks/anomaly_scores.py``). A model object returned by :func:`load_model` carries
+    its card's metric (attribute ``score_metric``), or the one its model file records
+    (``extra["score_metric"]``, see :func:`lgae_hep.checkpoint.save_checkpoint`); other model
+    objects get the default ``"chamfer"``.
 
     Parameters
     ----------
@@ -124,7 +142,7 @@ def recommended_metric(model: Any = None) -> str:
     if not isinstance(model, str | Path):
         return check_metric(getattr(model, "score_metric", None) or "chamfer")
     if not isinstance(model, str) or model not in bundled_models():
-        return "chamfer"
+        return check_metric(getattr(load_model(model), "score_metric", None) or "chamfer")
     return check_metric(_cards()[model][1].get("score_metric", "chamfer"))
 
 
@@ -205,7 +223,15 @@ def load_model(
         model = _CACHE.get((key, dkey, tkey))
         if model is None:
             model = load_model_file(path, device=dkey, dtype=tkey)
-            model.score_metric = recommended_metric(name_or_path)  # the card's, if any
+            if isinstance(name_or_path, str) and name_or_path in bundled_models():
+                model.score_metric = recommended_metric(name_or_path)  # the card's
+            metric = check_metric(getattr(model, "score_metric", None) or "chamfer")
+            model.score_metric = metric
+            if metric in DENSITY_METRICS and getattr(model, "latent_density", None) is None:
+                raise ValueError(
+                    f"{path}: its default anomaly score {metric!r} needs a latent density, "
+                    "but the model file holds none (a model file saved without it, or the "
+                    "weights of another model)")
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(False)

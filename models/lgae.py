@@ -11,8 +11,16 @@ Conventions (documented choices):
 
 * **Input scale**: ``forward`` takes GeV; it multiplies the momenta by ``p4_scale`` (default
   0.01, i.e. units of 100 GeV) and divides the output by it. A global scale commutes with every
-  Lorentz transformation, so the model stays exactly equivariant; there is no per-jet
-  normalisation.
+  Lorentz transformation, so the model stays exactly equivariant.
+* **Mass normalisation** (``normalization="mass"``): each jet's momenta are divided by the
+  jet's invariant mass ``m`` (of its kept particles) instead, and the output multiplied by it.
+  ``m`` is a Lorentz invariant, so the model stays exactly equivariant; being blind to boosts
+  *and* to the mass scale, it sees only the jet's shape in its rest frame. The training loss
+  and the ``"chamfer"`` score then compare the clouds in units of ``m`` (``out.features`` /
+  ``out.input_features``). A jet whose mass is not resolved, ``m <= MIN_RELATIVE_MASS * E``
+  (one particle, collinear particles, or float rounding of ``E^2 - |p|^2``), has no defined
+  normalisation: :meth:`LGAE.unnormalizable` flags it, the inference engine gives it NaN with
+  one ``InvalidJetWarning``, training drops it with a warning.
 * **Decoder positions**: the decoder's LMP layers need node "momenta" ``p_i``; they are the real
   part of the Cartesian read-out of a learned (1, 1) combination of the initial decoder node
   features (real, so ``p_ij^2`` is a real invariant), fixed across the decoder layers.
@@ -42,7 +50,15 @@ from lgae_hep.data import DEFAULT_NUM_PARTICLES
 from lgae_hep.lorentz import FOURVEC_TO_IRREP, irrep_dim, irreps_up_to
 from lgae_hep.nn.aggregation import Aggregation, parse_aggregation
 from lgae_hep.nn.cg_product import complex_dtype
-from lgae_hep.nn.io import AutoencoderOutput, check_inputs, dtype_name, first_n_mask, parse_dtype
+from lgae_hep.nn.io import (
+    MIN_RELATIVE_MASS,
+    AutoencoderOutput,
+    check_inputs,
+    dtype_name,
+    first_n_mask,
+    jet_mass,
+    parse_dtype,
+)
 from lgae_hep.nn.lmp import VECTOR, LMPLayer
 from lgae_hep.nn.mixreps import SCALAR, MixReps, mask_feats
 from lgae_hep.nn.radial import RadialBasis, pair_invariant
@@ -92,9 +108,18 @@ class LGAE(nn.Module):
     mlp_hidden : int
         Hidden width of the invariant MLPs.
     p4_scale : float
-        Global input scale (GeV^-1), see the module docstring.
+        Global input scale (GeV^-1), see the module docstring (unused when
+        ``normalization="mass"``).
+    normalization : {"none", "mass"}
+        ``"none"``: the global ``p4_scale``; ``"mass"``: per-jet division by the jet mass (see
+        the module docstring).
     dtype : {"float32", "float64"}
     """
+
+    #: Smallest resolved jet mass under ``normalization="mass"``, relative to the jet energy
+    #: (:data:`lgae_hep.nn.io.MIN_RELATIVE_MASS`, derived there).
+    MIN_RELATIVE_MASS = MIN_RELATIVE_MASS
+    NORMALIZATIONS = ("none", "mass")
 
     #: ``config["architecture"]``: the key of this class in :data:`lgae_hep.models.ARCHITECTURES`
     architecture = "lgae"
@@ -113,6 +138,7 @@ class LGAE(nn.Module):
         num_basis: int = 6,
         mlp_hidden: int = 16,
         p4_scale: float = 0.01,
+        normalization: str = "none",
         dtype: str | torch.dtype = "float32",
     ):
         super().__init__()
@@ -132,7 +158,11 @@ class LGAE(nn.Module):
                                  f"got {ch!r}")
         if not (p4_scale > 0 and float(p4_scale) < float("inf")):
             raise ValueError(f"p4_scale must be a positive finite number, got {p4_scale!r}")
+        if normalization not in self.NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {self.NORMALIZATIONS}, "
+                             f"got {normalization!r}")
         parse_aggregation(aggregation)
+        self.normalization = normalization
         self.num_particles = num_particles
         self.tau_v = tau_v
         self.aggregation = aggregation
@@ -202,6 +232,7 @@ class LGAE(nn.Module):
             "num_basis": self.num_basis,
             "mlp_hidden": self.mlp_hidden,
             "p4_scale": self.p4_scale,
+            "normalization": self.normalization,
             "dtype": dtype_name(self.dtype),
         }
 
@@ -218,12 +249,42 @@ class LGAE(nn.Module):
         return cls(**cfg)
 
     def loss_features(self, out: AutoencoderOutput) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Features the training loss compares instead of the 4-vectors: none for the LGAE.
+        """Features the training loss compares instead of the 4-vectors.
 
-        The loss compares ``out.p4`` with the input 4-vectors, both times
-        :attr:`loss_p4_scale` (:func:`lgae_hep.train.jet_losses`).
+        ``normalization="none"``: None, the loss compares ``out.p4`` with the input 4-vectors,
+        both times :attr:`loss_p4_scale` (:func:`lgae_hep.train.jet_losses`).
+        ``"mass"``: reconstruction and input in units of the jet mass
+        (``out.features``, ``out.input_features``), so every jet weighs alike.
         """
-        return None
+        if self.normalization == "none":
+            return None
+        return out.features, out.input_features
+
+    def score_clouds(self, p4: torch.Tensor, out: AutoencoderOutput
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (input, reconstruction) clouds the anomaly score compares: GeV, or units of the
+        jet mass under ``normalization="mass"``."""
+        if self.normalization == "none":
+            return p4, out.p4
+        return out.input_features, out.features
+
+    def jet_scale(self, p4: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-jet unit (B,) in GeV of the network's input: ``1 / p4_scale`` for every jet, or
+        the jet mass under ``normalization="mass"`` (1 GeV where it is not resolved, see
+        :meth:`unnormalizable`; such jets must not be trusted)."""
+        b = p4.shape[0]
+        if self.normalization == "none":
+            return torch.full((b,), 1.0 / self.p4_scale, dtype=p4.dtype, device=p4.device)
+        m, ok = jet_mass(p4, mask)
+        return torch.where(ok, m, torch.ones_like(m)).to(p4.dtype)
+
+    def unnormalizable(self, p4: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """bool (B,): non-empty jets whose normalisation is undefined (``normalization="mass"``
+        and ``m <= MIN_RELATIVE_MASS * E``); all False for ``"none"``."""
+        if self.normalization == "none":
+            return torch.zeros(p4.shape[0], dtype=torch.bool, device=p4.device)
+        _, ok = jet_mass(p4, mask)
+        return ~ok & mask.any(1)
 
     @property
     def latent_size(self) -> int:
@@ -249,7 +310,10 @@ class LGAE(nn.Module):
         p4, mask, scalars = check_inputs(
             p4, mask, scalars, num_particles=self.num_particles, num_scalars=self.num_scalars,
             dtype=self.dtype, device=self._device(), model="LGAE")
-        p = p4 * self.p4_scale
+        if self.normalization == "none":
+            p = p4 * self.p4_scale
+        else:
+            p = p4 / self.jet_scale(p4, mask)[:, None, None]
         pos = self.cart.to_irrep(p).unsqueeze(2)  # (B, N, 1, 4)
         m2 = p[..., 0] ** 2 - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
         s = m2.unsqueeze(-1)
@@ -263,10 +327,15 @@ class LGAE(nn.Module):
         node = mask_feats(self.enc_out(feats), mask)
         return self.aggregate(node, mask), mask
 
-    def decode(self, latent: dict) -> dict:
+    def decode(self, latent: dict, scale: torch.Tensor | None = None) -> dict:
         """Decode a latent (irrep -> (B, tau, d)) to node features of the ``num_particles`` nodes.
 
-        Returns ``{"p4": (B, N, 4) GeV, "scalars": (B, N, S) or None}`` for all nodes.
+        ``scale`` (B,) is the per-jet unit of :meth:`jet_scale` (GeV); ``None`` means
+        ``1 / p4_scale`` (``normalization="none"``) or the jet mass as unit (``"mass"``: the
+        latent does not hold the mass).
+
+        Returns ``{"p4": (B, N, 4) GeV (or units of the jet mass), "scalars": (B, N, S) or
+        None, "p4_units": (B, N, 4) in the network's units}`` for all nodes.
         """
         feats = {}
         for r in self.tau_latent:
@@ -281,9 +350,13 @@ class LGAE(nn.Module):
         for layer in self.decoder:
             feats = layer(feats, pos, basis, mask)
         out = self.dec_out(feats)
-        p4 = self.cart.to_cartesian(out[VECTOR][:, :, 0]).real / self.p4_scale
+        units = self.cart.to_cartesian(out[VECTOR][:, :, 0]).real
+        if scale is None:
+            p4 = units / self.p4_scale if self.normalization == "none" else units
+        else:
+            p4 = units * scale.to(units.dtype)[:, None, None]
         sc = out[SCALAR][..., 0].real if self.num_scalars else None
-        return {"p4": p4, "scalars": sc}
+        return {"p4": p4, "scalars": sc, "p4_units": units}
 
     def forward(self, p4, mask, scalars=None) -> AutoencoderOutput:
         """Encode and decode a batch of jets.
@@ -309,9 +382,20 @@ class LGAE(nn.Module):
             Bad shapes, non-boolean mask, non-finite momenta, too many particles.
         """
         latent, mask = self.encode(p4, mask, scalars)
-        dec = self.decode(latent)
+        p4 = p4.to(device=self._device(), dtype=self.dtype)
+        if p4.shape[1] < self.num_particles:
+            p4 = nn.functional.pad(p4, (0, 0, 0, self.num_particles - p4.shape[1]))
+        scale = self.jet_scale(p4, mask)
+        dec = self.decode(latent, scale if self.normalization == "mass" else None)
         out_mask = first_n_mask(mask, self.num_particles)
         m = out_mask.unsqueeze(-1)
         p4_out = dec["p4"] * m
         sc = dec["scalars"] * m if dec["scalars"] is not None else None
-        return AutoencoderOutput(p4=p4_out, mask=out_mask, latent=latent, scalars=sc)
+        feats = inp = None
+        if self.normalization == "mass":
+            feats = dec["p4_units"] * m
+            inp = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=p4.dtype,
+                                                                  device=p4.device))
+            inp = inp / scale[:, None, None]
+        return AutoencoderOutput(p4=p4_out, mask=out_mask, latent=latent, scalars=sc,
+                                 features=feats, input_features=inp)

@@ -80,8 +80,8 @@ from lgae_hep.inference import (
     forward_batches,
     latent_columns,
 )
-from lgae_hep.losses import SCORE_METRICS
 from lgae_hep.zoo import (
+    ANOMALY_METRICS,
     DEFAULT_MODEL,
     load_model,
     model_num_particles,
@@ -99,16 +99,23 @@ warnings.filterwarnings("ignore", message="Missing cross-reference index", categ
 
 #: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
 SCORE_BINS = (120, 1e-2, 1e10)
-#: Score axis per anomaly-score metric (keys: :data:`lgae_hep.losses.SCORE_METRICS`):
-#: (bins, lo, hi) and axis label.
+#: Score axis per anomaly-score metric (keys: :data:`lgae_hep.zoo.ANOMALY_METRICS`):
+#: (bins, lo, hi), axis label and whether the axis is log-spaced. The density scores are
+#: ``-log p`` (any sign, a few units wide), on a linear axis.
+_DENSITY_AXIS = (200, -20.0, 80.0)
 SCORE_AXES = {
-    "chamfer": (SCORE_BINS, "Anomaly score (Chamfer) [GeV$^2$]"),
-    "chamfer-dr": ((100, 1e-4, 10.0), r"Anomaly score (Chamfer $\Delta R$, $p_T$-weighted)"),
+    "chamfer": (SCORE_BINS, "Anomaly score (Chamfer) [GeV$^2$]", True),
+    "chamfer-dr": ((100, 1e-4, 10.0), r"Anomaly score (Chamfer $\Delta R$, $p_T$-weighted)", True),
+    "latent-density": (_DENSITY_AXIS, r"Anomaly score ($-\log p$ of the latent)", False),
+    "latent-density-given-mass": (
+        _DENSITY_AXIS, r"Anomaly score ($-\log p$ of the latent given $m$)", False),
+    "latent-density-joint": (
+        _DENSITY_AXIS, r"Anomaly score ($-\log p$ of latent and $m$)", False),
 }
-if set(SCORE_AXES) != set(SCORE_METRICS):  # a metric added to lgae_hep.losses needs an axis
+if set(SCORE_AXES) != set(ANOMALY_METRICS):  # a new metric needs an axis
     raise RuntimeError(
         f"processors.lgae: score axes {sorted(SCORE_AXES)} do not match the anomaly-score "
-        f"metrics {sorted(SCORE_METRICS)} of lgae_hep.losses.SCORE_METRICS"
+        f"metrics {sorted(ANOMALY_METRICS)} of lgae_hep.zoo.ANOMALY_METRICS"
     )
 MASS_BINS = (60, 0.0, 300.0)
 PT_BINS = (60, 0.0, 3000.0)
@@ -497,9 +504,9 @@ class LGAEProcessor(processor.ProcessorABC):
 
     def _fill_hists(self, dataset: str, score: np.ndarray, kin: Mapping[str, np.ndarray],
                     flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        bins, label = SCORE_AXES[self.metric]
+        bins, label, log = SCORE_AXES[self.metric]
         score_ax = hist.axis.Regular(*bins, name="score", label=label,
-                                     transform=hist.axis.transform.log)
+                                     transform=hist.axis.transform.log if log else None)
 
         def cat() -> Any:
             return hist.axis.StrCategory([], name="process", label="Process", growth=True)

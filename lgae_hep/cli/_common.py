@@ -110,9 +110,9 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = None) -> N
 
 
 def add_metric(parser: argparse.ArgumentParser) -> None:
-    from lgae_hep.losses import SCORE_METRICS  # lazy: torch stays out of `lgae-hep --help`
+    from lgae_hep.zoo import ANOMALY_METRICS  # lazy: torch stays out of `lgae-hep --help`
 
-    parser.add_argument("--metric", choices=tuple(SCORE_METRICS), default=None,
+    parser.add_argument("--metric", choices=tuple(ANOMALY_METRICS), default=None,
                         help="anomaly-score metric (default: the one the model's card "
                              "recommends, chamfer for models without a card)")
 

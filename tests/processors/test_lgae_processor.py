@@ -158,9 +158,9 @@ def test_output_names_the_latent_invariants(files, reference):
 def test_score_axes_cover_every_metric():
     from lgae_hep.processors.lgae import SCORE_AXES
 
-    from lgae_hep.losses import SCORE_METRICS
+    from lgae_hep.zoo import ANOMALY_METRICS
 
-    assert list(SCORE_AXES) == list(SCORE_METRICS)
+    assert list(SCORE_AXES) == list(ANOMALY_METRICS)
 
 
 def test_defaults_come_from_the_zoo_and_the_data_module():
