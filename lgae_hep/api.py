@@ -58,6 +58,7 @@ import numpy as np
 
 from lgae_hep.data import from_tensors
 from lgae_hep.data.tensors import restore_outer
+from lgae_hep.domain import check_constituents, jet_kinematics, training_domain, warn_outside_domain
 from lgae_hep.inference import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE,
@@ -151,8 +152,22 @@ def score(
     ValueError
         Input that is not an array of Lorentz-vector records, unknown model, ``num_particles``
         different from the model's, bad ``batch_size``/``on_invalid``, unknown ``metric``, or
-        invalid jets with ``on_invalid="raise"``.
+        invalid jets with ``on_invalid="raise"``; jets instead of constituents (e.g.
+        ``events.FatJet``), with a message naming :func:`lgae_hep.read_nanoaod`.
+
+    Notes
+    -----
+    A dask-awkward ``jets`` gives a dask-awkward result (the same function per partition via
+    ``dask_awkward.map_partitions``; nothing is computed until you call ``.compute()``).
+    Bundled models warn (:class:`lgae_hep.domain.OutsideTrainingDomainWarning`) about jets far
+    outside their card's training domain.
     """
+    check_constituents(jets, "lgae_hep.score")
+    if _is_dask(jets):
+        return _map_partitions(score, jets, "lgae-score", model=model, batch_size=batch_size,
+                               chunk_size=chunk_size, device=device, on_invalid=on_invalid,
+                               num_particles=num_particles, metric=metric)
+    _domain_check(jets, model, "lgae_hep.score")
     res, _, _, structure, _ = run_chunks(
         jets,
         model,
@@ -205,8 +220,13 @@ def encode(
     Returns
     -------
     ak.Array
-        ``[...][jet]`` records as above.
+        ``[...][jet]`` records as above (dask-awkward in, dask-awkward out).
     """
+    check_constituents(jets, "lgae_hep.encode")
+    if _is_dask(jets):
+        return _map_partitions(encode, jets, "lgae-encode", model=model, batch_size=batch_size,
+                               chunk_size=chunk_size, device=device, on_invalid=on_invalid,
+                               num_particles=num_particles)
     res, _, _, structure, _ = run_chunks(
         jets,
         model,
@@ -250,6 +270,7 @@ def reconstruct(
     ak.Array
         ``[...][jet][particle]`` (option type at the jet level only when some jets are invalid).
     """
+    check_constituents(jets, "lgae_hep.reconstruct")
     res, valid, _, structure, _ = run_chunks(
         jets,
         model,
@@ -268,3 +289,37 @@ def reconstruct(
     if not valid.all():
         rec = ak.mask(rec, valid)
     return restore_outer(rec, structure)
+
+
+def _is_dask(obj: Any) -> bool:
+    return type(obj).__module__.startswith("dask_awkward")
+
+
+def _domain_check(jets: Any, model: Any, where: str) -> None:
+    """Warn about jets far outside a bundled model's training domain (lgae_hep.domain)."""
+    if not isinstance(jets, ak.Array):
+        return
+    domain = training_domain(model) if model is None or isinstance(model, str) else None
+    if domain is None:
+        return
+    pt, eta = jet_kinematics(jets)
+    keep = np.isfinite(pt) & (pt > 0)  # empty and invalid jets have their own policy
+    warn_outside_domain(pt[keep], eta[keep], domain, where=where, stacklevel=4)
+
+
+def _map_partitions(fn: Any, jets: Any, label: str, **kwargs: Any) -> Any:
+    """``fn(partition, **kwargs)`` on every partition of a dask-awkward array (lazy)."""
+    import functools
+
+    import dask_awkward as dak
+
+    return dak.map_partitions(functools.partial(_partition_call, func=fn, kwargs=kwargs), jets,
+                              label=label)
+
+
+def _partition_call(part: ak.Array, *, func: Any, kwargs: dict[str, Any]) -> ak.Array:
+    if ak.backend(part) == "typetracer":  # dask-awkward's metadata pass: run on zero jets
+        empty = ak.typetracer.length_zero_if_typetracer(part)
+        out = _partition_call(empty, func=func, kwargs=kwargs)
+        return ak.Array(out.layout.to_typetracer(forget_length=True), behavior=out.behavior)
+    return func(part, progress=False, **kwargs)

@@ -8,11 +8,21 @@ is this jet's encoding among QCD jets? :class:`LatentDensity` is that density.
 Features
 --------
 Per jet: ``log m`` (the jet mass in GeV of the kept particles, an explicit input, never
-learned by accident) and the Lorentz invariants of the latent (complex scalars and the
-Minkowski squares of the complex latent 4-vectors, :func:`lgae_hep.inference.latent_columns`),
-each mapped with ``asinh(x / s)``, ``s`` its median absolute value on the fit sample (the
-invariants are heavy-tailed; ``asinh`` is linear near 0 and logarithmic in the tails, and keeps
-the sign).
+learned by accident) and Lorentz invariants of the latent, each mapped with ``asinh(x / s)``,
+``s`` its median absolute value on the fit sample (the invariants are heavy-tailed; ``asinh``
+is linear near 0 and logarithmic in the tails, and keeps the sign). Two sets of invariants
+(:func:`invariant_features`):
+
+``"norms"``
+    the columns :func:`lgae_hep.inference.latent_columns` marks as invariants: the complex
+    latent scalars and the complex Minkowski squares ``v . v`` of the latent 4-vectors;
+``"gram"``
+    the complex scalars and the full Gram matrix of the latent: the Minkowski products
+    ``a . b`` of every pair of the real 4-vectors ``Re v_i``, ``Im v_i`` (each transforms as a
+    4-vector, since Lorentz matrices are real), named ``"v0_re.v1_im"``. Together with the
+    scalars these are all the Lorentz invariants of the latent (up to the sign of the
+    pseudoscalar ``det``), including the angles between latent vectors that ``"norms"``
+    leaves out; the number grows as the square of the number of latent vectors.
 
 The density is one Gaussian mixture (full covariances, scikit-learn's ``GaussianMixture`` for
 the fit, plain numpy for evaluation) on ``(log m, features)``. Its Gaussian marginals are
@@ -47,10 +57,13 @@ import torch
 
 __all__ = [
     "DENSITY_METRICS",
+    "FEATURE_SETS",
     "MASS_FEATURE",
     "GaussianMixtureDensity",
     "LatentDensity",
     "fit_latent_density",
+    "gram_columns",
+    "invariant_features",
 ]
 
 #: The score families a :class:`LatentDensity` provides (see the module docstring).
@@ -59,6 +72,65 @@ DENSITY_METRICS = ("latent-density", "latent-density-given-mass", "latent-densit
 MASS_FEATURE = "log_mass"
 #: Version of the stored state (:meth:`LatentDensity.to_state`).
 STATE_VERSION = 1
+#: The invariant feature sets of :func:`invariant_features`.
+FEATURE_SETS = ("norms", "gram")
+_COMPONENTS = ("E", "px", "py", "pz")
+
+
+def _real_vectors(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``"v{i}_{re,im}"`` -> (n, 4) Cartesian real latent 4-vectors found in ``columns``."""
+    out = {}
+    i = 0
+    while f"v{i}_E_re" in columns:
+        for part in ("re", "im"):
+            out[f"v{i}_{part}"] = np.stack(
+                [np.asarray(columns[f"v{i}_{c}_{part}"], dtype=np.float64)
+                 for c in _COMPONENTS], 1)
+        i += 1
+    return out
+
+
+def _is_component(name: str) -> bool:
+    """A latent component column (a scalar ``s{i}_re/_im`` or a Cartesian 4-vector component
+    ``v{i}_{E,px,py,pz}_{re,im}``), not a derived invariant."""
+    parts = name.split("_")
+    if name.startswith("s") and len(parts) == 2:
+        return True
+    return name.startswith("v") and len(parts) == 3 and parts[1] in _COMPONENTS
+
+
+def gram_columns(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The Gram matrix of the real latent 4-vectors: ``"a.b"`` -> Minkowski product per jet
+    (``a`` before or equal to ``b`` in layout order), from the Cartesian latent columns of
+    :func:`lgae_hep.inference.latent_columns`."""
+    vecs = _real_vectors(columns)
+    names = list(vecs)
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i:]:
+            x, y = vecs[a], vecs[b]
+            out[f"{a}.{b}"] = x[:, 0] * y[:, 0] - (x[:, 1:] * y[:, 1:]).sum(1)
+    return out
+
+
+def invariant_features(columns: Mapping[str, Any], invariants: Sequence[str],
+                       kind: str = "norms") -> dict[str, np.ndarray]:
+    """The invariant features of a latent: ``"norms"`` or ``"gram"`` (module docstring).
+
+    ``columns`` / ``invariants``: what :func:`lgae_hep.inference.latent_columns` returns.
+    """
+    if kind not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {kind!r}; choose one of {FEATURE_SETS}")
+    if kind == "norms":
+        return {k: np.asarray(columns[k], dtype=np.float64) for k in invariants}
+    out = {k: np.asarray(columns[k], dtype=np.float64) for k in invariants
+           if k.startswith("s")}
+    gram = gram_columns(columns)
+    if not gram:
+        raise ValueError("the latent has no Cartesian 4-vector columns (v0_E_re, ...): "
+                         "the 'gram' feature set needs an LGAE latent")
+    out.update(gram)
+    return out
 
 
 class GaussianMixtureDensity:
@@ -161,6 +233,8 @@ class LatentDensity:
 
         Jets with a non-positive or non-finite mass, or a non-finite column, get NaN rows.
         """
+        if any("." in f for f in self.features):
+            columns = {**columns, **gram_columns(columns)}
         missing = [f for f in self.features if f not in columns]
         if missing:
             raise ValueError(f"the latent has no column(s) {missing}: this density was fitted "
@@ -190,6 +264,45 @@ class LatentDensity:
         else:
             out[ok] = -self.mixture.log_pdf(c) + self._mass_only.log_pdf(c[:, :1])
         return out
+
+    def coordinate_errors(self, columns: Mapping[str, Any], rel: float) -> np.ndarray:
+        """Absolute error bound ``(n, 1 + F)`` of :meth:`transform`'s coordinates when every
+        latent component carries an error of at most ``rel`` times the jet's largest latent
+        component ``A`` (:func:`lgae_hep.precision.latent_rtol`).
+
+        A latent scalar is then off by ``rel A``, a Minkowski product of two latent 4-vectors
+        (a sum of 4 products of components) by ``2 * 4 rel A^2``; ``asinh(x / s)`` has slope at
+        most ``1 / s``. The log mass is summed in float64 from the same inputs on every path
+        (its error, ~1e-15, is counted as 1e-12).
+        """
+        cols = {**columns, **gram_columns(columns)} if any("." in f for f in self.features) \
+            else dict(columns)
+        comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
+                 if _is_component(k)]
+        a = np.max(np.stack(comps, 1), 1) if comps else np.zeros(0)
+        out = [np.full(len(a), 1e-12)]
+        for f, sc in zip(self.features, self.scales, strict=True):
+            quadratic = "." in f or "_norm_" in f
+            err = 8.0 * rel * a**2 if quadratic else rel * a
+            if f not in cols:
+                raise ValueError(f"the latent has no column {f!r}")
+            out.append(err / sc)
+        return np.stack(out, 1)
+
+    def score_error_bound(self, coords: np.ndarray, errors: np.ndarray, metric: str,
+                          step: float = 1e-5) -> np.ndarray:
+        """First-order bound on the change of :meth:`score` when each coordinate moves by at
+        most ``errors`` (same shape): ``2 sum_f |ds/dc_f| errors_f``, the gradient by central
+        differences of step ``step`` (its own error is O(step^2) relative); the factor 2 covers
+        the curvature over the error interval, which is orders of magnitude below the step."""
+        coords = np.asarray(coords, dtype=np.float64)
+        grad_abs = np.zeros_like(coords)
+        for k in range(coords.shape[1]):
+            e = np.zeros(coords.shape[1])
+            e[k] = step
+            grad_abs[:, k] = np.abs(self.score(coords + e, metric)
+                                    - self.score(coords - e, metric)) / (2 * step)
+        return 2.0 * (grad_abs * np.asarray(errors, dtype=np.float64)).sum(1)
 
     # ------------------------------------------------------------------ storage
     def to_state(self) -> dict[str, Any]:

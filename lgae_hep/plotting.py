@@ -9,7 +9,13 @@ Figures are created with :class:`matplotlib.figure.Figure` on an Agg canvas, nev
 ``pyplot``: no global figure state, nothing to close, no ``plt.show``, and safe in batch jobs
 and worker processes. The CMS style (``mplhep.style.CMS``) is applied in a context only, so the
 caller's matplotlib settings are untouched. Labels: "CMS Simulation" (``data=False``, default)
-or "CMS" (``data=True``), with "(13 TeV)" on the right.
+or "CMS" (``data=True``), with "(13 TeV)" on the right; every ``plot_*`` function also takes
+``label=PlotLabel(...)`` to set the experiment, the text beside it (e.g. "Simulation
+Preliminary", "Private work"), the centre-of-mass energy (13.6 TeV for Run 3) and the
+luminosity, and ``colors={class: colour}`` so that a class keeps its colour in every figure
+(:func:`class_colors`). Distributions on a log y axis are drawn without error bars (single-entry
+bins would draw "curtains" down to the axis); ROC curves omit the "combined" curve when it
+equals the only signal.
 
 Histogram helpers build ``hist.Hist`` objects with a ``process`` ``StrCategory`` axis (note that
 ``sample``, ``weight`` and ``threads`` are reserved names in ``hist`` and cannot name an axis).
@@ -26,6 +32,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +47,11 @@ from lgae_hep.metrics import EvaluationResult, to_numpy
 
 __all__ = [
     "FEATURE_LABELS",
+    "PlotLabel",
+    "class_colors",
     "cms_label",
+    "latent_label",
+    "sort_names",
     "features_for_plot",
     "new_figure",
     "plot_feature_comparison",
@@ -64,6 +75,81 @@ FEATURE_LABELS: dict[str, str] = {
 }
 
 _RESERVED_AXIS_NAMES = ("sample", "weight", "threads")
+
+#: Colour cycle for classes (the CMS-recommended 10-colour palette of mplhep's CMS style).
+_PALETTE = ("#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
+            "#b9ac70", "#717581", "#92dadd")
+
+
+@dataclass(frozen=True)
+class PlotLabel:
+    """Experiment label of a figure: ``exp`` in bold, ``text`` beside it, and on the right
+    ``[lumi fb^-1] (energy TeV)``.
+
+    ``exp=""`` draws no experiment name: use it for generator-level studies (Pythia + FastJet
+    jets are not CMS simulation and must not carry the CMS logo); ``rtext`` replaces the
+    right-hand label entirely.
+    """
+
+    exp: str = "CMS"
+    text: str = "Simulation"
+    energy: str | float = "13"
+    lumi: float | None = None
+    rtext: str | None = None
+
+    def right(self) -> str:
+        if self.rtext is not None:
+            return self.rtext
+        lumi = f"{self.lumi:g} fb$^{{-1}}$ " if self.lumi else ""
+        return f"{lumi}({self.energy:g} TeV)" if isinstance(self.energy, float) \
+            else f"{lumi}({self.energy} TeV)"
+
+
+def sort_names(names: Any) -> list[str]:
+    """Class names in the one order every figure and table uses: case-insensitive, then
+    case-sensitive (``QCD, t, W, Z``), independent of executor completion order."""
+    return sorted(map(str, names), key=lambda n: (n.lower(), n))
+
+
+def class_colors(names: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per class: the palette in :func:`sort_names` order (reproducible: the
+    same classes get the same colours in every figure and every run, whatever order the
+    executor returned them in)."""
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(sort_names(set(names)))}
+
+
+def _log_ticks(ax: Any) -> None:
+    """Log x ticks at 1, 2, 5 x 10^k without overlapping minor labels."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def latent_label(name: str) -> str:
+    """Readable axis label of a latent column name of :func:`lgae_hep.inference.latent_columns`.
+
+    ``s<i>_re``/``_im``: real/imaginary part of latent Lorentz scalar i (``encode()`` field
+    ``scalars_re[i]``); ``v<i>_norm_re``/``_im``: of the Minkowski square ``v_i . v_i`` of
+    latent 4-vector i (``norms_re[i]``); ``v<i>_<E|px|py|pz>_re``: a component of latent
+    4-vector i (``vectors_re[i]``, not invariant). Other names are returned unchanged.
+    """
+    import re
+
+    m = re.fullmatch(r"(?:latent_)?s(\d+)_(re|im)", name)
+    part = {"re": "Re", "im": "Im"}
+    if m:
+        return rf"{part[m.group(2)]} $s_{{{m.group(1)}}}$ (latent Lorentz scalar {m.group(1)})"
+    m = re.fullmatch(r"(?:latent_)?v(\d+)_norm_(re|im)", name)
+    if m:
+        i = m.group(1)
+        return (rf"{part[m.group(2)]} $v_{{{i}}}\cdot v_{{{i}}}$ (Minkowski square of latent "
+                f"4-vector {i})")
+    m = re.fullmatch(r"(?:latent_)?v(\d+)_(E|px|py|pz)_(re|im)", name)
+    if m:
+        return rf"{part[m.group(3)]} $v_{{{m.group(1)}}}^{{{m.group(2)}}}$ (latent 4-vector)"
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,12 +177,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] |
     return fig, axes
 
 
-def cms_label(ax: Any, *, data: bool = False, rlabel: str = "(13 TeV)", **kwargs: Any) -> Any:
-    """Put "CMS Simulation" (``data=False``) or "CMS" (``data=True``) and ``rlabel`` on ``ax``.
+def cms_label(ax: Any, *, data: bool = False, rlabel: str = "(13 TeV)",
+              label: PlotLabel | None = None, **kwargs: Any) -> Any:
+    """Put "CMS Simulation" (``data=False``) or "CMS" (``data=True``) and ``rlabel`` on ``ax``;
+    with ``label`` (a :class:`PlotLabel`) exactly that experiment, text and energy instead.
 
-    Uses ``mplhep.cms.label`` (mplhep >= 1.0 API: ``text=``, ``data=``, ``rlabel=``, ``ax=``).
+    Uses ``mplhep.cms.label`` / ``mplhep.label.exp_label`` (mplhep >= 1.0 API).
     """
-
+    if label is not None:
+        return mplhep.label.exp_label(exp=label.exp, text=label.text, data=True,
+                                      rlabel=label.right(), ax=ax, **kwargs)
     return mplhep.cms.label(text="", data=data, rlabel=rlabel, ax=ax, **kwargs)
 
 
@@ -362,6 +452,9 @@ def plot_roc(
     data_label: bool = False,
     path: str | Path | None = None,
     formats: Sequence[str] = ("png",),
+    label: PlotLabel | None = None,
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
 ) -> Any:
     """ROC curves, paper style: signal efficiency on x, background rejection 1/eps_b (log) on y.
 
@@ -377,10 +470,21 @@ def plot_roc(
         Background efficiencies marked with horizontal dotted lines.
     data_label : bool
         "CMS" instead of "CMS Simulation".
+    label : PlotLabel, optional
+        Experiment label (overrides ``data_label``).
+    colors : mapping, optional
+        Colour per signal name (:func:`class_colors`).
+    title : str, optional
+        Legend title (e.g. the score metric and the background).
+
+    A ``"combined"`` curve is drawn only when there are at least two other signals (with one,
+    it is the same curve).
     """
     if style not in ("rejection", "efficiency"):
         raise ValueError(f"style must be 'rejection' or 'efficiency', got {style!r}")
     curves = _roc_curves(data, background)
+    if "combined" in curves and len(curves) <= 2:
+        curves = {k: v for k, v in curves.items() if k != "combined"}
     with _cms_style():
         fig, axes = new_figure()
         ax = axes[0, 0]
@@ -388,7 +492,8 @@ def plot_roc(
             keep = eb > 0
             y = 1.0 / eb[keep] if style == "rejection" else eb[keep]
             lab = f"{name} (AUC = {a:.3f})" if a is not None and math.isfinite(a) else name
-            ax.plot(es[keep], y, label=lab, lw=2.5, ls="--" if name == "combined" else "-")
+            ax.plot(es[keep], y, label=lab, lw=2.5, ls="--" if name == "combined" else "-",
+                    color=(colors or {}).get(name, "black" if name == "combined" else None))
         grid = np.linspace(1e-3, 1.0, 200)
         ax.plot(grid, 1.0 / grid if style == "rejection" else grid, color="grey", ls=":",
                 label="random")
@@ -396,11 +501,16 @@ def plot_roc(
             ax.axhline(1.0 / wp if style == "rejection" else wp, color="lightgrey", lw=1, ls=":")
         ax.set_yscale("log")
         ax.set_xlim(0.0, 1.0)
+        if style == "rejection":  # up to the largest rejection measured, with room for the legend
+            top = max((float(np.max(1.0 / eb[eb > 0])) for eb, _, _ in curves.values()
+                       if np.any(eb > 0)), default=1e3)
+            ax.set_ylim(0.8, max(10.0, top * 30.0))
         ax.set_xlabel(r"Signal efficiency $\varepsilon_s$")
         ax.set_ylabel(r"Background rejection $1/\varepsilon_b$" if style == "rejection"
                       else r"Background efficiency $\varepsilon_b$")
-        ax.legend(loc="upper right" if style == "rejection" else "lower right", fontsize=18)
-        cms_label(ax, data=data_label)
+        ax.legend(loc="upper right" if style == "rejection" else "lower right", fontsize=18,
+                  title=title, title_fontsize=16)
+        cms_label(ax, data=data_label, label=label)
         return _finish(fig, path, formats)
 
 
@@ -419,36 +529,58 @@ def plot_score_distributions(
     data_label: bool = False,
     path: str | Path | None = None,
     formats: Sequence[str] = ("png",),
+    label: PlotLabel | None = None,
+    colors: Mapping[str, str] | None = None,
+    xlabel: str | None = None,
+    log_x: bool | None = None,
 ) -> Any:
     """Anomaly-score distribution per class (normalised to unit area by default).
 
     ``data`` is a ``hist.Hist`` with a process (StrCategory) axis and a score axis (other
     numeric axes are summed over), or a mapping process -> scores (binned with
-    :func:`score_histogram`).
+    :func:`score_histogram`: log-spaced when ``log_x`` is true, or by default when every finite
+    score is positive; a latent-density score ``-log p`` can be negative and gets linear bins).
+    ``xlabel`` names the score (say which metric and its unit). On a log y axis no error bars
+    are drawn (single-entry bins would draw bars down to the axis); the classes are drawn in
+    sorted order with ``colors``.
     """
 
-    h = data if _is_hist(data) else score_histogram(data)
+    if _is_hist(data):
+        h = data
+    else:
+        if log_x is None:
+            finite = [to_numpy(v).astype(float).reshape(-1) for v in data.values()]
+            allv = np.concatenate(finite) if finite else np.zeros(0)
+            allv = allv[np.isfinite(allv)]
+            log_x = bool(allv.size) and bool(np.all(allv > 0))
+        # bins for the statistics at hand: ~2 sqrt(n) of the smallest class, 10 to 60
+        n_min = min(int(np.isfinite(to_numpy(v).astype(float)).sum()) for v in data.values())
+        nbins = int(np.clip(2 * math.sqrt(max(n_min, 1)), 10, 60))
+        h = score_histogram(data, bins=nbins, log=log_x, label=xlabel or "Anomaly score")
     cat = _category_axis(h, category_axis)
     sax = _find_axis(h, score_axis, ("score",), "anomaly score")
     h2 = h.project(cat.name, sax.name)
     with _cms_style():
         fig, axes = new_figure()
         ax = axes[0, 0]
-        for name in cat:
+        for name in sort_names(cat):
             h1 = h2[{cat.name: name}]
             if h1.values().sum() <= 0:
                 continue
-            mplhep.histplot(h1, ax=ax, density=density, label=str(name), flow="none", lw=2)
+            mplhep.histplot(h1, ax=ax, density=density, label=str(name), flow="none", lw=2,
+                            yerr=False if logy else None,
+                            color=(colors or {}).get(str(name)))
         edges = np.asarray(sax.edges)
         if _log_axis(edges):
             ax.set_xscale("log")
+            _log_ticks(ax)
         if logy:
             ax.set_yscale("log")
         ax.set_xlim(edges[0], edges[-1])
-        ax.set_xlabel(sax.label or "Anomaly score")
+        ax.set_xlabel(xlabel or sax.label or "Anomaly score")
         ax.set_ylabel("Fraction of jets / bin width" if density else "Jets")
         ax.legend(fontsize=18)
-        cms_label(ax, data=data_label)
+        cms_label(ax, data=data_label, label=label)
         return _finish(fig, path, formats)
 
 
@@ -468,11 +600,19 @@ def features_for_plot(reco_features: Mapping[str, Any], which: str) -> dict[str,
     return out
 
 
-def _common_edges(arrays: Sequence[np.ndarray], bins: int) -> np.ndarray:
+def _common_edges(arrays: Sequence[np.ndarray], bins: int, *, robust: bool = False) -> np.ndarray:
+    """Common bin edges: the 0.5-99.5 % quantile range of all arrays; ``robust`` narrows it
+    to at most 5 interquartile ranges beyond the quartiles, so that a few outliers of a small
+    sample do not squeeze the bulk into one bin."""
     allv = np.concatenate([a[np.isfinite(a)] for a in arrays])
     if allv.size == 0:
         return np.linspace(0.0, 1.0, bins + 1)
     lo, hi = np.percentile(allv, [0.5, 99.5])
+    if robust:
+        q1, q3 = np.percentile(allv, [25, 75])
+        iqr = q3 - q1
+        if iqr > 0:
+            lo, hi = max(lo, q1 - 5 * iqr), min(hi, q3 + 5 * iqr)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, bins + 1)
@@ -567,8 +707,14 @@ def plot_latent_invariants(
     data_label: bool = False,
     path: str | Path | None = None,
     formats: Sequence[str] = ("png",),
+    label: PlotLabel | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Any:
     """Latent Lorentz invariants (e.g. Minkowski norms of the latent 4-vectors) per class.
+
+    Panels named like the latent columns (``s0_re``, ``v1_norm_im``) get readable x labels
+    (:func:`latent_label`). Array input is binned between the 0.5 % and 99.5 % quantiles of all
+    classes (the entries outside are not drawn; the y label says so).
 
     ``data``: a ``hist.Hist`` with a process StrCategory axis, one numeric axis and optionally a
     further category axis (one panel per entry, e.g. the latent channel); or a mapping class ->
@@ -586,12 +732,17 @@ def plot_latent_invariants(
                 "latent histogram must have the process axis, one numeric axis and at most one "
                 f"further category axis; got axes {[a.name for a in data.axes]}"
             )
+        xlabels = {}
         if extra:
             for v in extra[0]:
-                panels[f"{extra[0].label or extra[0].name} {v}"] = data[{extra[0].name: v}]
+                key = f"{extra[0].label or extra[0].name} {v}"
+                panels[key] = data[{extra[0].name: v}]
+                pretty = latent_label(str(v))
+                xlabels[key] = (f"asinh({pretty})" if "asinh" in (num[0].label or "")
+                                else pretty) if pretty != str(v) else key
         else:
             panels[num[0].label or num[0].name] = data
-        xlabels = {k: num[0].label or num[0].name for k in panels}
+            xlabels = {k: num[0].label or num[0].name for k in panels}
     else:
         if not isinstance(data, Mapping) or not data:
             raise ValueError("data must be a hist.Hist or a non-empty mapping class -> invariants")
@@ -610,7 +761,7 @@ def plot_latent_invariants(
             names += [k for k in d if k not in names]
         for k in names:
             panels[k] = {c: d[k] for c, d in per_class.items() if k in d}
-        xlabels = {k: k for k in panels}
+        xlabels = {k: latent_label(k) for k in panels}
     if len(panels) > max_panels:
         warnings.warn(f"{len(panels)} latent invariants; plotting the first {max_panels}",
                       RuntimeWarning, stacklevel=2)
@@ -620,27 +771,32 @@ def plot_latent_invariants(
         fig, axes = new_figure(nrows, ncols, figsize=(8.0 * ncols, 7.5 * nrows))
         for i, (pname, content) in enumerate(panels.items()):
             ax = axes[i // ncols, i % ncols]
+            yerr = False if logy else None
             if _is_hist(content):
                 c = _category_axis(content, category_axis)
-                for name in c:
+                for name in sort_names(c):
                     h1 = content[{c.name: name}]
                     if h1.values().sum() > 0:
                         mplhep.histplot(h1, ax=ax, density=True, label=str(name), flow="none",
-                                        lw=2)
+                                        lw=2, yerr=yerr, color=(colors or {}).get(str(name)))
+                ylabel = "Density"
             else:
-                edges = _common_edges(list(content.values()), bins)
-                for name, arr in content.items():
+                edges = _common_edges(list(content.values()), bins, robust=True)
+                for name in sort_names(content):
+                    arr = content[name]
                     counts, _ = np.histogram(arr[np.isfinite(arr)], bins=edges)
                     if counts.sum() > 0:
                         mplhep.histplot(counts, edges, ax=ax, density=True, label=name, lw=2,
-                                        flow="none")
+                                        flow="none", yerr=yerr, color=(colors or {}).get(name))
+                ylabel = "Density"
             if logy:
                 ax.set_yscale("log")
-            ax.set_xlabel(xlabels[pname])
-            ax.set_ylabel("Density")
-            ax.legend(fontsize=16)
+            ax.set_xlabel(xlabels[pname], fontsize=18)
+            ax.set_ylabel(ylabel)
+            ax.legend(fontsize=16, title=None if _is_hist(content) or i else
+                      "bulk shown (quartiles $\\pm$ 5 IQR)", title_fontsize=13)
             if i == 0:
-                cms_label(ax, data=data_label, fontsize=20)
+                cms_label(ax, data=data_label, fontsize=20, label=label)
         for j in range(len(panels), nrows * ncols):
             axes[j // ncols, j % ncols].set_visible(False)
         return _finish(fig, path, formats)
@@ -660,8 +816,16 @@ def plot_mass_sculpting(
     data_label: bool = False,
     path: str | Path | None = None,
     formats: Sequence[str] = ("png",),
+    label: PlotLabel | None = None,
+    mass_label: str = "Jet mass [GeV]",
+    score_label: str = "score",
 ) -> Any:
     """Jet mass of background jets before and after anomaly-score cuts (mass sculpting).
+
+    Array input: masses outside ``mass_range`` are counted in the first / last bin
+    (under/overflow, stated in the x label), so the normalised shapes use every jet.
+    ``mass_label`` names the mass (pass the soft-drop mass with ``r"Jet $m_{SD}$ [GeV]"``);
+    ``score_label`` the score in the cut legend.
 
     Each cut keeps the fraction ``eps_b`` of the background with the highest scores.
 
@@ -723,6 +887,8 @@ def plot_mass_sculpting(
             raise ValueError("no jets with finite mass and score")
         edges = (np.linspace(*mass_range, bins + 1) if isinstance(bins, int)
                  else np.asarray(bins, dtype=float))
+        # under/overflow into the first/last bin (every jet counts in the normalised shapes)
+        m = np.clip(m, edges[0], np.nextafter(edges[-1], -np.inf))
         curves.append((f"All {background or ''} jets".replace("  ", " "),
                        np.histogram(m, bins=edges)[0], edges))
         order = np.sort(s)
@@ -734,9 +900,9 @@ def plot_mass_sculpting(
                 continue
             thr = order[s.size - n_keep]
             sel = s >= thr
-            curves.append((rf"$\varepsilon_b$ = {sel.mean():.3g} (score $\geq$ {thr:.3g})",
+            curves.append((rf"$\varepsilon_b$ = {sel.mean():.3g} ({score_label} $\geq$ {thr:.3g})",
                            np.histogram(m[sel], bins=edges)[0], edges))
-        xlabel = "Jet mass [GeV]"
+        xlabel = f"{mass_label} (overflow in the last bin)"
     with _cms_style():
         fig, axes = new_figure()
         ax = axes[0, 0]
@@ -748,5 +914,5 @@ def plot_mass_sculpting(
         ax.set_xlabel(xlabel)
         ax.set_ylabel("Fraction of jets / GeV")
         ax.legend(fontsize=18, title=f"{background} jets" if background else None)
-        cms_label(ax, data=data_label)
+        cms_label(ax, data=data_label, label=label)
         return _finish(fig, path, formats)

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 __all__ = [
     "OUTPUT_AMPLIFICATION",
+    "latent_rtol",
     "SCORE_AMPLIFICATION",
     "path_atol",
     "score_atol",
@@ -132,3 +133,12 @@ def score_atol(dtype: object, metric: str = "chamfer-dr") -> float:
 def path_atol(dtype: object, metric: str = "chamfer-dr") -> float:
     """Absolute floor of the difference of two evaluations (twice :func:`score_atol`)."""
     return 2.0 * score_atol(dtype, metric)
+
+
+def latent_rtol(dtype: object) -> float:
+    """Relative bound on one evaluation's latent components against the exact value, relative
+    to the jet's largest latent component: the latent is a network output, so
+    ``OUTPUT_AMPLIFICATION u`` (the ``L n`` of the module docstring). Two paths differ by at
+    most twice that. Latent-density scores inherit it through their gradient
+    (:meth:`lgae_hep.density.LatentDensity.score_error_bound`)."""
+    return OUTPUT_AMPLIFICATION * unit_roundoff(dtype)

@@ -15,17 +15,27 @@ saves the accumulated output and draws the plots.
 Output folder
 -------------
 ``output.coffea``
-    The accumulated output (``coffea.util.save``: cloudpickle + LZ4). It is read back with
-    ``coffea.util.load``, i.e. unpickled: only load output folders you wrote yourself.
+    The accumulated output (``coffea.util.save``: cloudpickle + LZ4) and ``hists``, every
+    histogram with all datasets on one ``process`` axis (:func:`merged_hists`). It is read back
+    with ``coffea.util.load``, i.e. unpickled: only load output folders you wrote yourself.
 ``summary.json``
-    Cutflow per dataset, skipped files with reasons, AUCs, run settings, timing.
+    Cutflow per dataset (sorted), skipped files with reasons, AUCs, timing and the run
+    settings: model, model file and its SHA-256, score metric, lgae-hep version, selection,
+    PUPPI, training domain.
+``skim/`` (``--skim``)
+    ``<dataset>/<file stem>_<path hash>_<first>-<last>.<root|parquet>``: unique per input file
+    and chunk, with ``<jets>_lgaeIdx`` to join back (see :class:`LGAEProcessor`).
 ``summary.md``
     The same as a Markdown table (AUC per signal).
 ``plots/``
     ``score.png``, ``roc.png`` (when truth labels or a background dataset are available),
-    ``latent_invariants.png``, ``mass_sculpting.png``: CMS style, "CMS Simulation" for
-    simulated input (``genWeight`` or ``FatJet_label`` branches, or files written by
-    ``lgae-hep generate``), "CMS" otherwise.
+    ``latent_invariants.png``, ``mass_sculpting.png``: CMS style; the label follows
+    :func:`plot_label` (no CMS logo on generator-level files of ``lgae-hep generate``, "CMS
+    Simulation Private work" for CMS simulation, "CMS Private work" for data; ``--cms-label``,
+    ``--energy``, ``--lumi`` override).
+
+``--overwrite`` removes what an earlier run wrote (:data:`RUN_OUTPUTS`) before running, so an
+output folder never mixes two runs.
 """
 
 from __future__ import annotations
@@ -51,8 +61,13 @@ from lgae_hep.jsonio import jsonable, read_json
 from lgae_hep.metrics import anomaly_metrics
 
 __all__ = [
+    "EXECUTORS",
+    "RUN_OUTPUTS",
     "RunResult",
     "check_files",
+    "clear_run_outputs",
+    "merged_hists",
+    "run_dask",
     "load_fileset",
     "load_output",
     "make_plots",
@@ -61,8 +76,14 @@ __all__ = [
     "summarize",
 ]
 
-#: Truth label (``FatJet_label`` of generated files) -> class name used in plots and tables.
-EXECUTORS = ("iterative", "futures", "dask")
+#: ``iterative``/``futures``/``dask``: coffea's ``processor.Runner`` with that executor;
+#: ``dask-awkward``: ``coffea.dataset_tools.apply_to_fileset`` on ``mode="dask"`` NanoEvents,
+#: computed on a ``dask.distributed`` cluster (:func:`run_dask`).
+EXECUTORS = ("iterative", "futures", "dask", "dask-awkward")
+#: What a run writes into its output folder (cleared by :func:`clear_run_outputs`).
+RUN_OUTPUTS = ("output.coffea", "summary.json", "summary.md", "plots", "skim")
+#: Plot file stems :func:`make_plots` writes (stale ones are removed before drawing).
+PLOT_STEMS = ("score", "roc", "latent_invariants", "mass_sculpting")
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,11 +198,34 @@ class RunResult:
     simulated: dict[str, bool] = field(default_factory=dict)
     elapsed_s: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    #: ``{dataset: True}`` when all its files were written by ``lgae-hep generate`` (Pythia 8
+    #: generator-level jets, not CMS simulation: plots then carry no CMS logo)
+    generator_level: dict[str, bool] = field(default_factory=dict)
 
     @property
     def n_jets(self) -> int:
         """Selected jets processed in all datasets."""
         return sum(int(o["cutflow"]["jets_selected"]) for o in self.output.values())
+
+    @property
+    def hists(self) -> dict[str, Any]:
+        """Every histogram summed over datasets: one ``hist.Hist`` per name whose ``process``
+        axis holds all datasets (see :func:`merged_hists`)."""
+        return merged_hists(self.output)
+
+
+def merged_hists(output: Mapping[str, Any]) -> dict[str, Any]:
+    """Histograms of all datasets in one object per name, with a proper ``process`` axis.
+
+    The processor fills each dataset's histograms with one ``process`` category (its dataset);
+    here they are added, so ``h[{"process": "QCD"}]`` selects one dataset and
+    ``h[{"process": sum}]`` sums them. Datasets are added in sorted order (reproducible
+    category order).
+    """
+    names: list[str] = []
+    for ds in sorted(output):
+        names += [n for n in output[ds].get("hists", {}) if n not in names]
+    return {n: _merged(output, n) for n in names}
 
 
 def _make_executor(executor: str, workers: int, retries: int, status: bool,
@@ -252,6 +296,9 @@ def run_fileset(
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if executor == "dask-awkward" and (maxchunks is not None or retries):
+        raise ValueError("maxchunks and retries are Runner options; the dask-awkward path "
+                         "reads every chunk and leaves retries to dask")
     for name, v in (("workers", workers), ("chunksize", chunksize)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -273,6 +320,19 @@ def run_fileset(
         from dask.distributed import Client  # the `dask` extra
 
         client = Client(scheduler)
+    settings = {
+        "executor": executor, "workers": workers, "chunksize": chunksize,
+        "maxchunks": maxchunks, "skipbadfiles": skipbadfiles, "retries": retries,
+        **_provenance(proc),
+    }
+    if executor == "dask-awkward":
+        start = time.perf_counter()
+        output = run_dask(good, proc, client=client, workers=workers, chunksize=chunksize,
+                          treename=treename, status=status)
+        _warn_outside_domain(output)
+        return RunResult(output=output, bad_files=bad, simulated=simulated,
+                         elapsed_s=time.perf_counter() - start, settings=settings,
+                         generator_level=_generator_level(good))
     ex, dask_handles = _make_executor(executor, workers, retries, status, client)
 
     runner = processor.Runner(
@@ -307,15 +367,162 @@ def run_fileset(
         if ds not in output:
             warnings.warn(f"dataset {ds!r} produced no output (all its files were skipped)",
                           RuntimeWarning, stacklevel=2)
-    settings = {
-        "executor": executor, "workers": workers, "chunksize": chunksize,
-        "maxchunks": maxchunks, "skipbadfiles": skipbadfiles, "retries": retries,
-        "model": getattr(proc, "model", None), "jets": jets,
-        "pt_min": getattr(proc, "pt_min", None), "eta_max": getattr(proc, "eta_max", None),
-        "max_particles": getattr(proc, "max_particles", None),
-    }
+    _warn_outside_domain(output)
     return RunResult(output=output, bad_files=bad, simulated=simulated, elapsed_s=elapsed,
-                     settings=settings)
+                     settings=settings, generator_level=_generator_level(good))
+
+
+def _file_sha256(path: str | Path) -> str | None:
+    import hashlib
+
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def _provenance(proc: Any) -> dict[str, Any]:
+    """Run settings that make an output self-describing: the processor's selection, the
+    score metric, the lgae-hep version and the model file with its SHA-256."""
+    from lgae_hep import __version__
+
+    model = getattr(proc, "model", None)
+    model_file = sha = None
+    if model is not None:
+        try:
+            from lgae_hep.zoo import resolve_model
+
+            model_file = str(resolve_model(model)[1])
+            sha = _file_sha256(model_file)
+        except ValueError:
+            pass
+    domain = getattr(proc, "training_domain", None)
+    return {
+        "model": model, "model_file": model_file, "model_sha256": sha,
+        "metric": getattr(proc, "metric", None), "lgae_hep_version": __version__,
+        "jets": getattr(proc, "jets", None),
+        "pt_min": getattr(proc, "pt_min", None), "eta_max": getattr(proc, "eta_max", None),
+        "mass_range": getattr(proc, "mass_range", None),
+        "max_particles": getattr(proc, "max_particles", None),
+        "puppi": getattr(proc, "puppi", None),
+        "training_domain": domain.describe() if domain is not None else None,
+    }
+
+
+def _generator_level(fileset: Mapping[str, Sequence[str]]) -> dict[str, bool]:
+    """``{dataset: True}`` when every file carries ``lgae-hep generate`` metadata."""
+    out = {}
+    for ds, files in fileset.items():
+        ok = True
+        for f in files:
+            try:
+                ok = ok and read_metadata(f) is not None
+            except Exception:  # noqa: BLE001 - metadata is optional
+                ok = False
+        out[ds] = ok
+    return out
+
+
+def _warn_outside_domain(output: Mapping[str, Any]) -> None:
+    n = sum(int(o.get("cutflow", {}).get("jets_outside_domain", 0)) for o in output.values())
+    if n:
+        from lgae_hep.domain import OutsideTrainingDomainWarning
+
+        per = {ds: int(o["cutflow"]["jets_outside_domain"]) for ds, o in sorted(output.items())
+               if o.get("cutflow", {}).get("jets_outside_domain")}
+        warnings.warn(f"{n} selected jets are far outside the model's training domain "
+                      f"(per dataset: {per}); their scores are not calibrated (see the "
+                      "training_domain setting in summary.json)",
+                      OutsideTrainingDomainWarning, stacklevel=3)
+
+
+def _dask_fileset(fileset: Mapping[str, Sequence[str]], chunksize: int,
+                  treename: str) -> dict[str, Any]:
+    """``{dataset: {"files": {path: {"object_path": tree, "steps": [[a, b], ...]}}}}`` with
+    the Runner's chunking (``ceil(n / chunksize)`` equal chunks per file)."""
+    spec: dict[str, Any] = {}
+    for ds, files in fileset.items():
+        entries: dict[str, Any] = {}
+        for f in files:
+            with uproot.open({f: None}) as fh:
+                n = int(fh[treename].num_entries)
+            nchunks = max(1, -(-n // chunksize))
+            edges = np.linspace(0, n, nchunks + 1).round().astype(int)
+            entries[f] = {"object_path": treename,
+                          "steps": [[int(a), int(b)] for a, b in zip(edges[:-1], edges[1:])]}
+        spec[ds] = {"files": entries}
+    return spec
+
+
+def run_dask(
+    fileset: str | Path | Mapping[str, Any],
+    proc: Any,
+    *,
+    client: Any = None,
+    workers: int = 2,
+    chunksize: int = 100_000,
+    treename: str = "Events",
+    status: bool = True,
+) -> dict[str, Any]:
+    """Run ``proc`` with coffea's dask-awkward path and return what the ``Runner`` returns.
+
+    Builds ``mode="dask"`` NanoEvents per dataset with
+    ``coffea.dataset_tools.apply_to_fileset`` (one partition per chunk of ``chunksize``
+    events), computes the lazy output on ``client`` (default: a new
+    ``dask.distributed.LocalCluster`` with ``workers`` single-threaded processes, closed
+    afterwards) and converts it to the ``Runner`` layout: ``hist.Hist`` histograms, integer
+    cutflow, ``column_accumulator`` columns in file order, ``files``.
+
+    The same code runs on any dask scheduler: pass a ``Client`` of a dask-jobqueue cluster or
+    of a coffea-casa facility (see ``examples/dask_cluster.py``).
+    """
+    import dask
+    from coffea.dataset_tools import apply_to_fileset
+
+    files = load_fileset(fileset)
+    spec = _dask_fileset(files, chunksize, treename)
+    cluster = own_client = None
+    if client is None:
+        from dask.distributed import Client, LocalCluster  # the `dask` extra
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = own_client = Client(cluster)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Missing cross-reference")
+            warnings.filterwarnings("ignore", message=".*already exists but its values")
+            lazy = apply_to_fileset(proc, spec, schemaclass=PFNanoAODSchema)
+            if isinstance(lazy, tuple):
+                lazy = lazy[0]
+            if status:
+                from dask.distributed import progress
+
+                futures = client.compute(lazy)
+                progress(futures)
+                computed = futures.result()
+            else:
+                (computed,) = dask.compute(lazy, scheduler=client.get)
+    finally:
+        if own_client is not None:
+            own_client.close()
+            cluster.close()
+    output: dict[str, Any] = {}
+    for ds in files:
+        out = dict(computed[ds][ds])
+        out["cutflow"] = {k: int(v) for k, v in out["cutflow"].items()}
+        if "columns" in out:
+            import awkward as ak
+
+            out["columns"] = {k: processor.column_accumulator(np.asarray(ak.to_numpy(v)))
+                              for k, v in out["columns"].items()}
+        out["files"] = set(files[ds])
+        output[ds] = out
+    return output
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,11 +530,32 @@ def run_fileset(
 # --------------------------------------------------------------------------------------------
 
 
-def _classes(output: Mapping[str, Any], background: str | None) -> tuple[dict[str, dict], str]:
-    """Per-jet column arrays per class: truth labels if present, else datasets."""
+#: How plot/summary classes are formed: ``auto`` (truth labels when every dataset has them,
+#: else datasets), ``labels`` (``<jets>_label`` truth classes, an error if absent) or
+#: ``datasets`` (one class per fileset dataset).
+CLASS_MODES = ("auto", "labels", "datasets")
+
+
+def _classes(output: Mapping[str, Any], background: str | None,
+             classes: str = "auto") -> tuple[dict[str, dict], str]:
+    """Per-jet column arrays per class (sorted by name) and the background class.
+
+    Raises
+    ------
+    ValueError
+        ``background`` is not one of the classes (the message lists them), or
+        ``classes="labels"`` without truth labels.
+    """
+    if classes not in CLASS_MODES:
+        raise ValueError(f"classes must be one of {CLASS_MODES}, got {classes!r}")
     per: dict[str, dict[str, list]] = {}
-    labelled = bool(output) and all("label" in o.get("columns", {}) for o in output.values())
-    for ds, o in output.items():
+    has_labels = bool(output) and all("label" in o.get("columns", {}) for o in output.values())
+    if classes == "labels" and not has_labels:
+        raise ValueError("classes='labels' (--classes labels) but not every dataset has truth "
+                         "labels (<jets>_label); use --classes datasets")
+    labelled = has_labels and classes != "datasets"
+    for ds in sorted(output):
+        o = output[ds]
         cols = o.get("columns", {})
         if "score" not in cols:
             continue
@@ -344,28 +572,63 @@ def _classes(output: Mapping[str, Any], background: str | None) -> tuple[dict[st
             d = per.setdefault(ds, {})
             for n, v in values.items():
                 d.setdefault(n, []).append(v)
-    classes = {k: {n: np.concatenate(v[n]) for n in v} for k, v in per.items()}
+    from lgae_hep.plotting import sort_names
+
+    out = {k: {n: np.concatenate(per[k][n]) for n in per[k]} for k in sort_names(per)}
+    what = "truth-label classes" if labelled else "datasets"
     if background is None:
-        matches = [k for k in classes if "qcd" in k.lower()]
+        matches = [k for k in out if "qcd" in k.lower()]
         background = matches[0] if matches else ""
-    return classes, background
+    elif background not in out:
+        raise ValueError(f"--background {background!r} is not one of the {what} "
+                         f"{sorted(out) or '(none with columns)'}"
+                         + ("; classes come from the truth labels (pass --classes datasets "
+                            "to use dataset names)" if labelled else ""))
+    return out, background
+
+
+def clear_run_outputs(outdir: str | Path) -> list[Path]:
+    """Remove what an earlier run wrote into ``outdir`` (:data:`RUN_OUTPUTS`), and nothing else.
+
+    ``lgae-hep run --overwrite`` calls this first, so an output folder never mixes the skims or
+    plots of two runs. Returns the removed paths.
+    """
+    import shutil
+
+    removed = []
+    for name in RUN_OUTPUTS:
+        p = Path(outdir) / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+        else:
+            continue
+        removed.append(p)
+    return removed
 
 
 def summarize(result_or_output: RunResult | Mapping[str, Any], *,
-              background: str | None = None) -> dict[str, Any]:
-    """Cutflows, AUC per signal (when a background class exists) and skipped files."""
+              background: str | None = None, classes: str = "auto") -> dict[str, Any]:
+    """Cutflows, AUC per signal (when a background class exists), skipped files and the run
+    settings (model, model SHA-256, score metric, lgae-hep version, selection), datasets and
+    classes in sorted order."""
 
     if isinstance(result_or_output, RunResult):
         output, bad = result_or_output.output, result_or_output.bad_files
         extra = {"elapsed_s": result_or_output.elapsed_s,
                  "jets_per_s": result_or_output.n_jets / max(result_or_output.elapsed_s, 1e-9),
                  "settings": result_or_output.settings,
-                 "simulated": result_or_output.simulated}
+                 "simulated": result_or_output.simulated,
+                 "generator_level": result_or_output.generator_level}
     else:
         output, bad, extra = result_or_output, {}, {}
-    classes, bkg = _classes(output, background)
+    from lgae_hep import __version__
+
+    classes, bkg = _classes(output, background, classes)
     summary: dict[str, Any] = {
-        "cutflow": {ds: dict(o["cutflow"]) for ds, o in output.items()},
+        "lgae_hep_version": __version__,
+        "cutflow": {ds: dict(output[ds]["cutflow"]) for ds in sorted(output)},
         "bad_files": dict(bad),
         "background": bkg or None,
         "auc": {},
@@ -382,11 +645,20 @@ def summarize(result_or_output: RunResult | Mapping[str, Any], *,
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
-    lines = ["| dataset | events | jets | selected | scored | invalid |",
-             "|---|---:|---:|---:|---:|---:|"]
+    """The summary as Markdown: provenance line, cutflow table, AUC table, skipped files."""
+    st = summary.get("settings", {})
+    lines = []
+    if st:
+        sha = st.get("model_sha256")
+        lines += [f"model `{st.get('model')}`" + (f" (sha256 `{sha[:12]}`)" if sha else "")
+                  + f", score metric `{st.get('metric')}`, lgae-hep "
+                  f"{summary.get('lgae_hep_version')}", ""]
+    lines += ["| dataset | events | jets | selected | scored | invalid | outside domain |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for ds, c in summary["cutflow"].items():
         lines.append(f"| {ds} | {c['events']} | {c['jets']} | {c['jets_selected']} | "
-                     f"{c['jets_scored']} | {c['jets_invalid']} |")
+                     f"{c['jets_scored']} | {c['jets_invalid']} | "
+                     f"{c.get('jets_outside_domain', 0)} |")
     if summary.get("auc"):
         lines += ["", f"| signal (vs {summary['background']}) | AUC |", "|---|---:|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in summary["auc"].items()]
@@ -397,15 +669,22 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
 
 
 def save_output(result: RunResult, outdir: str | Path, *,
-                background: str | None = None) -> dict[str, Any]:
-    """Write ``output.coffea``, ``summary.json`` and ``summary.md``; returns the summary."""
+                background: str | None = None, classes: str = "auto") -> dict[str, Any]:
+    """Write ``output.coffea``, ``summary.json`` and ``summary.md``; returns the summary.
+
+    ``output.coffea`` holds ``output`` (per dataset, as the processor returns it), ``hists``
+    (every histogram summed over datasets with a ``process`` axis, :func:`merged_hists`),
+    ``bad_files``, ``simulated``, ``settings`` and ``elapsed_s``.
+    """
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    save({"output": result.output, "bad_files": result.bad_files,
+    save({"output": result.output, "hists": result.hists, "bad_files": result.bad_files,
           "simulated": result.simulated, "settings": result.settings,
-          "elapsed_s": result.elapsed_s}, outdir / "output.coffea")
-    summary = summarize(result, background=background)
+          "elapsed_s": result.elapsed_s, "generator_level": result.generator_level},
+         outdir / "output.coffea")
+    # after the save: an unknown background is an error, but the run's work is kept
+    summary = summarize(result, background=background, classes=classes)
     (outdir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2))
     (outdir / "summary.md").write_text(summary_markdown(summary))
     return summary
@@ -420,7 +699,8 @@ def load_output(outdir: str | Path) -> RunResult:
     d = load(path)
     return RunResult(output=d["output"], bad_files=d.get("bad_files", {}),
                      simulated=d.get("simulated", {}), elapsed_s=d.get("elapsed_s", 0.0),
-                     settings=d.get("settings", {}))
+                     settings=d.get("settings", {}),
+                     generator_level=d.get("generator_level", {}))
 
 
 def _latent_invariant_columns(output: Mapping[str, Any], cols: Mapping[str, Any]) -> list[str]:
@@ -431,7 +711,8 @@ def _latent_invariant_columns(output: Mapping[str, Any], cols: Mapping[str, Any]
 
 
 def _merged(output: Mapping[str, Any], name: str) -> Any:
-    hists = [o["hists"][name] for o in output.values() if name in o.get("hists", {})]
+    hists = [output[ds]["hists"][name] for ds in sorted(output)
+             if name in output[ds].get("hists", {})]
     if not hists:
         return None
     total = hists[0].copy()
@@ -440,55 +721,107 @@ def _merged(output: Mapping[str, Any], name: str) -> Any:
     return total
 
 
+def plot_label(result: RunResult, *, text: str | None = None, energy: str | None = None,
+               lumi: float | None = None, experiment: str | None = None) -> Any:
+    """The experiment label of a run's plots (:class:`lgae_hep.plotting.PlotLabel`).
+
+    Defaults by input: generator-level files written by ``lgae-hep generate`` get no CMS logo
+    ("Private work", "Pythia 8 generator level"): they are not CMS simulation; CMS simulation
+    (``genWeight``) gets "CMS Simulation Private work", data "CMS Private work". ``text``,
+    ``energy`` (e.g. ``"13.6"`` for Run 3), ``lumi`` (fb^-1) and ``experiment`` override.
+    """
+    from lgae_hep.plotting import PlotLabel
+
+    gen = bool(result.generator_level) and all(result.generator_level.values())
+    sim = bool(result.simulated) and all(result.simulated.values())
+    energy = str(energy) if energy is not None else "13"
+    if gen:
+        return PlotLabel(exp="" if experiment is None else experiment,
+                         text="Private work" if text is None else text, energy=energy,
+                         rtext=None if lumi else f"Pythia 8 generator level ({energy} TeV)")
+    default_text = "Simulation Private work" if sim else "Private work"
+    return PlotLabel(exp="CMS" if experiment is None else experiment,
+                     text=default_text if text is None else text, energy=energy, lumi=lumi)
+
+
 def make_plots(result: RunResult, outdir: str | Path, *, background: str | None = None,
-               formats: Sequence[str] = ("png",), progress: bool = True) -> list[Path]:
-    """Draw the CMS-style plots of a run into ``outdir/plots``; returns the written files."""
+               formats: Sequence[str] = ("png",), progress: bool = True,
+               classes: str = "auto", label: Any = None) -> list[Path]:
+    """Draw the CMS-style plots of a run into ``outdir/plots``; returns the written files.
+
+    Plots: ``score`` (per class, x label naming the score metric and unit, log x only for the
+    reconstruction metrics), ``roc`` (when a background class exists), ``latent_invariants``
+    and ``mass_sculpting`` (background soft-drop mass when the files have ``msoftdrop``, else
+    the jet mass). Classes are sorted by name and keep one colour in every figure. Plots of an
+    earlier run in the folder (:data:`PLOT_STEMS`, any format) are removed first, so the folder
+    never shows a stale ROC. ``label``: a :class:`lgae_hep.plotting.PlotLabel` (default
+    :func:`plot_label`).
+
+    Raises
+    ------
+    ValueError
+        ``background`` is not one of the classes (the message lists them).
+    """
     # lazy: the non-interactive backend must be chosen before pyplot loads, and a run that
     # draws no plots (--no-plots, coffea workers) never imports matplotlib
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from lgae_hep import plotting
+    from lgae_hep.processors.lgae import SCORE_AXES
 
     output = result.output
+    cls, bkg = _classes(output, background, classes)  # raises for an unknown background
+    summary = summarize(result, background=background, classes=classes)
+    label = label if label is not None else plot_label(result)
+    colors = plotting.class_colors(list(cls))
+    metric = result.settings.get("metric") or "chamfer"
+    _, score_label, score_log = SCORE_AXES.get(metric, (None, "Anomaly score", True))
     plot_dir = Path(outdir) / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
-    data_label = not (result.simulated and all(result.simulated.values()))
-    classes, bkg = _classes(output, background)
-    summary = summarize(result, background=background)
+    for stem in PLOT_STEMS:  # no stale figures of an earlier run
+        for old in plot_dir.glob(f"{stem}.*"):
+            old.unlink()
+    common = {"label": label, "formats": formats}
     jobs: list[tuple[str, Any]] = []
     # per-jet columns give exact, adaptively binned distributions; the histograms (fixed
     # binning, mergeable across chunks) are the fallback when columns were switched off
     h_score = _merged(output, "score")
-    finite = {k: v["score"][np.isfinite(v["score"])] for k, v in classes.items()}
-    if any(len(v) and np.any(v > 0) for v in finite.values()):
+    finite = {k: v["score"][np.isfinite(v["score"])] for k, v in cls.items()}
+    finite = {k: v for k, v in finite.items() if len(v)}
+    if finite and (not score_log or any(np.any(v > 0) for v in finite.values())):
         jobs.append(("score", lambda p: plotting.plot_score_distributions(
-            {k: v for k, v in finite.items() if len(v)}, data_label=data_label, path=p,
-            formats=formats)))
+            finite, path=p, colors=colors, xlabel=score_label,
+            log_x=score_log and all(np.all(v > 0) for v in finite.values()), **common)))
     elif h_score is not None and h_score.sum(flow=True) > 0:
         jobs.append(("score", lambda p: plotting.plot_score_distributions(
-            h_score, category_axis="process", data_label=data_label, path=p, formats=formats)))
+            h_score, category_axis="process", path=p, colors=colors, xlabel=score_label,
+            **common)))
     if summary.get("metrics"):
         jobs.append(("roc", lambda p: plotting.plot_roc(
-            summary["metrics"], data_label=data_label, path=p, formats=formats)))
+            summary["metrics"], path=p, colors=colors,
+            title=f"{metric} score, background: {bkg}", **common)))
     inv = {k: {n[len("latent_"):]: v[n] for n in _latent_invariant_columns(output, v)}
-           for k, v in classes.items()}
+           for k, v in cls.items()}
     inv = {k: v for k, v in inv.items() if v and len(next(iter(v.values())))}
     h_lat = _merged(output, "latent")
     if inv:
         n_inv = max(len(v) for v in inv.values())
         jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
-            inv, max_panels=n_inv, data_label=data_label, path=p, formats=formats)))
+            inv, max_panels=n_inv, path=p, colors=colors, **common)))
     elif h_lat is not None and h_lat.sum(flow=True) > 0:
         n_inv = len(h_lat.axes["invariant"])
         jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
-            h_lat, category_axis="process", max_panels=max(n_inv, 1), data_label=data_label,
-            path=p, formats=formats)))
-    mass_src = classes.get(bkg) if bkg else None
+            h_lat, category_axis="process", max_panels=max(n_inv, 1), path=p, colors=colors,
+            **common)))
+    mass_src = cls.get(bkg) if bkg else None
     if mass_src is not None and np.isfinite(mass_src["score"]).sum() >= 20:
+        msd = mass_src.get("msoftdrop")
+        use_sd = msd is not None and np.isfinite(msd).any()
         jobs.append(("mass_sculpting", lambda p: plotting.plot_mass_sculpting(
-            mass_src["mass"], mass_src["score"], background=bkg, data_label=data_label,
-            path=p, formats=formats)))
+            msd if use_sd else mass_src["mass"], mass_src["score"], background=bkg, path=p,
+            mass_label=r"Jet $m_{SD}$ [GeV]" if use_sd else "Jet mass [GeV]",
+            score_label=f"{metric} score", **common)))
     written: list[Path] = []
     for stem, job in tqdm(jobs, desc="plots", unit="plot", disable=not progress):
         with warnings.catch_warnings():

@@ -31,6 +31,7 @@ __all__ = [
     "check_metric",
     "card_inference_dtype",
     "load_model",
+    "model_card",
     "model_num_particles",
     "recommended_metric",
     "resolve_metric",
@@ -72,6 +73,21 @@ def _cards() -> dict[str, tuple[Path, Mapping[str, Any]]]:
         if isinstance(meta, Mapping):
             out[str(meta.get("name") or card.stem)] = (card, meta)
     return out
+
+
+def model_card(name: str) -> Mapping[str, Any]:
+    """The parsed JSON card of a bundled model.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a bundled model (the message lists the bundled ones).
+    """
+    cards = _cards()
+    if not isinstance(name, str) or name not in cards or name not in bundled_models():
+        names = ", ".join(sorted(bundled_models())) or "none"
+        raise ValueError(f"{name!r} is not a bundled model; bundled models: {names}")
+    return cards[name][1]
 
 
 def bundled_models() -> dict[str, Path]:

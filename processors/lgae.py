@@ -40,13 +40,27 @@ Design
 Output (per dataset)
 --------------------
 ``hists``: ``score`` (process, score), ``latent`` (process, invariant, value = asinh of a latent
-Lorentz invariant), ``mass_score`` (process, mass, score), ``pt_score`` (process, pt, score).
+Lorentz invariant), ``mass_score`` (process, mass, score), ``pt_score`` (process, pt, score),
+``msoftdrop_score`` (process, soft-drop mass, score; when the files have ``msoftdrop``). The
+score axis is log-spaced for the reconstruction metrics and linear for the latent-density
+metrics (``-log p`` can be negative), labelled with the metric (:data:`SCORE_AXES`).
+:func:`lgae_hep.run.merged_hists` puts all datasets on one ``process`` axis.
 ``cutflow``: ``events``, ``events_with_jets``, ``jets``, ``jets_selected``, ``jets_empty``
-(selected jets without constituents, score 0), ``jets_invalid``, ``jets_scored``.
+(selected jets without constituents, score 0), ``jets_invalid``, ``jets_scored``,
+``jets_outside_domain`` (selected jets far outside the model card's training domain,
+:mod:`lgae_hep.domain`; 0 without a domain).
 ``columns``: :class:`coffea.processor.column_accumulator` per field: ``score``, ``pt``, ``eta``,
-``phi``, ``mass``, ``n_constituents``, ``run``, ``luminosityBlock``, ``event``, ``label`` (when
-the file has ``<jets>_label``), ``msoftdrop`` (when present) and ``latent_<name>`` for every
-latent column of :func:`lgae_hep.inference.latent_columns`.
+``phi``, ``mass``, ``jet_idx`` (the jet's index in its event's original ``<jets>`` collection:
+the join-back key, ``events.FatJet[jet_idx]``), ``n_constituents``, ``run``,
+``luminosityBlock``, ``event``, ``label`` (when the file has ``<jets>_label``), ``msoftdrop``
+(when present) and ``latent_<name>`` for every latent column of
+:func:`lgae_hep.inference.latent_columns`.
+
+dask-awkward: :meth:`LGAEProcessor.process` also accepts ``mode="dask"`` NanoEvents
+(``coffea.dataset_tools.apply_to_fileset``); the output then holds ``hist.dask`` histograms,
+dask-awkward columns and lazy cutflow numbers, computed per partition by the same code
+(:func:`lgae_hep.run.run_dask` computes them and returns the ``Runner`` layout, equal to the
+``Runner``'s output). Skims are written on the ``Runner`` path only.
 ``latent_invariants`` (with ``latent=True``): the names (without ``latent_``) of the latent
 columns that are Lorentz invariants, in column order (a set of ``(position, name)`` before
 :meth:`LGAEProcessor.postprocess`, so that chunks merge).
@@ -56,6 +70,7 @@ columns that are Lorentz invariants, in column order (a set of ``(position, name
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import uuid
@@ -71,7 +86,9 @@ import torch
 from coffea import processor
 from coffea.ml_tools.helper import nonserializable_attribute, numpy_call_wrapper
 
-from lgae_hep.data import DEFAULT_NUM_PARTICLES, constituents_from_events, to_tensors
+from lgae_hep.data import DEFAULT_NUM_PARTICLES, constituents_from_events, detect_layout, to_tensors
+from lgae_hep.data.nanoaod import PUPPI_FIELD, available_names
+from lgae_hep.domain import TrainingDomain, outside_domain, training_domain
 from lgae_hep.inference import (
     DEFAULT_BATCH_SIZE,
     apply_invalid_policy,
@@ -119,7 +136,10 @@ if set(SCORE_AXES) != set(ANOMALY_METRICS):  # a new metric needs an axis
     )
 MASS_BINS = (60, 0.0, 300.0)
 PT_BINS = (60, 0.0, 3000.0)
-LATENT_BINS = (100, -25.0, 25.0)
+#: Latent invariants are histogrammed as asinh(value): linear near 0, logarithmic beyond 1.
+#: Bins of 0.08 in asinh: |v| < 1 (the bundled models' typical range) spans ~22 bins, and the
+#: axis still reaches |v| ~ 1500 before the overflow.
+LATENT_BINS = (200, -8.0, 8.0)
 
 
 class BadInputFileError(OSError, ValueError):
@@ -351,12 +371,26 @@ class LGAEProcessor(processor.ProcessorABC):
         TTree ``Events`` via ``mktree``; parquet: one row per event). Input files are never
         touched.
     skim_dir : str or Path, optional
-        Where skims go (``<skim_dir>/<dataset>/<file stem>_<start>-<stop>.<ext>``); required
-        with ``skim``.
-    metric : {None, "chamfer", "chamfer-dr"}
-        Anomaly-score metric, as in :func:`lgae_hep.score` (``None``: the one the model's card
-        recommends, see :func:`lgae_hep.zoo.recommended_metric`; the score histogram's binning
-        and label follow it).
+        Where skims go: ``<skim_dir>/<dataset>/<file stem>_<hash>_<start>-<stop>.<ext>``, with
+        ``<hash>`` the first 8 hex digits of the SHA-256 of the input file's full path or URL,
+        so two inputs with the same file name (``d1/tree_1.root``, ``d2/tree_1.root``) never
+        overwrite each other; required with ``skim``. Each skim holds the *selected* jets
+        (``n<jets>`` counts them) and ``<jets>_lgaeIdx``, each jet's index in the input
+        event's original collection: ``events.FatJet[skim.FatJet_lgaeIdx]`` is the scored jet.
+    puppi : bool or None
+        PUPPI-weight the constituents (``PFCands_puppiWeight``), as in
+        :func:`lgae_hep.read_nanoaod`: ``None`` (default) when the branch exists.
+    training_domain : "card", None or lgae_hep.domain.TrainingDomain
+        Count (cutflow ``jets_outside_domain``) the selected jets far outside the model's
+        training domain (:mod:`lgae_hep.domain`); ``"card"`` reads it from the bundled
+        model's card (no domain for models without a card), ``None`` switches it off. A
+        collection other than the card's (e.g. AK4 ``Jet`` for an AK8 model) warns when the
+        processor is created.
+    metric : str, optional
+        Anomaly-score metric (:data:`lgae_hep.zoo.ANOMALY_METRICS`), as in
+        :func:`lgae_hep.score` (``None``: the one the model's card recommends, see
+        :func:`lgae_hep.zoo.recommended_metric`; the score histogram's binning and label follow
+        it).
     """
 
     def __init__(
@@ -376,6 +410,8 @@ class LGAEProcessor(processor.ProcessorABC):
         skim: str | None = None,
         skim_dir: str | Path | None = None,
         metric: str | None = None,
+        puppi: bool | None = None,
+        training_domain: Any = "card",
     ) -> None:
         if not isinstance(jets, str) or not jets.isidentifier():
             raise ValueError(f"jets must be a collection name such as 'FatJet', got {jets!r}")
@@ -407,6 +443,23 @@ class LGAEProcessor(processor.ProcessorABC):
         self.columns = bool(columns)
         self.skim = skim
         self.skim_dir = str(Path(skim_dir).resolve()) if skim_dir is not None else None
+        if puppi not in (None, True, False):
+            raise ValueError(f"puppi must be None, True or False, got {puppi!r}")
+        self.puppi = puppi
+        if isinstance(training_domain, str) and training_domain == "card":
+            training_domain = _card_domain(self.model)
+        if training_domain is not None and not isinstance(training_domain, TrainingDomain):
+            raise ValueError("training_domain must be 'card', None or a "
+                             f"lgae_hep.domain.TrainingDomain, got {training_domain!r}")
+        self.training_domain = training_domain
+        if training_domain is not None and jets != training_domain.collection:
+            from lgae_hep.domain import OutsideTrainingDomainWarning
+
+            warnings.warn(
+                f"LGAEProcessor: model {self.model!r} was trained on "
+                f"{training_domain.describe()}; the {jets!r} collection is outside its "
+                "training domain (scores are not calibrated)",
+                OutsideTrainingDomainWarning, stacklevel=2)
 
     # ------------------------------------------------------------------------------------------
     def scorer(self) -> LGAEScorer:
@@ -437,6 +490,7 @@ class LGAEProcessor(processor.ProcessorABC):
                 eta_max=self.eta_max,
                 mass_range=self.mass_range,
                 with_jets=True,
+                puppi=self.puppi,
             )
         except ValueError as err:
             if "not found" in str(err):
@@ -445,42 +499,37 @@ class LGAEProcessor(processor.ProcessorABC):
 
     # ------------------------------------------------------------------------------------------
     def process(self, events: Any) -> dict[str, Any]:
-        """Score one chunk of events; returns ``{dataset: {...}}`` (see the module docstring)."""
+        """Score one chunk of events; returns ``{dataset: {...}}`` (see the module docstring).
+
+        ``events`` may be eager/virtual NanoEvents (``processor.Runner``) or dask-awkward
+        NanoEvents (``NanoEventsFactory.from_root(..., mode="dask")`` or
+        ``coffea.dataset_tools.apply_to_fileset``): then the output holds dask collections
+        (``hist.dask`` histograms, dask-awkward columns, lazy cutflow numbers) to compute with
+        ``dask.compute``; :func:`lgae_hep.run.run_dask` does that and returns what the
+        ``Runner`` returns.
+        """
+        if type(events).__module__.startswith("dask_awkward"):
+            return self._process_dask(events)
         meta = getattr(events, "metadata", None) or {}
         dataset = str(meta.get("dataset", "dataset"))
         filename = str(meta.get("filename", ""))
         start, stop = int(meta.get("entrystart", 0) or 0), int(meta.get("entrystop", 0) or 0)
         chunk_key = (filename, start, stop)
-        n_events = len(events)
-        consts, jets = self._constituents(events, filename or "events")
-        n_all = _count_all_jets(events, self.jets)
-
-        result = self.scorer()(consts)
-        flat = {k: np.asarray(ak.to_numpy(ak.flatten(v, axis=None)))
-                for k, v in result.items()}
-        score = flat["score"].astype(np.float64)
-        valid = flat["valid"].astype(bool)
-        n_part = flat["n_particles"].astype(np.int64)
-        jets_flat = ak.flatten(jets, axis=1)
-        kin = {f: np.asarray(ak.to_numpy(jets_flat[f]), dtype=np.float64)
-               for f in ("pt", "eta", "phi", "mass")}
-        n_per_event = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), dtype=np.int64)
-        event_ids = {}
-        for f in ("run", "luminosityBlock", "event"):
-            if f in ak.fields(events):
-                col = np.asarray(ak.to_numpy(events[f]))
-                event_ids[f] = col
+        chunk = self._score_chunk(events, filename or "events")
+        cols, n_per_event = chunk["columns"], chunk["n_per_event"]
+        score, valid, n_part = cols["score"], cols["valid"], cols["n_constituents"]
         cutflow = {
-            "events": n_events,
+            "events": chunk["n_events"],
             "events_with_jets": int((n_per_event > 0).sum()),
-            "jets": n_all,
+            "jets": chunk["n_all"],
             "jets_selected": len(score),
             "jets_empty": int(((n_part == 0) & valid).sum()),
             "jets_invalid": int((~valid).sum()),
             "jets_scored": int(np.isfinite(score).sum()),
+            "jets_outside_domain": int(cols["outside_domain"].sum()),
         }
         out: dict[str, Any] = {
-            "hists": self._fill_hists(dataset, score, kin, flat),
+            "hists": self._fill_hists(dataset, score, cols, cols),
             "cutflow": cutflow,
             "files": {filename} if filename else set(),
         }
@@ -488,22 +537,114 @@ class LGAEProcessor(processor.ProcessorABC):
             # a set of (position, name) merges across chunks; postprocess makes it a list
             out["latent_invariants"] = set(enumerate(self.scorer().latent_invariants))
         if self.columns:
-            cols: dict[str, np.ndarray] = {"score": score, "n_constituents": n_part}
-            cols.update(kin)
-            for f in ("label", "msoftdrop"):
-                if f in ak.fields(jets_flat):
-                    cols[f] = np.asarray(ak.to_numpy(jets_flat[f]))
-            for f, col in event_ids.items():
-                cols[f] = np.repeat(col, n_per_event)
-            cols.update({k: v for k, v in flat.items() if k.startswith("latent_")})
-            out["chunks"] = {chunk_key: cols}
+            out["chunks"] = {chunk_key: {k: v for k, v in cols.items()
+                                         if k not in ("valid", "outside_domain")}}
         if self.skim is not None:
-            path = self._write_skim(dataset, chunk_key, event_ids, n_events, jets, result)
+            path = self._write_skim(dataset, chunk_key, chunk["event_ids"], chunk["n_events"],
+                                    chunk["jets"], chunk["result"])
             out["skim_files"] = {str(path)}
         return {dataset: out}
 
-    def _fill_hists(self, dataset: str, score: np.ndarray, kin: Mapping[str, np.ndarray],
-                    flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    def _score_chunk(self, events: Any, where: str) -> dict[str, Any]:
+        """Select, score and flatten one eager chunk (NanoEvents or a flat-branch mapping).
+
+        Returns per-jet numpy ``columns`` (``score``, ``valid``, ``n_constituents``, ``pt``,
+        ``eta``, ``phi``, ``mass``, ``jet_idx``, ``outside_domain``, the optional jet fields,
+        the event ids and the latent columns), ``n_per_event`` (selected jets), ``n_events``,
+        ``n_all`` (jets before selection), ``event_ids`` and what the skim writer needs.
+        """
+        n_events = len(events[next(iter(events))]) if isinstance(events, Mapping) \
+            else len(events)
+        consts, jets = self._constituents(events, where)
+        n_all = _count_all_jets(events, self.jets)
+        result = self.scorer()(consts)
+        flat = {k: np.asarray(ak.to_numpy(ak.flatten(v, axis=None)))
+                for k, v in result.items()}
+        jets_flat = ak.flatten(jets, axis=1)
+        cols: dict[str, np.ndarray] = {
+            "score": flat["score"].astype(np.float64),
+            "valid": flat["valid"].astype(bool),
+            "n_constituents": flat["n_particles"].astype(np.int64),
+        }
+        for f in ("pt", "eta", "phi", "mass"):
+            cols[f] = np.asarray(ak.to_numpy(jets_flat[f]), dtype=np.float64)
+        cols["jet_idx"] = np.asarray(ak.to_numpy(jets_flat["idx"]), dtype=np.int64)
+        for f in ("label", "msoftdrop"):
+            if f in ak.fields(jets_flat):
+                cols[f] = np.asarray(ak.to_numpy(jets_flat[f]))
+        n_per_event = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), dtype=np.int64)
+        event_ids = {}
+        names = set(events) if isinstance(events, Mapping) else set(ak.fields(events))
+        for f in ("run", "luminosityBlock", "event"):
+            if f in names:
+                event_ids[f] = np.asarray(ak.to_numpy(events[f]))
+                cols[f] = np.repeat(event_ids[f], n_per_event)
+        cols.update({k: v for k, v in flat.items() if k.startswith("latent_")})
+        if self.training_domain is not None:
+            cols["outside_domain"] = outside_domain(cols["pt"], cols["eta"],
+                                                    self.training_domain)
+        else:
+            cols["outside_domain"] = np.zeros(len(cols["score"]), bool)
+        return {"columns": cols, "n_per_event": n_per_event, "n_events": int(n_events),
+                "n_all": int(n_all), "event_ids": event_ids, "jets": jets, "result": result}
+
+    # -- dask-awkward --------------------------------------------------------------------------
+    def _process_dask(self, events: Any) -> dict[str, Any]:
+        """:meth:`process` on dask-awkward NanoEvents: the eager chunk code per partition."""
+        import dask_awkward as dak
+        import hist.dask as hda
+
+        if self.skim is not None:
+            raise ValueError(
+                "skim files are written by the processor.Runner path; with dask-awkward events "
+                "write the returned columns yourself (e.g. dask_awkward.to_parquet)")
+        meta = getattr(events, "metadata", None) or {}
+        dataset = str(meta.get("dataset", "dataset"))
+        available, nested = available_names(events)
+        try:
+            layout = detect_layout(available, self.jets, where=f"dataset {dataset!r}")
+        except ValueError as err:
+            raise BadInputFileError(f"dataset {dataset!r}: {err}") from err
+        names = list(layout.branches())
+        weight = f"{layout.cands}_{PUPPI_FIELD}"
+        if self.puppi is not False and weight in available:
+            names.append(weight)
+        names += [f for f in ("run", "luminosityBlock", "event") if f in available]
+
+        def get(name: str) -> Any:
+            if not nested or "_" not in name:
+                return events[name]
+            coll, field = name.split("_", 1)
+            return events[coll][field]
+
+        sub = dak.zip({n: get(n) for n in names}, depth_limit=1)
+        table = dak.map_partitions(_dask_partition, sub, proc=self, label="lgae-process")
+        flat = dak.flatten(table, axis=1)
+        score, valid, n_part = flat["score"], flat["valid"], flat["n_constituents"]
+        cutflow = {
+            "events": dak.num(table, axis=0),
+            "events_with_jets": dak.sum(dak.num(table, axis=1) > 0),
+            "jets": dak.sum(dak.num(get(f"{self.jets}_pt"), axis=1)),
+            "jets_selected": dak.num(flat, axis=0),
+            "jets_empty": dak.sum((n_part == 0) & valid),
+            "jets_invalid": dak.sum(~valid),
+            "jets_scored": dak.sum(np.isfinite(score)),
+            "jets_outside_domain": dak.sum(flat["outside_domain"]),
+        }
+        cols = {f: flat[f] for f in flat.fields if f not in ("valid", "outside_domain")}
+        out: dict[str, Any] = {
+            "hists": self._fill_hists(dataset, score, cols, cols, hist_module=hda),
+            "cutflow": cutflow,
+        }
+        if self.latent:
+            out["latent_invariants"] = self.scorer().latent_invariants
+        if self.columns:
+            out["columns"] = cols
+        return {dataset: out}
+
+    def _fill_hists(self, dataset: str, score: Any, kin: Mapping[str, Any],
+                    flat: Mapping[str, Any], hist_module: Any = hist) -> dict[str, Any]:
+        """Histograms of one chunk (``hist_module=hist.dask`` for dask-awkward columns)."""
         bins, label, log = SCORE_AXES[self.metric]
         score_ax = hist.axis.Regular(*bins, name="score", label=label,
                                      transform=hist.axis.transform.log if log else None)
@@ -512,17 +653,23 @@ class LGAEProcessor(processor.ProcessorABC):
             return hist.axis.StrCategory([], name="process", label="Process", growth=True)
 
         ok = np.isfinite(score)
-        h_score = hist.Hist(cat(), score_ax, storage=hist.storage.Double())
+        H = hist_module.Hist
+        h_score = H(cat(), score_ax, storage=hist.storage.Double())
         h_score.fill(process=dataset, score=score[ok])
-        h_mass = hist.Hist(cat(), hist.axis.Regular(*MASS_BINS, name="mass",
-                                                    label="Jet mass [GeV]"), score_ax)
+        h_mass = H(cat(), hist.axis.Regular(*MASS_BINS, name="mass",
+                                            label="Jet mass [GeV]"), score_ax)
         h_mass.fill(process=dataset, mass=kin["mass"][ok], score=score[ok])
-        h_pt = hist.Hist(cat(), hist.axis.Regular(*PT_BINS, name="pt",
-                                                  label="Jet $p_{T}$ [GeV]"), score_ax)
+        h_pt = H(cat(), hist.axis.Regular(*PT_BINS, name="pt",
+                                          label="Jet $p_{T}$ [GeV]"), score_ax)
         h_pt.fill(process=dataset, pt=kin["pt"][ok], score=score[ok])
         hists = {"score": h_score, "mass_score": h_mass, "pt_score": h_pt}
+        if "msoftdrop" in kin:
+            h_msd = H(cat(), hist.axis.Regular(*MASS_BINS, name="msoftdrop",
+                                               label=r"Jet $m_{SD}$ [GeV]"), score_ax)
+            h_msd.fill(process=dataset, msoftdrop=kin["msoftdrop"][ok], score=score[ok])
+            hists["msoftdrop_score"] = h_msd
         if self.latent:
-            h_lat = hist.Hist(
+            h_lat = H(
                 cat(),
                 hist.axis.StrCategory([], name="invariant", label="Latent invariant",
                                       growth=True),
@@ -542,14 +689,16 @@ class LGAEProcessor(processor.ProcessorABC):
         outdir = Path(self.skim_dir) / _safe(dataset)
         outdir.mkdir(parents=True, exist_ok=True)
         stem = _safe(Path(filename).stem or "events")
+        digest = hashlib.sha256(filename.encode()).hexdigest()[:8]
         ext = "root" if self.skim == "root" else "parquet"
-        target = outdir / f"{stem}_{start}-{stop}.{ext}"
+        target = outdir / f"{stem}_{digest}_{start}-{stop}.{ext}"
         branches: dict[str, Any] = {}
         for f in ("run", "luminosityBlock", "event"):
             if f in event_ids:
                 branches[f] = event_ids[f]
         jet_rec: dict[str, Any] = {f: ak.values_astype(jets[f], np.float32)
                                    for f in ("pt", "eta", "phi", "mass")}
+        jet_rec["lgaeIdx"] = ak.values_astype(jets["idx"], np.int32)
         jet_rec["lgaeScore"] = ak.values_astype(result["score"], np.float32)
         for k, v in result.items():
             if k.startswith("latent_"):
@@ -605,7 +754,29 @@ class LGAEProcessor(processor.ProcessorABC):
         return accumulator
 
 
+def _card_domain(model: str) -> TrainingDomain | None:
+    try:
+        return training_domain(model)
+    except Exception:  # noqa: BLE001 - a card without a readable domain: no domain check
+        return None
+
+
+def _dask_partition(sub: ak.Array, proc: LGAEProcessor) -> ak.Array:
+    """One partition of :meth:`LGAEProcessor._process_dask`: ``[event][jet]`` records of the
+    per-jet columns (typetracer in, typetracer out for dask-awkward's metadata pass)."""
+    if ak.backend(sub) == "typetracer":
+        empty = ak.typetracer.length_zero_if_typetracer(sub)
+        out = _dask_partition(empty, proc)
+        return ak.Array(out.layout.to_typetracer(forget_length=True))
+    flat = {f: sub[f] for f in ak.fields(sub)}
+    chunk = proc._score_chunk(flat, "dask partition")
+    cols = {k: ak.from_numpy(np.ascontiguousarray(v)) for k, v in chunk["columns"].items()}
+    return ak.unflatten(ak.zip(cols, depth_limit=1), chunk["n_per_event"])
+
+
 def _count_all_jets(events: Any, jets: str) -> int:
+    if isinstance(events, Mapping):
+        return int(ak.sum(ak.num(events[f"{jets}_pt"], axis=1)))
     try:
         coll = events[jets]
         pt = coll["pt"] if ak.fields(coll) else events[f"{jets}_pt"]

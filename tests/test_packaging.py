@@ -27,6 +27,10 @@ def test_wheel_contains_subpackages(tmp_path):
     tops = {n.split("/")[0] for n in names}
     assert "models" not in tops and "processors" not in tops
     assert any(n.startswith("lgae_hep/models/pretrained/") for n in names)
+    assert "lgae_hep/py.typed" in names  # PEP 561: type hints are used by type checkers
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    assert "BSD-3-Clause" in text
 
 
 def test_installed_import_maps_subpackages():
@@ -50,3 +54,29 @@ def test_cli_entry_point():
     import lgae_hep
 
     assert out.stdout.strip() == lgae_hep.__version__
+
+
+@pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="needs the source tree")
+def test_license_citation_and_version_are_consistent():
+    import tomllib
+
+    import lgae_hep
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"]["text"] == "BSD-3-Clause"
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("BSD 3-Clause License")
+    assert "Neither the name of the copyright holder" in license_text  # clause 3
+    assert project["version"] == lgae_hep.__version__
+    cff = (ROOT / "CITATION.cff").read_text()
+    yaml = pytest.importorskip("yaml", reason="PyYAML not installed")
+    data = yaml.safe_load(cff)
+    assert data["cff-version"] == "1.2.0" and data["type"] == "software"
+    assert str(data["version"]) == lgae_hep.__version__
+    assert data["license"] == "BSD-3-Clause"
+    paper = data["preferred-citation"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Hao", "Kansal", "Duarte",
+                                                            "Chernyavskaya"]
+    assert paper["year"] == 2022
+    assert any(i["value"] == "arXiv:2212.07347" for i in paper["identifiers"])
+    assert (ROOT / "lgae_hep" / "py.typed").is_file()

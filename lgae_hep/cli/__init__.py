@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the LGAE coffea processor over a fileset with coffea's Runner"),
     "plot": ("plot", "redraw the plots of a saved `lgae-hep run` output"),
     "demo": ("demo", "end-to-end demo: generate jets, score them with coffea, plot"),
+    "score": ("score", "score the jets of one or a few ROOT files (no fileset) into a "
+                       "parquet/ROOT/CSV table"),
+    "models": ("models", "list the bundled pretrained models with their card summaries"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lgae_hep.cli._common import add_quiet
+from lgae_hep.cli.run import add_plot_arguments, check_plot_arguments, label_from_args
 from lgae_hep.run import load_output, make_plots
 
 __all__ = ["add_arguments", "main"]
@@ -12,18 +13,18 @@ __all__ = ["add_arguments", "main"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR",
-                        help="folder written by `lgae-hep run` (the plots are written there)")
-    parser.add_argument("--background", default=None,
-                        help="background class or dataset (default: QCD)")
-    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
+                        help="folder written by `lgae-hep run` (its plots/ are replaced)")
+    add_plot_arguments(parser)
     add_quiet(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep plot``."""
 
+    check_plot_arguments(args)
     result = load_output(args.run_dir)
     files = make_plots(result, args.run_dir, background=args.background, formats=args.formats,
-                       progress=not args.quiet)
+                       progress=not args.quiet, classes=args.classes,
+                       label=label_from_args(result, args))
     print(f"plots: {', '.join(str(f) for f in files)}")
     return 0

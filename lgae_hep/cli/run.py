@@ -21,12 +21,53 @@ from lgae_hep.cli._common import (
     check_output_dir,
 )
 from lgae_hep.processors import LGAEProcessor
-from lgae_hep.run import make_plots, run_fileset, save_output, summary_markdown
+from lgae_hep.run import (
+    CLASS_MODES,
+    EXECUTORS,
+    clear_run_outputs,
+    make_plots,
+    plot_label,
+    run_fileset,
+    save_output,
+    summary_markdown,
+)
 from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles
 
-__all__ = ["add_arguments", "main", "report"]
+__all__ = ["add_arguments", "add_plot_arguments", "main", "report"]
 
-EXECUTORS = ("iterative", "futures", "dask")
+
+def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``plot``: classes, background and the plot label."""
+    parser.add_argument("--classes", choices=CLASS_MODES, default="auto",
+                        help="what the plots and the AUC table compare: truth-label classes "
+                             "(<collection>_label, e.g. QCD/t/W/Z), fileset datasets, or auto "
+                             "(labels when every dataset has them, else datasets)")
+    parser.add_argument("--background", default=None,
+                        help="background class (a truth-label class or a dataset name, see "
+                             "--classes) for the ROC and the mass sculpting; an unknown name "
+                             "is an error (default: the class whose name contains 'qcd')")
+    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
+    parser.add_argument("--cms-label", default=None, metavar="TEXT",
+                        help="text beside the experiment name, e.g. 'Simulation Preliminary' "
+                             "(default: 'Private work' / 'Simulation Private work'; "
+                             "generator-level files get no CMS logo)")
+    parser.add_argument("--energy", default="13", metavar="TEV",
+                        help="centre-of-mass energy in the label, e.g. 13 or 13.6 (Run 3)")
+    parser.add_argument("--lumi", type=float, default=None, metavar="FB",
+                        help="integrated luminosity in fb^-1 for the label")
+
+
+def check_plot_arguments(args: argparse.Namespace) -> None:
+    try:
+        if float(args.energy) <= 0:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--energy {args.energy!r}: expected a positive number of TeV, e.g. "
+                        "13.6") from None
+
+
+def label_from_args(result: Any, args: argparse.Namespace) -> Any:
+    return plot_label(result, text=args.cms_label, energy=args.energy, lumi=args.lumi)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model(parser, DEFAULT_MODEL)
     add_output(parser, None)
     parser.add_argument("--executor", choices=EXECUTORS, default="futures",
-                        help="coffea executor")
+                        help="coffea executor: processor.Runner with the iterative, futures or "
+                             "dask executor, or dask-awkward (apply_to_fileset on mode='dask' "
+                             "NanoEvents, computed on a local dask.distributed cluster or "
+                             "--scheduler)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--scheduler", default=None,
                         help="address of a running dask scheduler (with --executor dask)")
@@ -53,11 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
     add_metric(parser)
     add_device(parser)
+    parser.add_argument("--puppi", choices=("auto", "on", "off"), default="auto",
+                        help="PUPPI-weight the constituents by PFCands_puppiWeight (auto: when "
+                             "the branch exists)")
     parser.add_argument("--skim", choices=("root", "parquet"), default=None,
-                        help="also write skims with FatJet_lgaeScore / FatJet_lgaeLatent_*")
-    parser.add_argument("--background", default=None,
-                        help="background class or dataset for ROC and mass plots (default: QCD)")
-    parser.add_argument("--formats", nargs="+", default=["png"], help="plot formats")
+                        help="also write skims (skim/<dataset>/<file>_<hash>_<chunk>) with "
+                             "FatJet_lgaeIdx (index in the input FatJet collection), "
+                             "FatJet_lgaeScore and FatJet_lgaeLatent_*")
+    add_plot_arguments(parser)
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
     add_quiet(parser)
 
@@ -66,6 +113,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep run``."""
 
     check_device(args.device)
+    check_plot_arguments(args)
     outdir = check_output_dir(args.output, args.overwrite)
     n_model = model_num_particles(load_model(args.model))  # unknown model: error here
     if args.num_particles is not None and args.num_particles != n_model:
@@ -75,17 +123,22 @@ def main(args: argparse.Namespace) -> int:
         args.model, jets=args.collection, pt_min=args.pt_min, eta_max=args.eta_max,
         max_particles=n_model, batch_size=args.batch_size, device=args.device,
         skim=args.skim, skim_dir=(outdir / "skim") if args.skim else None, metric=args.metric,
+        puppi={"auto": None, "on": True, "off": False}[args.puppi],
     )
+    # --overwrite: what an earlier run wrote here (skims, plots, summaries) goes first, so the
+    # folder never mixes two runs; other files are left alone
+    clear_run_outputs(outdir)
     result = run_fileset(
         args.fileset, proc, executor=args.executor, workers=args.workers,
         chunksize=args.chunksize, maxchunks=args.maxchunks, skipbadfiles=args.skipbadfiles,
         retries=args.retries, scheduler=args.scheduler, status=not args.quiet,
     )
-    summary = save_output(result, outdir, background=args.background)
+    summary = save_output(result, outdir, background=args.background, classes=args.classes)
     report(result, summary, outdir)
     if not args.no_plots:
         files = make_plots(result, outdir, background=args.background, formats=args.formats,
-                           progress=not args.quiet)
+                           progress=not args.quiet, classes=args.classes,
+                           label=label_from_args(result, args))
         print(f"plots: {', '.join(str(f) for f in files)}")
     return 0
 

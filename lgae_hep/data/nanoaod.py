@@ -38,9 +38,11 @@ __all__ = [
     "DEFAULT_JET_FIELDS",
     "DEFAULT_PF_FIELDS",
     "NanoLayout",
+    "available_names",
     "constituents_from_events",
     "detect_layout",
     "iter_nanoaod",
+    "normalise_sources",
     "read_nanoaod",
 ]
 
@@ -52,6 +54,9 @@ __all__ = [
 DEFAULT_PF_FIELDS = ("charge", "pdgId")
 #: Optional per-jet fields kept in the jet records (``with_jets=True``) when present.
 DEFAULT_JET_FIELDS = ("msoftdrop", "tau1", "tau2", "tau3", "d2b1", "label")
+#: Per-candidate PUPPI weight (``PFCands_puppiWeight`` / ``PFCand_puppiWeight``); see the
+#: ``puppi`` option of :func:`read_nanoaod`.
+PUPPI_FIELD = "puppiWeight"
 
 
 @dataclass(frozen=True)
@@ -159,16 +164,25 @@ def detect_layout(
     return layout
 
 
-def _available_names(events: Any) -> tuple[set[str], bool]:
+def _is_dask(obj: Any) -> bool:
+    """A dask-awkward collection (without importing dask_awkward when it is not)."""
+    return type(obj).__module__.startswith("dask_awkward")
+
+
+def _fields(obj: Any) -> list[str]:
+    return list(obj.fields) if _is_dask(obj) else ak.fields(obj)
+
+
+def available_names(events: Any) -> tuple[set[str], bool]:
     """Flat branch names available in ``events`` and whether it is nested (NanoEvents)."""
     if isinstance(events, Mapping):
         return set(events), False
-    fields = ak.fields(events)
+    fields = _fields(events)
     nested = False
     names: set[str] = set()
     for field in fields:
         sub = events[field]
-        sub_fields = ak.fields(sub)
+        sub_fields = _fields(sub)
         if sub_fields:
             nested = True
             names.update(f"{field}_{f}" for f in sub_fields)
@@ -202,6 +216,7 @@ def constituents_from_events(
     pf_fields: Sequence[str] | None = None,
     jet_fields: Sequence[str] | None = None,
     layout: NanoLayout | None = None,
+    puppi: bool | None = None,
 ) -> ak.Array | tuple[ak.Array, ak.Array]:
     """Group PF candidates into jets through the jet-candidate index table.
 
@@ -226,13 +241,19 @@ def constituents_from_events(
         Return ``[jet][particle]`` instead of ``[event][jet][particle]``.
     with_jets : bool
         Also return the selected jets as Momentum4D records (``pt, eta, phi, mass``, the
-        optional ``jet_fields`` and ``nConstituents``, the number of table entries of the jet
-        before truncation), with the same outer structure.
+        optional ``jet_fields``, ``nConstituents``, the number of table entries of the jet
+        before truncation, and ``idx``, the jet's index in its event's original collection,
+        so that results join back to ``events.FatJet`` after a selection), with the same outer
+        structure.
     pf_fields, jet_fields : sequence of str, optional
         Extra fields to carry (defaults: ``charge``, ``pdgId`` / :data:`DEFAULT_JET_FIELDS` when
         present).
     layout : NanoLayout, optional
         Pre-computed layout (skips detection).
+    puppi : bool or None
+        PUPPI-weight the constituents (see :data:`PUPPI_DOC` / :func:`read_nanoaod`): ``None``
+        (default) weights when ``<cands>_puppiWeight`` exists, ``True`` requires it, ``False``
+        never weights.
 
     Returns
     -------
@@ -256,7 +277,13 @@ def constituents_from_events(
         not isinstance(max_particles, int | np.integer) or max_particles < 1
     ):
         raise ValueError(f"max_particles must be a positive integer or None, got {max_particles!r}")
-    available, nested = _available_names(events)
+    if _is_dask(events):
+        return _dask_constituents(
+            events, jets, max_particles, pt_min=pt_min, eta_max=eta_max,
+            mass_range=mass_range, flat=flat, with_jets=with_jets, pf_fields=pf_fields,
+            jet_fields=jet_fields, layout=layout, puppi=puppi,
+        )
+    available, nested = available_names(events)
     if layout is None:
         layout = detect_layout(
             available, jets, pf_fields=pf_fields, jet_fields=jet_fields, where="the events"
@@ -271,6 +298,15 @@ def constituents_from_events(
 
     def get(coll: str, field: str) -> Any:
         return events[coll][field] if nested else events[f"{coll}_{field}"]
+
+    weight_branch = f"{layout.cands}_{PUPPI_FIELD}"
+    if puppi is None:
+        puppi = weight_branch in available
+    elif puppi and weight_branch not in available:
+        raise ValueError(
+            f"puppi=True but branch {weight_branch!r} not found in the events; pass puppi=None "
+            "(weight when present) or puppi=False"
+        )
 
     # jets -----------------------------------------------------------------------------------
     jet_cols: dict[str, np.ndarray] = {}
@@ -297,6 +333,12 @@ def constituents_from_events(
                 f"{layout.cands}_pt: the candidate table is inconsistent"
             )
         pf_cols[field] = values
+    weights = None
+    if puppi:
+        weights, counts = _to_flat(get(layout.cands, PUPPI_FIELD), np.float64)
+        if not np.array_equal(counts, n_pf):
+            raise ValueError(f"{weight_branch} has different per-event lengths than "
+                             f"{layout.cands}_pt: the candidate table is inconsistent")
     # index table ----------------------------------------------------------------------------
     jet_idx, n_tab = _to_flat(get(layout.table, layout.jet_idx), np.int64)
     cand_idx, n_tab2 = _to_flat(get(layout.table, layout.cand_idx), np.int64)
@@ -328,6 +370,9 @@ def constituents_from_events(
         lo, hi = mass_range
         selected &= (jet_cols["mass"] >= lo) & (jet_cols["mass"] < hi)
     n_const_all = np.bincount(gjet, minlength=total_jets)
+    # original index of every jet in its event's collection (for joining results back)
+    jet_cols["idx"] = (np.arange(total_jets, dtype=np.int64)
+                       - np.repeat(jet_off[:-1], n_jets)).astype(np.int32)
 
     if not selected.all():
         keep_entry = selected[gjet]
@@ -340,12 +385,18 @@ def constituents_from_events(
         n_const_all = n_const_all[selected]
         total_jets = int(selected.sum())
 
+    counts = n_const_all
+    if weights is not None:
+        # PUPPI: candidates with weight 0 carry no momentum in the PUPPI jet; drop them
+        keep_entry = weights[gcand] > 0
+        if not keep_entry.all():
+            gjet, gcand = gjet[keep_entry], gcand[keep_entry]
+            counts = np.bincount(gjet, minlength=total_jets)
     # group by jet (stable), then sort by pT descending within jets, invalid candidates first --
     if len(gjet) > 1 and np.any(gjet[1:] < gjet[:-1]):
         order = np.argsort(gjet, kind="stable")
         gcand = gcand[order]
     del gjet
-    counts = n_const_all
     starts = np.zeros(total_jets + 1, np.int64)
     np.cumsum(counts, out=starts[1:])
     # files written by write_pfnano: the table is the identity, no gather needed
@@ -355,6 +406,11 @@ def constituents_from_events(
         and (n_entries == 0 or (gcand[0] == 0 and gcand[-1] == n_entries - 1))
         and np.array_equal(gcand, np.arange(n_entries, dtype=gcand.dtype))
     )
+    if weights is not None:
+        # p4 -> w * p4: pT and mass scale, eta and phi do not
+        pf_cols = dict(pf_cols)
+        for f in ("pt", "mass"):
+            pf_cols[f] = (pf_cols[f] * weights).astype(pf_cols[f].dtype, copy=False)
     pt = pf_cols["pt"] if identity else pf_cols["pt"][gcand]
     bad = _invalid_candidates(pf_cols)
     if bad is not None and not identity:
@@ -378,12 +434,68 @@ def constituents_from_events(
         out = ak.unflatten(out, n_jets)
     if not with_jets:
         return out
-    jet_record = dict(jet_cols)
+    jet_record = {k: v for k, v in jet_cols.items() if k != "idx"}
     jet_record["nConstituents"] = n_const_all.astype(np.int32)
+    jet_record["idx"] = jet_cols["idx"]
     jets_out = momentum4d(jet_record)
     if not flat:
         jets_out = ak.unflatten(jets_out, n_jets)
     return out, jets_out
+
+
+def _dask_constituents(events: Any, jets: str, max_particles: int | None, *,
+                       layout: NanoLayout | None, puppi: bool | None, with_jets: bool,
+                       pf_fields: Sequence[str] | None, jet_fields: Sequence[str] | None,
+                       **options: Any) -> Any:
+    """:func:`constituents_from_events` on dask-awkward events (e.g. coffea NanoEvents with
+    ``mode="dask"``): the same function per partition, through ``dask_awkward.map_partitions``.
+
+    Only the branches of the layout (and the PUPPI weights) are handed to the partitions, so
+    dask-awkward's column optimisation reads nothing else from the files.
+    """
+    import dask_awkward as dak
+
+    available, nested = available_names(events)
+    if layout is None:
+        layout = detect_layout(available, jets, pf_fields=pf_fields, jet_fields=jet_fields,
+                               where="the events")
+    weight = f"{layout.cands}_{PUPPI_FIELD}"
+    if puppi is None:
+        puppi = weight in available
+    elif puppi and weight not in available:
+        raise ValueError(f"puppi=True but branch {weight!r} not found in the events")
+    names = layout.branches() + ([weight] if puppi else [])
+
+    def get(name: str) -> Any:
+        if not nested:
+            return events[name]
+        coll, field = name.split("_", 1)
+        return events[coll][field]
+
+    sub = dak.zip({n: get(n) for n in names}, depth_limit=1)
+    out = dak.map_partitions(
+        _constituents_partition, sub, jets=jets, max_particles=max_particles, layout=layout,
+        puppi=bool(puppi), with_jets=with_jets, options=options, label="lgae-constituents",
+    )
+    return (out["constituents"], out["jets"]) if with_jets else out["constituents"]
+
+
+def _constituents_partition(sub: ak.Array, *, jets: str, max_particles: int | None,
+                            layout: NanoLayout, puppi: bool, with_jets: bool,
+                            options: Mapping[str, Any]) -> ak.Array:
+    """One partition of :func:`_dask_constituents`; typetracer in, typetracer out."""
+    if ak.backend(sub) == "typetracer":
+        empty = ak.typetracer.length_zero_if_typetracer(sub)
+        res = _constituents_partition(empty, jets=jets, max_particles=max_particles,
+                                      layout=layout, puppi=puppi, with_jets=with_jets,
+                                      options=options)
+        return ak.Array(res.layout.to_typetracer(forget_length=True), behavior=res.behavior)
+    flat = {f: sub[f] for f in ak.fields(sub)}
+    res = constituents_from_events(flat, jets, max_particles, layout=layout, puppi=puppi,
+                                   with_jets=with_jets, **options)
+    if with_jets:
+        return ak.zip({"constituents": res[0], "jets": res[1]}, depth_limit=1)
+    return ak.zip({"constituents": res}, depth_limit=1)
 
 
 def _check_range(
@@ -448,30 +560,68 @@ def _is_path_like(source: Any) -> bool:
     return isinstance(source, str | Path)
 
 
-def _normalise_sources(source: Any, tree: str) -> list[tuple[Path, str]]:
-    if _is_path_like(source):
-        items = [source]
-    elif isinstance(source, Sequence) and source and all(_is_path_like(s) for s in source):
+def _is_url(text: str) -> bool:
+    """``scheme://...`` or ``file:...`` (what uproot hands to fsspec / XRootD / HTTP)."""
+    head = text.split(":", 1)[0]
+    return "://" in text or (head == "file" and ":" in text)
+
+
+def _split_object(text: str) -> tuple[str, str | None]:
+    """``"path_or_url:Tree"`` -> (path_or_url, "Tree" or None), as ``uproot.open`` splits it."""
+    if _is_url(text):
+        try:
+            from uproot._util import file_object_path_split  # uproot's own rule for URLs
+        except ImportError:  # pragma: no cover - uproot moved it
+            file_object_path_split = None
+        if file_object_path_split is not None:
+            path, obj = file_object_path_split(text)
+            return path, obj or None
+        scheme, rest = text.split("://", 1) if "://" in text else ("file", text[5:])
+        if ":" in rest and "/" not in rest.rsplit(":", 1)[1]:
+            path, obj = text.rsplit(":", 1)
+            return path, obj or None
+        return text, None
+    if ":" in text and not Path(text).exists() and text.rsplit(":", 1)[1]:
+        path, name = text.rsplit(":", 1)
+        return path, name
+    return text, None
+
+
+def normalise_sources(source: Any, tree: str) -> list[tuple[str, str]]:
+    """Everything ``uproot.open`` accepts -> a list of ``(path or URL, tree name)``.
+
+    Accepted: a local path (``str`` or ``Path``), a URL (``file:``, ``root://``, ``https://``,
+    ``s3://``, ... through uproot's fsspec/XRootD/HTTP sources), each optionally with
+    ``":Tree"``; a dict ``{path_or_url: tree_name_or_None}``; or a list of any of these.
+    """
+    if _is_path_like(source) or isinstance(source, Mapping):
+        items: list[Any] = [source]
+    elif (isinstance(source, Sequence) and source
+          and all(_is_path_like(s) or isinstance(s, Mapping) for s in source)):
         items = list(source)
     else:
         raise ValueError(
-            "source must be a path, a non-empty list of paths, coffea NanoEvents or an awkward "
-            f"array of events; got {type(source).__name__}"
+            "source must be a path or URL, a dict {path: tree}, a non-empty list of them, "
+            f"coffea NanoEvents or an awkward array of events; got {type(source).__name__}"
         )
-    out = []
+    out: list[tuple[str, str]] = []
     for item in items:
-        text = str(item)
-        # allow uproot's "file.root:Tree" spelling
-        if ":" in text and not Path(text).exists() and text.rsplit(":", 1)[1]:
-            path, name = text.rsplit(":", 1)
-            out.append((Path(path), name))
-        else:
-            out.append((Path(text), tree))
+        if isinstance(item, Mapping):
+            if not item:
+                raise ValueError("empty dict of files: expected {path_or_url: tree_name}")
+            for path, name in item.items():
+                if not _is_path_like(path) or not (name is None or isinstance(name, str)):
+                    raise ValueError(f"dict sources map a path/URL to a tree name, got "
+                                     f"{path!r}: {name!r}")
+                out.append((str(path), name or tree))
+            continue
+        path, name = _split_object(str(item))
+        out.append((path, name or tree))
     return out
 
 
 def _check_files(
-    files: list[tuple[Path, str]], jets: str, pf_fields: Any, jet_fields: Any
+    files: list[tuple[str, str]], jets: str, pf_fields: Any, jet_fields: Any
 ) -> tuple[NanoLayout, int]:
     layout = None
     total = 0
@@ -520,12 +670,13 @@ def iter_nanoaod(
 
     Reads only the needed branches with ``uproot.iterate`` and yields, per chunk, what
     :func:`constituents_from_events` returns (same keyword arguments: ``pt_min``,
-    ``eta_max``, ``mass_range``, ``flat``, ``with_jets``, ``pf_fields``, ``jet_fields``).
+    ``eta_max``, ``mass_range``, ``flat``, ``with_jets``, ``pf_fields``, ``jet_fields``,
+    ``puppi``).
 
     Parameters
     ----------
-    source : str, Path or list of them
-        ROOT file(s); ``"file.root:Tree"`` selects a tree.
+    source : str, Path, URL, dict or list of them
+        ROOT file(s), as for :func:`read_nanoaod`.
     jets, max_particles : see :func:`read_nanoaod`.
     tree : str
         Tree name when not given in the path.
@@ -536,10 +687,20 @@ def iter_nanoaod(
     """
     from tqdm.auto import tqdm
 
-    files = _normalise_sources(source, tree)
-    layout, total = _check_files(files, jets, kwargs.get("pf_fields"), kwargs.get("jet_fields"))
+    files = normalise_sources(source, tree)
+    pf_fields = kwargs.get("pf_fields")
+    layout, total = _check_files(files, jets, pf_fields, kwargs.get("jet_fields"))
     kwargs.pop("pf_fields", None)
     kwargs.pop("jet_fields", None)
+    expressions = layout.branches()
+    weight_branch = f"{layout.cands}_{PUPPI_FIELD}"
+    if kwargs.get("puppi") is not False and weight_branch not in expressions:
+        with open_root(files[0][0]) as f:
+            if weight_branch in f[files[0][1]].keys():
+                expressions.append(weight_branch)
+            elif kwargs.get("puppi"):
+                raise ValueError(f"puppi=True but branch {weight_branch!r} not found in "
+                                 f"{files[0][0]}")
     bar = tqdm(
         total=total,
         unit="evt",
@@ -548,8 +709,8 @@ def iter_nanoaod(
     )
     try:
         for chunk in uproot.iterate(
-            [{str(p): t} for p, t in files],
-            expressions=layout.branches(),
+            [{p: t} for p, t in files],
+            expressions=expressions,
             step_size=step_size,
             library="ak",
         ):
@@ -576,15 +737,20 @@ def read_nanoaod(
     tree: str = "Events",
     step_size: int | str = "100 MB",
     progress: bool | None = None,
+    puppi: bool | None = None,
 ) -> ak.Array | tuple[ak.Array, ak.Array]:
     """Read jets and their PF-candidate constituents from NanoAOD / PFNano.
 
     Parameters
     ----------
-    source : path, list of paths, NanoEvents or awkward array
-        ROOT file(s) (streamed with ``uproot.iterate``, only the needed branches), an already
-        opened coffea NanoEvents object (eager or virtual), or an awkward record array / dict
-        of flat branches (e.g. ``tree.arrays()``).
+    source : path, URL, dict, list of them, NanoEvents or awkward array
+        ROOT file(s), streamed with ``uproot.iterate`` (only the needed branches): everything
+        ``uproot.open`` accepts, i.e. a local path, a URL (``file:///...``,
+        ``root://cmsxrootd.fnal.gov//store/...`` with the ``xrootd`` extra,
+        ``https://...``), each optionally with ``":Tree"``, a dict ``{path_or_url: tree}``,
+        or a list of these. Or an already opened coffea NanoEvents object (eager, virtual, or
+        ``mode="dask"``: then the result is a dask-awkward array), or an awkward record array /
+        dict of flat branches (e.g. ``tree.arrays()``).
     jets : str
         Jet collection (``FatJet``; ``Jet`` uses ``JetPFCands``).
     max_particles : int or None
@@ -608,6 +774,19 @@ def read_nanoaod(
         Chunk size for streaming (entries or e.g. ``"100 MB"``).
     progress : bool or None
         tqdm progress bar (``None``: only on a terminal).
+    puppi : bool or None
+        Weight every constituent 4-vector by ``PFCands_puppiWeight`` (``pt`` and ``mass`` times
+        the weight; candidates of weight 0 dropped). ``None`` (default) weights whenever the
+        branch exists, ``True`` requires it, ``False`` never weights. Why on by default:
+        CMS AK8 jets (``FatJet``) and Run-3 AK4 jets are PUPPI jets, clustered from the
+        PUPPI-weighted candidates, while PFNano stores the *unweighted* candidate momenta. The
+        weighted constituents are what the jet is made of (their sum reproduces the raw jet pT
+        and mass to the storage precision; unweighted sums differ by up to ~15 %, see
+        ``tests/data/test_nanoaod.py``), and they remove pileup the way the jet does; the
+        bundled models were trained on generator-level jets without pileup, where every weight
+        is 1, so weighting is the closer input. Use ``puppi=False`` for CHS jets or to study
+        the effect. Files without the branch (e.g. ``lgae-hep generate`` output) are never
+        weighted.
 
     Returns
     -------
@@ -636,16 +815,25 @@ def read_nanoaod(
         with_jets=with_jets,
         pf_fields=pf_fields,
         jet_fields=jet_fields,
+        puppi=puppi,
+    )
+    if _is_dask(source):
+        return constituents_from_events(source, jets, max_particles, **options)
+    is_file_dict = isinstance(source, Mapping) and bool(source) and all(
+        _is_path_like(k) and (_is_url(str(k)) or str(k).endswith(".root") or Path(k).is_file())
+        for k in source
     )
     if not (
         _is_path_like(source)
-        or (isinstance(source, list | tuple) and source and all(_is_path_like(s) for s in source))
+        or is_file_dict
+        or (isinstance(source, list | tuple) and source
+            and all(_is_path_like(s) or isinstance(s, Mapping) for s in source))
     ):
         if isinstance(source, ak.Array | Mapping) or hasattr(source, "fields"):
             if len(source) == 0 if isinstance(source, ak.Array) else False:
                 raise ValueError("empty input: the events array has 0 events")
             return constituents_from_events(source, jets, max_particles, **options)
-        _normalise_sources(source, tree)  # raises the informative ValueError
+        normalise_sources(source, tree)  # raises the informative ValueError
     chunks = list(
         iter_nanoaod(
             source,

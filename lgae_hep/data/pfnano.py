@@ -288,11 +288,24 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
 
 
 def open_root(path: str | Path) -> Any:
-    """``uproot.open`` with clear errors for a missing file and for a file that is not ROOT."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such ROOT file: {path}")
+    """``uproot.open`` with clear errors for a missing file and for a file that is not ROOT.
+
+    ``path`` is a local path or anything else ``uproot.open`` opens: ``file:`` URLs,
+    ``root://`` (XRootD, needs ``fsspec-xrootd``: ``pip install "lgae-hep[xrootd]"``),
+    ``http(s)://``, ``s3://``, ...
+    """
+    text = str(path)
+    is_url = "://" in text or text.startswith("file:")
+    if not is_url:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no such ROOT file: {path}")
     try:
         return uproot.open(path)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"no such ROOT file: {text} ({err})") from err
+    except ImportError as err:  # the fsspec/XRootD backend of this protocol is missing
+        raise ValueError(f"cannot open {text}: {err} (for root:// URLs install the xrootd "
+                         "extra: pip install 'lgae-hep[xrootd]')") from err
     except (ValueError, OSError) as err:  # uproot: "not a ROOT file: first four bytes are ..."
         raise ValueError(f"{path} is not a readable ROOT file ({err})") from err

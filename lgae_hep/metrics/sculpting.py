@@ -22,7 +22,8 @@ from scipy import stats
 
 from lgae_hep.metrics.anomaly import eps_key
 
-__all__ = ["DEFAULT_MASS_BINS", "DEFAULT_SCULPTING_EPS_B", "jensen_shannon", "mass_sculpting"]
+__all__ = ["DEFAULT_MASS_BINS", "DEFAULT_SCULPTING_EPS_B", "decorrelation_point", "jensen_shannon",
+           "mass_sculpting"]
 
 #: working points at which the sculpting is quoted
 DEFAULT_SCULPTING_EPS_B = (0.1, 0.01)
@@ -106,3 +107,54 @@ def mass_sculpting(
         out["n_selected"][key] = k
     out["spearman"] = float(stats.spearmanr(s, m).statistic)
     return out
+
+
+def decorrelation_point(
+    scores_bkg: Any,
+    scores_sig: Any,
+    mass_bkg: Any,
+    *,
+    eps_s: float = 0.5,
+    bins: tuple[int, float, float] = DEFAULT_MASS_BINS,
+) -> dict[str, float]:
+    """One point of the decorrelation plane: background rejection against 1/JSD, both at the
+    cut that keeps the fraction ``eps_s`` of signal jets.
+
+    The cut is the ``ceil(eps_s n)``-th highest of the ``n`` finite signal scores (jets at
+    the threshold pass); ``eps_b`` is the fraction of finite background scores at or above it,
+    the rejection ``1 / eps_b`` (``inf`` when none passes), and ``inv_jsd`` is 1/JSD between
+    the background mass histogram before and after that cut (as :func:`mass_sculpting`, NaN
+    when no
+    background jet inside the mass range passes).
+
+    Returns
+    -------
+    dict
+        ``{"eps_s": ..., "eps_b": ..., "rejection": ..., "inv_jsd": ..., "threshold": ...}``.
+    """
+    if not 0 < float(eps_s) <= 1:
+        raise ValueError(f"eps_s must be in (0, 1], got {eps_s!r}")
+    sb = np.asarray(scores_bkg, dtype=np.float64).ravel()
+    ss = np.asarray(scores_sig, dtype=np.float64).ravel()
+    m = np.asarray(mass_bkg, dtype=np.float64).ravel()
+    if sb.shape != m.shape:
+        raise ValueError(f"{sb.size} background scores but {m.size} masses")
+    ss = ss[np.isfinite(ss)]
+    ok = np.isfinite(sb) & np.isfinite(m)
+    sb, m = sb[ok], m[ok]
+    if ss.size == 0 or sb.size == 0:
+        raise ValueError("need finite signal and background scores")
+    k = max(1, int(np.ceil(float(eps_s) * ss.size)))
+    thr = float(np.sort(ss)[::-1][k - 1])
+    passed = sb >= thr
+    eps_b = float(passed.mean())
+    edges = np.linspace(float(bins[1]), float(bins[2]), int(bins[0]) + 1)
+    before, after = np.histogram(m, edges)[0], np.histogram(m[passed], edges)[0]
+    if after.sum() == 0 or before.sum() == 0:
+        inv = float("nan")
+    else:
+        jsd = jensen_shannon(before, after)
+        inv = float("inf") if jsd == 0 else 1.0 / jsd
+    return {"eps_s": float((ss >= thr).mean()), "eps_b": eps_b,
+            "rejection": float("inf") if eps_b == 0 else 1.0 / eps_b, "inv_jsd": inv,
+            "threshold": thr}

@@ -233,7 +233,7 @@ def test_real_pfnano_fixture(pfnano_fixture, quiet_coffea):
     rest is float16-like storage precision of PFNano candidates).
     """
     path = pfnano_fixture
-    consts, fj = read_nanoaod(path, max_particles=None, with_jets=True,
+    consts, fj = read_nanoaod(path, max_particles=None, with_jets=True, puppi=False,
                               pf_fields=("charge", "pdgId", "puppiWeight"))  # fmt: skip
     assert len(consts) == 10
     assert int(ak.sum(ak.num(consts, axis=1))) == 24
@@ -264,6 +264,19 @@ def test_real_pfnano_fixture(pfnano_fixture, quiet_coffea):
     # rtol 5e-3 (measured <= 3e-3)
     np.testing.assert_allclose(ak.flatten(wsum.pt), ak.flatten(fj.pt * raw), rtol=5e-3)
     np.testing.assert_allclose(ak.flatten(wsum.mass), ak.flatten(fj.mass * raw), rtol=5e-3)
+    # the default (puppi=None: weight when PFCands_puppiWeight exists) is exactly that
+    # weighting (same float products, so bitwise), sorted by the weighted pT
+    by_default = read_nanoaod(path, max_particles=None, pf_fields=("puppiWeight",))
+    assert ak.all(by_default.puppiWeight > 0)  # no weight-0 candidates in this file
+    ref_w = weighted[ak.argsort(weighted.pt, axis=-1, ascending=False, stable=True)]
+    got_sum, ref_sum = jet_p4(by_default), jet_p4(ref_w)
+    assert ak.to_list(ak.num(by_default, axis=2)) == ak.to_list(ak.num(consts, axis=2))
+    np.testing.assert_array_equal(ak.flatten(ak.sort(by_default.pt, axis=-1), axis=None),
+                                  ak.flatten(ak.sort(ak.values_astype(consts.pt * w,
+                                                                      np.float32), axis=-1),
+                                             axis=None))
+    np.testing.assert_allclose(ak.flatten(got_sum.pt), ak.flatten(fj.pt * raw), rtol=5e-3)
+    np.testing.assert_allclose(ak.flatten(ref_sum.mass), ak.flatten(got_sum.mass), rtol=5e-3)
 
     # coffea's FatJet.constituents cannot be used on this file (no FatJet_nConstituents) ...
     # (virtual mode: eager NanoEvents of this ~1000-branch file costs ~10 s; eager mode is
@@ -272,10 +285,10 @@ def test_real_pfnano_fixture(pfnano_fixture, quiet_coffea):
     with pytest.raises(RuntimeError, match="only available for PFNano"):
         events.FatJet.constituents  # noqa: B018
     # ... but grouping through the table works on NanoEvents
-    got = constituents_from_events(events, max_particles=None)
+    got = constituents_from_events(events, max_particles=None, puppi=False)
     _assert_same(got, consts, ("pt", "eta", "phi", "mass", "charge", "pdgId"))
     # top-30 truncation on real data: the hardest are kept
-    top = read_nanoaod(path)
+    top = read_nanoaod(path, puppi=False)
     assert ak.all(ak.num(top, axis=2) == np.minimum(ak.num(consts, axis=2), 30))
     np.testing.assert_array_equal(ak.flatten(top.pt[..., :5], axis=None),
                                   ak.flatten(consts.pt[..., :5], axis=None))  # fmt: skip

@@ -149,3 +149,23 @@ def test_density_yardstick_fits_on_the_reference_and_flags_other_shapes():
         DensityYardstick().fit(reference[:5])
     with pytest.raises(ValueError, match="fit"):
         DensityYardstick().score(two)
+
+
+def test_decorrelation_point_by_hand():
+    """Signal scores 1..10 at eps_s = 0.5: threshold 6 (the 5 highest pass); background scores
+    equal to their masses 10, 20, ..., 100 GeV: those >= 6 pass (all), so eps_b = 1 and the mass
+    shape is unchanged (JSD 0, 1/JSD inf). A mass-like background score 0.1 m keeps m >= 60."""
+    from lgae_hep.metrics.sculpting import decorrelation_point, jensen_shannon
+
+    sig = np.arange(1.0, 11.0)
+    mass = np.arange(10.0, 101.0, 10.0)
+    p = decorrelation_point(mass, sig, mass)
+    assert p["threshold"] == 6.0 and p["eps_s"] == 0.5
+    assert p["eps_b"] == 1.0 and p["rejection"] == 1.0 and p["inv_jsd"] == float("inf")
+    p = decorrelation_point(0.1 * mass, sig, mass)
+    assert p["eps_b"] == 0.5 and p["rejection"] == 2.0
+    edges = np.linspace(0, 300, 31)
+    want = 1 / jensen_shannon(np.histogram(mass, edges)[0], np.histogram(mass[5:], edges)[0])
+    assert p["inv_jsd"] == want
+    with pytest.raises(ValueError, match="eps_s"):
+        decorrelation_point(mass, sig, mass, eps_s=0.0)

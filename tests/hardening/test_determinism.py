@@ -60,18 +60,37 @@ _SCRIPT = textwrap.dedent(
         gaps.append(gap.amin(1).double().numpy())
         return select(self, x, rep, mask, largest)
     Aggregation._select = spy
+    from lgae_hep.density import DENSITY_METRICS
+    from lgae_hep.inference import latent_columns, run_chunks
+    from lgae_hep.observables import jet_mass
+    from lgae_hep.precision import latent_rtol
+    hexa = lambda a: np.asarray(a).astype("<f8").tobytes().hex()
     out = {}
     for name in sys.argv[2].split(","):
         for dtype in ("card", "float64"):
             m = lgae_hep.load_model(name, dtype=None if dtype == "card" else dtype)
+            card_dtype = lgae_hep.load_model(name).config["dtype"]
             gaps.clear()
-            s = lgae_hep.score(jets, m, batch_size=64, progress=False)
-            out[f"{name}/{dtype}"] = ak.to_numpy(s).astype("<f8").tobytes().hex()
+            # the network's determinism: the reconstruction score chamfer-dr
+            s = lgae_hep.score(jets, m, batch_size=64, progress=False, metric="chamfer-dr")
+            out[f"{name}/{dtype}"] = hexa(ak.to_numpy(s))
+            metric = m.score_metric
+            if metric in DENSITY_METRICS:  # the card's default score, downstream of the latent
+                d = lgae_hep.score(jets, m, batch_size=64, progress=False)
+                out[f"{name}/{dtype}/density"] = hexa(ak.to_numpy(d))
+                if dtype == "float64":  # its bound: the latent bound through the gradient
+                    res = run_chunks(jets, m, batch_size=64, want_latent=True, progress=False)
+                    cols = latent_columns(res.result.latent).columns
+                    dens = m.latent_density
+                    coords = dens.transform(cols, ak.to_numpy(jet_mass(jets)))
+                    rel = 2 * latent_rtol(card_dtype) + latent_rtol("float64")
+                    err = dens.coordinate_errors(cols, rel)
+                    out[f"{name}/density/bound"] = hexa(dens.score_error_bound(coords, err, metric))
             if gaps:  # calls come batch by batch, the same number of selections per batch
                 per = len(gaps) // -(-len(jets) // 64)
                 g = np.concatenate([np.min(gaps[i:i + per], 0)
                                     for i in range(0, len(gaps), per)])[:len(jets)]
-                out[f"{name}/{dtype}/gap"] = g.astype("<f8").tobytes().hex()
+                out[f"{name}/{dtype}/gap"] = hexa(g)
     print(json.dumps(out))
     """
 )
@@ -145,6 +164,35 @@ def test_each_path_is_within_the_one_path_bound_of_float64(runs, name):
                                    err_msg=f"{name}: {label}")
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_density_scores_agree_within_the_propagated_bound(runs, name):
+    """A card whose default score is a latent density: on every path (thread counts,
+    instruction sets, float32/float64) the score is within the latent bound
+    (lgae_hep.precision.latent_rtol, two paths) carried through the density's gradient
+    (LatentDensity.score_error_bound, computed per jet in the float64 run) of the reference.
+    Bitwise on the same kernels. Tied min/max jets are excepted as above; jets without a
+    resolved mass are NaN on every path."""
+    ref = runs["2 threads"].get(f"{name}/card/density")
+    if ref is None:
+        pytest.skip(f"{name}'s default score is not a latent density")
+    bound = runs["2 threads"][f"{name}/density/bound"]
+    gap = runs["2 threads"].get(f"{name}/card/gap")
+    tied = np.zeros(len(ref), bool) if gap is None else gap < 1e3 * path_rtol(_dtype(name))
+    nan = np.isnan(ref)
+    check = ~tied & ~nan & (ref != 0.0)
+    assert check.sum() > 150 and np.isfinite(bound[check]).all()
+    np.testing.assert_array_equal(runs["1 thread"][f"{name}/card/density"],
+                                  runs["1 thread, again"][f"{name}/card/density"])
+    for label, run in runs.items():
+        for key in (f"{name}/card/density", f"{name}/float64/density"):
+            s = run[key]
+            np.testing.assert_array_equal(np.isnan(s), nan, err_msg=f"{label} {key}")
+            dev = np.abs(s[check] - ref[check])
+            assert (dev <= bound[check]).all(), (
+                f"{name} {label} {key}: max deviation/bound "
+                f"{np.max(dev / np.maximum(bound[check], 1e-300)):.3g}")
+
+
 @pytest.mark.skipif(not FIXTURE.exists(), reason=f"CMS PFNano fixture not found at {FIXTURE}")
 @pytest.mark.parametrize("name", MODELS)
 def test_api_and_processor_agree_on_real_jets(name):
@@ -158,17 +206,18 @@ def test_api_and_processor_agree_on_real_jets(name):
     runner = processor.Runner(processor.IterativeExecutor(status=False), schema=PFNanoAODSchema)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = runner({"data": [str(FIXTURE)]}, LGAEProcessor(name), treename="Events")
+        out = runner({"data": [str(FIXTURE)]}, LGAEProcessor(name, metric="chamfer-dr"),
+                     treename="Events")
     proc = out["data"]["columns"]["score"].value
     jets = lgae_hep.read_nanoaod(FIXTURE, flat=True)
-    api = ak.to_numpy(lgae_hep.score(jets, name))
+    api = ak.to_numpy(lgae_hep.score(jets, name, metric="chamfer-dr"))
     assert len(proc) == len(api) == 24 and np.isfinite(api).all()
     np.testing.assert_allclose(proc, api, rtol=path_rtol(_dtype(name)),
                                atol=path_atol(_dtype(name)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        one = ak.to_numpy(lgae_hep.score(jets, name))
+        one = ak.to_numpy(lgae_hep.score(jets, name, metric="chamfer-dr"))
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(proc, one)

@@ -1,0 +1,223 @@
+"""``lgae-hep score FILE...``: per-jet anomaly scores of a few ROOT files, no fileset needed.
+
+::
+
+    lgae-hep score nano_1.root nano_2.root -o scores.parquet
+    lgae-hep score root://cmsxrootd.fnal.gov//store/...root -o scores.csv --pt-min 300
+
+Output: one row per scored (selected) jet, in file and entry order, with the columns
+
+``file``
+    Index of the input in the command line (0, 1, ...); the paths are in the file's
+    metadata (parquet) / a ``files`` string (ROOT) / a ``# files:`` comment line (CSV).
+``entry``
+    The event's entry number in its file's tree (0-based).
+``run``, ``luminosityBlock``, ``event``
+    Event ids, when the tree has them.
+``jet_idx``
+    The jet's index in the event's original collection (``FatJet``): after any selection,
+    ``events.FatJet[jet_idx]`` of event ``entry`` is the scored jet (the join-back key).
+``pt``, ``eta``, ``phi``, ``mass`` (``msoftdrop``, ``label`` when present)
+    The jet as stored in the file.
+``n_constituents``, ``score``
+    Constituents fed to the model (after truncation) and the anomaly score (NaN for invalid
+    jets, 0 for jets without constituents), named after ``--metric``.
+``latent_<name>`` (with ``--latent``)
+    The latent columns (``s<i>_re/_im``: latent Lorentz scalars, ``v<i>_norm_re/_im``:
+    Minkowski squares of the latent 4-vectors, ``v<i>_<E|px|py|pz>_re/_im``: their components).
+
+The format follows the suffix of ``-o``: ``.parquet`` (default choice: typed, compressed, one
+``pandas.read_parquet``/``ak.from_parquet`` away), ``.root`` (a flat TTree ``Jets``, one entry
+per jet, written with ``mktree``) or ``.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from lgae_hep.cli._common import (
+    UserError,
+    add_collection,
+    add_device,
+    add_metric,
+    add_model,
+    add_num_particles,
+    add_quiet,
+    check_device,
+)
+
+__all__ = ["FORMATS", "add_arguments", "main", "score_files"]
+
+FORMATS = (".parquet", ".root", ".csv")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lgae_hep.zoo import DEFAULT_MODEL
+
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="ROOT files or URLs (anything uproot.open reads; FILE:TREE "
+                             "selects a tree)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output file: .parquet, .root (TTree 'Jets') or .csv")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output file")
+    add_model(parser, DEFAULT_MODEL)
+    add_collection(parser)
+    parser.add_argument("--pt-min", type=float, default=None, help="jet pT > PT_MIN (GeV)")
+    parser.add_argument("--eta-max", type=float, default=None, help="jet |eta| < ETA_MAX")
+    add_num_particles(parser, None, "particles per jet (default: the model's own; another "
+                                    "number is an error)")
+    add_metric(parser)
+    parser.add_argument("--latent", action="store_true", help="also write the latent columns")
+    parser.add_argument("--puppi", choices=("auto", "on", "off"), default="auto",
+                        help="PUPPI-weight the constituents (auto: when PFCands_puppiWeight "
+                             "exists)")
+    parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
+    parser.add_argument("--tree", default="Events", help="tree name")
+    add_device(parser)
+    add_quiet(parser)
+
+
+def score_files(files: list[str], *, model: str, collection: str = "FatJet",
+                pt_min: float | None = None, eta_max: float | None = None,
+                metric: str | None = None, latent: bool = False, puppi: bool | None = None,
+                batch_size: int = 256, device: str | None = None, tree: str = "Events",
+                progress: bool = True) -> dict[str, np.ndarray]:
+    """Score the jets of ``files``; returns the output columns (see the module docstring)."""
+    import awkward as ak
+    import uproot
+    from tqdm.auto import tqdm
+
+    from lgae_hep.data import iter_nanoaod
+    from lgae_hep.data.nanoaod import normalise_sources
+    from lgae_hep.domain import training_domain, warn_outside_domain
+    from lgae_hep.processors import LGAEScorer
+    from lgae_hep.zoo import load_model, model_num_particles
+
+    n_part = model_num_particles(load_model(model))
+    scorer = LGAEScorer(model, num_particles=n_part, batch_size=batch_size, device=device,
+                        torch_threads=None, latent=latent, metric=metric)
+    parts: list[dict[str, np.ndarray]] = []
+    for i, source in enumerate(tqdm(files, desc="files", unit="file", disable=not progress)):
+        ((path, tname),) = normalise_sources(source, tree)
+        entry0 = 0
+        for consts, jets in iter_nanoaod({path: tname}, collection, None, pt_min=pt_min,
+                                         eta_max=eta_max, with_jets=True, puppi=puppi,
+                                         progress=False):
+            n_ev = len(consts)
+            res = scorer(consts)
+            counts = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), np.int64)
+            flat_jets = ak.flatten(jets, axis=1)
+            cols: dict[str, np.ndarray] = {
+                "file": np.full(int(counts.sum()), i, np.int32),
+                "entry": np.repeat(np.arange(entry0, entry0 + n_ev, dtype=np.int64), counts),
+                "jet_idx": np.asarray(ak.to_numpy(flat_jets["idx"]), np.int32),
+            }
+            for f in ("pt", "eta", "phi", "mass", "msoftdrop", "label"):
+                if f in ak.fields(flat_jets):
+                    cols[f] = np.asarray(ak.to_numpy(flat_jets[f]))
+            cols["n_constituents"] = np.asarray(ak.to_numpy(ak.flatten(res["n_particles"])))
+            cols["score"] = np.asarray(ak.to_numpy(ak.flatten(res["score"])), np.float64)
+            for k, v in res.items():
+                if k.startswith("latent_"):
+                    cols[k] = np.asarray(ak.to_numpy(ak.flatten(v)), np.float64)
+            parts.append(cols)
+            entry0 += n_ev
+        with uproot.open({path: None}) as fh:
+            t = fh[tname]
+            ids = [f for f in ("run", "luminosityBlock", "event") if f in t.keys()]
+            if ids and entry0:
+                arrays = t.arrays(ids, library="np")
+                mine = [p for p in parts if p["file"].size and p["file"][0] == i]
+                for p in mine:
+                    for f in ids:
+                        p[f] = arrays[f][p["entry"]]
+    if not parts:
+        raise ValueError("no events read")
+    names: list[str] = []
+    for p in parts:
+        names += [n for n in p if n not in names]
+    order = ["file", "entry", "run", "luminosityBlock", "event", "jet_idx"]
+    names = [n for n in order if n in names] + [n for n in names if n not in order]
+    out = {n: np.concatenate([p[n] for p in parts if n in p]) for n in names}
+    domain = training_domain(model)
+    if domain is not None:
+        warn_outside_domain(out["pt"], out["eta"], domain, collection=collection,
+                            where="lgae-hep score", stacklevel=2)
+    return out
+
+
+def _write(columns: dict[str, np.ndarray], path: Path, files: list[str], meta: dict) -> None:
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.tmp")
+    info = json.dumps({"files": files, **meta})
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(columns).replace_schema_metadata({"lgae_hep": info})
+        pq.write_table(table, tmp)
+    elif suffix == ".root":
+        import uproot
+
+        with uproot.recreate(tmp) as f:
+            f.mktree("Jets", {k: v.dtype for k, v in columns.items()})
+            f["Jets"].extend(columns)
+            f["lgae_hep_metadata"] = info
+    else:
+        with open(tmp, "w") as f:
+            f.write(f"# lgae_hep: {info}\n")
+            f.write(",".join(columns) + "\n")
+            data = np.column_stack([np.asarray(v, dtype=object) for v in columns.values()]) \
+                if columns else np.zeros((0, 0))
+            for row in data:
+                f.write(",".join(repr(float(x)) if isinstance(x, float | np.floating)
+                                 else str(x) for x in row) + "\n")
+    tmp.replace(path)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``lgae-hep score``."""
+    from lgae_hep import __version__
+    from lgae_hep.cli._common import check_model
+    from lgae_hep.zoo import load_model, model_num_particles, resolve_metric
+
+    check_device(args.device)
+    out = Path(args.output)
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"-o {str(out)!r}: the suffix picks the format, one of {FORMATS}")
+    if out.exists() and not args.overwrite:
+        raise UserError(f"output {str(out)!r} exists; choose another -o/--output or pass "
+                        "--overwrite")
+    if out.is_dir():
+        raise UserError(f"output {str(out)!r} is a folder; -o names a file")
+    check_model(args.model)
+    n_model = model_num_particles(load_model(args.model))
+    if args.num_particles is not None and args.num_particles != n_model:
+        raise UserError(f"--num-particles {args.num_particles}: model {args.model!r} takes "
+                        f"{n_model} particles per jet")
+    metric = resolve_metric(args.metric, args.model)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Missing cross-reference")
+        cols = score_files(args.files, model=args.model, collection=args.collection,
+                           pt_min=args.pt_min, eta_max=args.eta_max, metric=metric,
+                           latent=args.latent,
+                           puppi={"auto": None, "on": True, "off": False}[args.puppi],
+                           batch_size=args.batch_size, device=args.device, tree=args.tree,
+                           progress=not args.quiet)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(cols, out, [str(f) for f in args.files],
+           {"model": args.model, "metric": metric, "lgae_hep_version": __version__,
+            "collection": args.collection, "pt_min": args.pt_min, "eta_max": args.eta_max})
+    n = len(cols["score"])
+    print(f"{n} jets from {len(args.files)} file(s) scored with {args.model!r} "
+          f"(metric {metric}); {int(np.isnan(cols['score']).sum())} invalid")
+    print(f"output: {out.resolve()}")
+    return 0
+
+
