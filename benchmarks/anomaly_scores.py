@@ -412,13 +412,14 @@ def table(test: dict[str, Any], val: dict[str, Any], choice: dict[str, Any]) -> 
     """The markdown table of every model x score family and the yardsticks (test sets)."""
     head = ["| model / score | t AUC | W AUC | Z AUC | combined AUC | eps_s @ 1e-1 | eps_s @ 1e-2 "
             "| 1/JSD @ 1e-1 | 1/JSD @ 1e-2 | Spearman with mass | validation combined AUC |",
-            "|---|" + "---|" * 11]
+            "|---|" + "---|" * 10]
     rows = []
     for name, fams in test.items():
         label0 = "yardstick" if name == "yardsticks" else f"`{name}`"
         for fam, m in fams.items():
             star = " **(chosen)**" if (name, fam) == (choice["model"], choice["metric"]) else ""
-            rows.append(_row(f"{label0}: {fam}{star}", m, val.get(name, {}).get(fam)))
+            label = f"{label0}: {fam}{star}".replace("|", "\\|")  # a pipe ends a cell
+            rows.append(_row(label, m, val.get(name, {}).get(fam)))
     return "\n".join(head + rows)
 
 
@@ -467,18 +468,36 @@ def decorrelation_plane(run_dir: Path, names: list[str], path: Path) -> dict[str
                 sb[fam], allsig, bkg["mass"], eps_s=0.5)
     plt.style.use(mplhep.style.CMS)
     fig, ax = plt.subplots(figsize=(10, 8))
+    chosen = json.loads((run_dir / "selection.json").read_text())["choice"] \
+        if (run_dir / "selection.json").exists() else {}
+    chosen_label = f"{chosen.get('model')}: {chosen.get('metric')}"
+    colours = dict(zip([n for n in names if any(k.startswith(n + ":") for k in points)],
+                       [plt.get_cmap("tab10")(i) for i in range(10)], strict=False))
+    markers = {"chamfer": "v", "chamfer-dr": "^"}
     for label, pnt in points.items():
-        yard = label.startswith("yardstick")
-        ax.scatter(pnt["rejection"], min(pnt["inv_jsd"], 1e3), marker="s" if yard else "o",
-                   s=60, color="black" if yard else None, alpha=0.8)
-        ax.annotate(label.replace("yardstick: ", "").replace("lgae-", ""),
-                    (pnt["rejection"], min(pnt["inv_jsd"], 1e3)), fontsize=9,
-                    xytext=(4, 2), textcoords="offset points")
+        x, y = pnt["rejection"], min(pnt["inv_jsd"], 1e3)
+        model, fam = label.split(": ", 1)
+        if model == "yardstick":
+            ax.scatter(x, y, marker="s", s=70, color="black", zorder=3)
+            ax.annotate(fam, (x, y), fontsize=11, xytext=(5, 3), textcoords="offset points")
+            continue
+        marker = markers.get(fam, "s" if "[gram]" in fam else "o")
+        ax.scatter(x, y, marker=marker, s=45, color=colours[model], alpha=0.75,
+                   label=model if fam == "chamfer-dr" else None)
+        if label == chosen_label:
+            ax.scatter(x, y, marker="*", s=500, facecolor="none", edgecolor="black",
+                       linewidth=1.5, zorder=4)
+            ax.annotate(f"default: {fam}", (x, y), fontsize=11, xytext=(8, -16),
+                        textcoords="offset points")
+    ax.legend(title="networks (^ chamfer-dr, v chamfer, o density on norms, "
+                    "s on gram)", fontsize=10, title_fontsize=10, loc="upper right",
+              ncol=2)
     ax.set_xlabel(r"Background rejection $1/\varepsilon_B$ at $\varepsilon_S = 0.5$ (t+W+Z)")
     ax.set_ylabel("1/JSD of the QCD jet mass at the same cut")
     ax.set_yscale("log")
     ax.axhline(5, color="grey", ls="--", lw=1)
-    mplhep.cms.label("Simulation", data=False, loc=0, ax=ax, rlabel="Pythia 8, MPI on")
+    ax.set_title("Private work", loc="left", fontsize=18, style="italic")
+    ax.set_title("Pythia 8 generator level, MPI on (13 TeV)", loc="right", fontsize=16)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -625,8 +644,11 @@ def stage_bundle(names: list[str], run_dir: Path, pretrained: Path) -> None:
                          **{k: done.get(k) for k in ("loss", "options", "epochs", "best_epoch",
                                                      "best_val_loss", "train_seconds",
                                                      "hardware", "note")}},
+            "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
+                                "eta_max": 2.5, "jet_radius": 0.8},
             "test_sets": {k: v for k, v in recipe().items() if k.startswith("test")},
-            "metrics": {k: {"auc": v["auc"], "eps_s": v["eps_s"]}
+            "metrics": {k: {"auc": v["auc"], "eps_s": v["eps_s"], "n_signal": v["n_signal"],
+                            "n_background": v["n_background"]}
                         for k, v in m["signals"].items()},
             "sculpting": m["sculpting"],
             "retrain": f"python benchmarks/anomaly_scores.py --only {name} && python "

@@ -28,8 +28,9 @@ import time
 import warnings
 from pathlib import Path
 
-# this folder holds scripts whose names shadow modules that dependencies import (e.g.
-# benchmarks/compression.py vs a top-level `compression`): keep it off the import path
+# a script name in this folder can shadow a module that a dependency imports (uproot imports
+# the Python 3.14 stdlib package `compression`; issue 15's benchmark was renamed from
+# compression.py to rate_distortion.py for that reason): keep the folder off the import path
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
 

@@ -24,6 +24,8 @@ _LAZY = {
     "score": "lgae_hep.api",
     "encode": "lgae_hep.api",
     "reconstruct": "lgae_hep.api",
+    "compress": "lgae_hep.compression",
+    "decompress": "lgae_hep.compression",
     "recommended_metric": "lgae_hep.zoo",
     "lorentz": "lgae_hep.lorentz",
     "observables": "lgae_hep.observables",

@@ -122,3 +122,37 @@ def test_state_round_trip_and_corrupt_states():
         LatentDensity.from_state(dict(state, config="{not json"))
     with pytest.raises(ValueError, match="must be a tensor"):
         LatentDensity.from_state(dict(state, means=[1.0]))
+
+
+def test_score_error_bound_covers_random_perturbations():
+    """Coordinates moved by at most the given errors change every score by at most
+    score_error_bound (first order, factor 2 for curvature): checked on 2000 random moves."""
+    d, cols, x = _density()
+    c = d.transform(cols, np.exp(x[:, 0]))[:200]
+    rng = np.random.default_rng(1)
+    err = np.full_like(c, 1e-6)
+    for metric in DENSITY_METRICS:
+        bound = d.score_error_bound(c, err, metric)
+        base = d.score(c, metric)
+        for _ in range(10):
+            moved = c + err * rng.uniform(-1, 1, size=c.shape)
+            assert (np.abs(d.score(moved, metric) - base) <= bound).all()
+
+
+def test_coordinate_errors_follow_the_latent_scale():
+    """A scalar feature is off by rel * A, a Minkowski product by 8 rel A^2 (A: the jet's
+    largest latent component), each divided by the feature's asinh scale."""
+    cols = {"s0_re": np.array([0.5, 2.0]), "s0_im": np.array([0.1, -0.2])}
+    for part in ("re", "im"):
+        for k, comp in enumerate(("E", "px", "py", "pz")):
+            cols[f"v0_{comp}_{part}"] = np.array([3.0, 1.0]) * (k + 1) / 4
+    from lgae_hep.density import gram_columns
+
+    cols.update(gram_columns(cols))
+    feats = ["s0_re", "v0_re.v0_im"]
+    d = LatentDensity(feats, [2.0, 4.0], GaussianMixtureDensity(
+        [1.0], np.zeros((1, 3)), np.eye(3)[None]))
+    e = d.coordinate_errors(cols, 1e-3)
+    a = np.array([3.0, 2.0])  # largest |component| per jet: v0_pz = 3 (jet 0), s0_re = 2 (jet 1)
+    np.testing.assert_array_equal(e[:, 1], 1e-3 * a / 2.0)
+    np.testing.assert_array_equal(e[:, 2], 8 * 1e-3 * a**2 / 4.0)

@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("score", "score the jets of one or a few ROOT files (no fileset) into a "
                        "parquet/ROOT/CSV table"),
     "models": ("models", "list the bundled pretrained models with their card summaries"),
+    "compress": ("compress", "store the jets of NanoAOD/PFNano files as LGAE latents "
+                            "(a smaller ROOT file)"),
+    "decompress": ("decompress", "rebuild particle-level jets from a compressed file, "
+                                "in the PFNano layout"),
 }
 
 

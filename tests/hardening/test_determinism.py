@@ -64,12 +64,19 @@ _SCRIPT = textwrap.dedent(
     from lgae_hep.inference import latent_columns, run_chunks
     from lgae_hep.observables import jet_mass
     from lgae_hep.precision import latent_rtol
+    from lgae_hep.domain import jet_kinematics, outside_domain, training_domain
     hexa = lambda a: np.asarray(a).astype("<f8").tobytes().hex()
     out = {}
+    jpt, jeta = jet_kinematics(jets)
     for name in sys.argv[2].split(","):
         for dtype in ("card", "float64"):
             m = lgae_hep.load_model(name, dtype=None if dtype == "card" else dtype)
             card_dtype = lgae_hep.load_model(name).config["dtype"]
+            far = outside_domain(jpt, jeta, training_domain(name))
+            if dtype == "float64":  # the decoder extrapolating: output pT >> input pT
+                rec = lgae_hep.reconstruct(jets, m, batch_size=64, progress=False)
+                ratio = ak.to_numpy(ak.fill_none(ak.sum(rec.pt, axis=1), np.nan)) / jpt
+                out[f"{name}/outside"] = hexa(far | (ratio > 10))
             gaps.clear()
             # the network's determinism: the reconstruction score chamfer-dr
             s = lgae_hep.score(jets, m, batch_size=64, progress=False, metric="chamfer-dr")
@@ -116,6 +123,17 @@ def runs() -> dict[str, dict[str, np.ndarray]]:
     }
 
 
+def _far(runs, name: str) -> np.ndarray:
+    """Jets where the bounds' premise fails: far outside the model card's training domain
+    (lgae_hep.domain), or reconstructed (float64) with a scalar pT sum above 10x the input's.
+    The bounds assume a network output at the input's momentum scale, which an extrapolating
+    network need not give: the bundled lgae-mix (angular loss, trained on ~30-particle jets)
+    reconstructs one 2-particle jet of these 200 at 1e18 GeV. Excluded and counted."""
+    far = runs["2 threads"][f"{name}/outside"].astype(bool)
+    assert far.mean() < 0.05, f"{far.sum()} of {len(far)} jets outside the training domain"
+    return far
+
+
 def _dtype(name: str) -> torch.dtype:
     return torch.float64 if card_inference_dtype(name) == "float64" else torch.float32
 
@@ -140,6 +158,7 @@ def test_thread_counts_and_instruction_sets_agree_within_the_stated_bound(runs, 
     gap = runs["2 threads"].get(f"{name}/card/gap")
     # a tie is a gap within 1000x the two-path rounding bound of the norms that are compared
     tied = np.zeros(len(ref), bool) if gap is None else gap < 1e3 * path_rtol(_dtype(name))
+    tied |= _far(runs, name)
     empty = ref == 0.0  # jets without particles: exactly 0 on every path
     for label, other in runs.items():
         s = other[f"{name}/card"]
@@ -155,10 +174,11 @@ def test_each_path_is_within_the_one_path_bound_of_float64(runs, name):
     """The derivation behind the bound: every float32 or float64 evaluation is within
     score_rtol(dtype) of the float64 evaluation of the same weights (which is itself within
     score_rtol(float64) of the exact value)."""
+    ok = ~_far(runs, name)
     for label, run in runs.items():
-        exact = run[f"{name}/float64"]
+        exact = run[f"{name}/float64"][ok]
         d = _dtype(name)
-        np.testing.assert_allclose(run[f"{name}/card"], exact,
+        np.testing.assert_allclose(run[f"{name}/card"][ok], exact,
                                    rtol=score_rtol(d) + score_rtol(torch.float64),
                                    atol=score_atol(d) + score_atol(torch.float64),
                                    err_msg=f"{name}: {label}")
@@ -170,14 +190,15 @@ def test_density_scores_agree_within_the_propagated_bound(runs, name):
     instruction sets, float32/float64) the score is within the latent bound
     (lgae_hep.precision.latent_rtol, two paths) carried through the density's gradient
     (LatentDensity.score_error_bound, computed per jet in the float64 run) of the reference.
-    Bitwise on the same kernels. Tied min/max jets are excepted as above; jets without a
-    resolved mass are NaN on every path."""
+    Bitwise on the same kernels. Tied min/max jets and jets far outside the training domain
+    are excepted as above; jets without a resolved mass are NaN on every path."""
     ref = runs["2 threads"].get(f"{name}/card/density")
     if ref is None:
         pytest.skip(f"{name}'s default score is not a latent density")
     bound = runs["2 threads"][f"{name}/density/bound"]
     gap = runs["2 threads"].get(f"{name}/card/gap")
     tied = np.zeros(len(ref), bool) if gap is None else gap < 1e3 * path_rtol(_dtype(name))
+    tied |= _far(runs, name)
     nan = np.isnan(ref)
     check = ~tied & ~nan & (ref != 0.0)
     assert check.sum() > 150 and np.isfinite(bound[check]).all()
