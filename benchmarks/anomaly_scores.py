@@ -555,10 +555,12 @@ def stage_report(names: list[str], run_dir: Path, results: Path) -> None:
         "",
         "### Candidate networks (trained on 50,000 MPI-on QCD jets, 1 CPU thread each)",
         "",
-        "| model | config | loss | epochs | best val loss | minutes |",
-        "|---|---|---|---|---|---|",
+        "| model | config | loss | epochs | best val loss | minutes | stopped |",
+        "|---|---|---|---|---|---|---|",
         *[f"| `{n}` | {MODELS[n]['label']} | {t.get('loss')} | {t.get('epochs')} | "
-          f"{_f(t.get('best_val_loss'), 4)} | {_f((t.get('train_seconds') or 0) / 60, 0)} |"
+          f"{_f(t.get('best_val_loss'), 4)} | {_f((t.get('train_seconds') or 0) / 60, 0)} | "
+          + ("by hand (DONE.json note)" if t.get("note") else
+             "early stopping" if t.get("stopped_early") else "30-min budget") + " |"
           for n, t in trained.items()],
         "",
         "Reproduce: `python benchmarks/anomaly_scores.py` (all stages; the data stage generates "

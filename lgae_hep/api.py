@@ -18,12 +18,18 @@ pT, where N is the number of particles the model was built for (``model.config
 
 Anomaly score
 -------------
-The score of a jet is the Chamfer distance (:func:`lgae_hep.losses.chamfer`, squared Euclidean
-distance of the Cartesian 4-vectors in GeV, summed over particles) between the jet's particles
-and the model's reconstruction of them (``metric="chamfer"``); ``metric="chamfer-dr"`` selects
-the pT-weighted angular Chamfer distance (:func:`lgae_hep.losses.chamfer_dr`, dimensionless).
-By default (``metric=None``) a bundled model uses the metric recorded in its card, the one
-chosen on its validation sets (:func:`recommended_metric`); other models use ``"chamfer"``.
+Two kinds of score, selected with ``metric``. **Reconstruction** scores compare the jet with
+the model's reconstruction of it: ``"chamfer"`` (:func:`lgae_hep.losses.chamfer`, squared
+Euclidean distance of the Cartesian 4-vectors in GeV, summed over particles; in units of the
+jet mass for a mass-normalised model) and ``"chamfer-dr"`` (:func:`lgae_hep.losses.chamfer_dr`,
+pT-weighted angular, dimensionless). **Latent-density** scores (:mod:`lgae_hep.density`) are
+``-log p`` of the jet's latent Lorentz invariants (and its log mass) under a Gaussian mixture
+of QCD jets stored in the model file: ``"latent-density"``, ``"latent-density-given-mass"``
+(the mass conditioned out) and ``"latent-density-joint"``; they can be negative. By default
+(``metric=None``) a bundled model uses the score recorded in its card, the one chosen on its
+validation sets (:func:`recommended_metric`; ``docs/RESULTS.md``), a model file the score it
+records, other models ``"chamfer"``.
+
 It is computed jet by jet:
 
 * a jet with **no particles** scores exactly ``0.0`` (two empty clouds), its latent is zero and
@@ -32,6 +38,9 @@ It is computed jet by jet:
   policy of :mod:`lgae_hep.data.tensors`) scores ``NaN``, its latent is ``NaN`` and its
   reconstruction is ``None``; ONE :class:`InvalidJetWarning` counts such jets per call
   (``on_invalid="raise"`` raises ``ValueError`` instead);
+* a jet whose mass is not resolved (``m <= 2^-10 E``: one particle, collinear particles) is
+  treated the same way where the mass divides something: a mass-normalised model, or a
+  latent-density score (``log m``);
 * every other jet gets a finite score (for finite network outputs).
 
 Batching and determinism
@@ -132,14 +141,12 @@ def score(
     num_particles : int, optional
         If given, must equal the model's particle count (guards against scoring with a model
         trained for a different N).
-    metric : {None, "chamfer", "chamfer-dr"}
-        ``"chamfer"``: the Cartesian 4-vector Chamfer distance in GeV^2
-        (:func:`lgae_hep.losses.chamfer`, the paper's loss and score). ``"chamfer-dr"``: the
-        dimensionless pT-weighted angular Chamfer distance
-        (:func:`lgae_hep.losses.chamfer_dr`), which measures where the reconstruction puts the
-        jet's momentum rather than how much of it. ``None`` (default): the metric the model's
-        card recommends (:func:`recommended_metric`: for a bundled model the one chosen on its
-        validation sets, see ``docs/RESULTS.md``), ``"chamfer"`` for models without a card.
+    metric : None or str
+        One of :data:`lgae_hep.zoo.ANOMALY_METRICS` (module docstring): ``"chamfer"``,
+        ``"chamfer-dr"``, ``"latent-density"``, ``"latent-density-given-mass"``,
+        ``"latent-density-joint"`` (the density scores need a model holding a latent density).
+        ``None`` (default): the score the model's card (or model file) recommends,
+        ``"chamfer"`` for models without one.
 
     Returns
     -------
