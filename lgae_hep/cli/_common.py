@@ -151,6 +151,15 @@ def check_device(device: str | None) -> None:
         raise UserError(f"--device {device!r}: lgae-hep runs on cpu, cuda or mps")
 
 
+def check_output_file(path: str | Path, overwrite: bool) -> Path:
+    """An output file that exists needs ``--overwrite``."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise UserError(f"output file {str(p)!r} exists; choose another -o/--output or pass "
+                        "--overwrite")
+    return p
+
+
 def check_output_dir(path: str | Path, overwrite: bool) -> Path:
     """An output folder that exists and is not empty needs ``--overwrite``."""
     p = Path(path)

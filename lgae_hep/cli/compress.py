@@ -13,6 +13,7 @@ from lgae_hep.cli._common import (
     add_quiet,
     check_device,
     check_model,
+    check_output_file,
 )
 from lgae_hep.zoo import DEFAULT_MODEL
 
@@ -50,10 +51,7 @@ def main(args: argparse.Namespace) -> int:
     check_device(args.device)
     check_model(args.model)
     parse_compression(args.compression)
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"output file {str(out)!r} exists; choose another -o/--output or pass "
-                        "--overwrite")
+    out = check_output_file(args.output, args.overwrite)
     for p in args.inputs:
         if not Path(p).is_file():
             raise UserError(f"no such input file: {p}")

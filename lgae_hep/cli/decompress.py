@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from lgae_hep.cli._common import UserError, add_device, add_quiet, check_device
+from lgae_hep.cli._common import add_device, add_quiet, check_device, check_output_file
 
 __all__ = ["add_arguments", "main"]
 
@@ -31,10 +30,7 @@ def main(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     parse_compression(args.compression)
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"output file {str(out)!r} exists; choose another -o/--output or pass "
-                        "--overwrite")
+    out = check_output_file(args.output, args.overwrite)
     summary = decompress_file(args.input, out, args.model, batch_size=args.batch_size,
                               device=args.device, progress=not args.quiet,
                               compression=args.compression)

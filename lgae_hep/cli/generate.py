@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from lgae_hep.cli._common import UserError, add_quiet
+from lgae_hep.cli._common import add_quiet, check_output_file
 from lgae_hep.data.generate import GeneratedJets, generate
 from lgae_hep.data.truth import PROCESSES
 
@@ -35,10 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep generate``; returns the exit status."""
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"output file {str(out)!r} exists; choose another -o/--output or pass "
-                        "--overwrite")
+    check_output_file(args.output, args.overwrite)
     info = generate(args.process, args.num_jets, seed=args.seed, workers=args.workers,
                     output=args.output, fast=args.fast, pt_range=tuple(args.pt_range),
                     eta_max=args.eta_max,

@@ -49,6 +49,7 @@ from lgae_hep.cli._common import (
     add_num_particles,
     add_quiet,
     check_device,
+    check_output_file,
 )
 
 __all__ = ["FORMATS", "add_arguments", "main", "score_files"]
@@ -191,9 +192,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"-o {str(out)!r}: the suffix picks the format, one of {FORMATS}")
-    if out.exists() and not args.overwrite:
-        raise UserError(f"output {str(out)!r} exists; choose another -o/--output or pass "
-                        "--overwrite")
+    check_output_file(out, args.overwrite)
     if out.is_dir():
         raise UserError(f"output {str(out)!r} is a folder; -o names a file")
     check_model(args.model)
