@@ -304,9 +304,9 @@ def fit_densities(fit_qcd: dict[str, Any]) -> dict[str, Any]:
 def scores_of(d: dict[str, Any], densities: dict[str, Any], model: bool) -> dict[str, Any]:
     """Every score family of one set: the model's (reconstruction, latent densities) or the
     yardsticks (``model=False``)."""
-    import numpy as np
 
     from lgae_hep.density import DENSITY_METRICS
+    from lgae_hep.metrics.yardsticks import scores_from_observables
 
     out = {}
     if model:
@@ -319,11 +319,7 @@ def scores_of(d: dict[str, Any], densities: dict[str, Any], model: bool) -> dict
             for metric in DENSITY_METRICS:
                 out[f"{metric} [{kind}]"] = dens.score(coords, metric)
         return out
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["jet mass"] = d["mass"]
-        out["1 - tau21"] = 1.0 - d["tau21"]
-        out["1 - tau32"] = 1.0 - d["tau32"]
-        out["-log D2"] = -np.log(np.where(d["d2"] > 0, d["d2"], np.nan))
+    out.update(scores_from_observables(d))
     dens = densities["observables"]
     coords = dens.transform({"tau21": d["tau21"], "tau32": d["tau32"]}, d["mass"])
     out["density (log m, tau21, tau32)"] = dens.score(coords, "latent-density-joint")

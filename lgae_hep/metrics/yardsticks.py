@@ -25,7 +25,7 @@ from lgae_hep.metrics.anomaly import DEFAULT_EPS_B, anomaly_metrics
 from lgae_hep.metrics.sculpting import mass_sculpting
 
 __all__ = ["DENSITY_YARDSTICK", "YARDSTICKS", "DensityYardstick", "jet_observables",
-           "yardstick_metrics", "yardstick_scores"]
+           "scores_from_observables", "yardstick_metrics", "yardstick_scores"]
 
 #: score names, in report order
 YARDSTICKS = ("jet mass", "1 - tau21", "1 - tau32", "-log D2")
@@ -58,7 +58,9 @@ def jet_observables(jets: Any, *, d2: bool = True) -> dict[str, np.ndarray]:
     return out
 
 
-def _scores_of(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def scores_from_observables(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The yardstick scores (:data:`YARDSTICKS`) of jets whose :func:`jet_observables` are
+    already computed; without N-subjettiness only the jet mass and D2 scores."""
     out = {"jet mass": obs["mass"], "-log D2": -_log_positive(obs["d2"])}
     if "tau21" in obs:
         out["1 - tau21"] = 1.0 - obs["tau21"]
@@ -72,7 +74,7 @@ def yardstick_scores(jets: Any) -> dict[str, np.ndarray]:
     N-subjettiness needs FastJet (the ``sim`` extra); without it only the jet mass and D2
     scores are returned.
     """
-    return _scores_of(jet_observables(jets))
+    return scores_from_observables(jet_observables(jets))
 
 
 #: name of the density yardstick in reports
@@ -153,8 +155,8 @@ def yardstick_metrics(
     """
     obs_b = jet_observables(background)
     obs_s = {name: jet_observables(jets) for name, jets in signals.items()}
-    bkg = _scores_of(obs_b)
-    sig = {name: _scores_of(o) for name, o in obs_s.items()}
+    bkg = scores_from_observables(obs_b)
+    sig = {name: scores_from_observables(o) for name, o in obs_s.items()}
     if reference is not None:
         density = DensityYardstick().fit(reference)
         bkg[DENSITY_YARDSTICK] = density.score_observables(obs_b)
