@@ -307,13 +307,24 @@ class LGAE(nn.Module):
 
     def encode(self, p4, mask, scalars=None):
         """Validate inputs and encode: returns ``(latent, mask)`` (mask padded to N)."""
-        p4, mask, scalars = check_inputs(
+        p4, mask, scalars = self._check(p4, mask, scalars)
+        return self._encode(p4, mask, scalars, self._scale(p4, mask)), mask
+
+    def _check(self, p4, mask, scalars):
+        return check_inputs(
             p4, mask, scalars, num_particles=self.num_particles, num_scalars=self.num_scalars,
             dtype=self.dtype, device=self._device(), model="LGAE")
-        if self.normalization == "none":
+
+    def _scale(self, p4: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """The per-jet unit of a mass-normalised model (:meth:`jet_scale`), else None."""
+        return self.jet_scale(p4, mask) if self.normalization == "mass" else None
+
+    def _encode(self, p4, mask, scalars, scale):
+        """Encode validated inputs (:func:`check_inputs`); ``scale``: :meth:`_scale`."""
+        if scale is None:
             p = p4 * self.p4_scale
         else:
-            p = p4 / self.jet_scale(p4, mask)[:, None, None]
+            p = p4 / scale[:, None, None]
         pos = self.cart.to_irrep(p).unsqueeze(2)  # (B, N, 1, 4)
         m2 = p[..., 0] ** 2 - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
         s = m2.unsqueeze(-1)
@@ -325,7 +336,7 @@ class LGAE(nn.Module):
         for layer in self.encoder:
             feats = layer(feats, pos, basis, mask)
         node = mask_feats(self.enc_out(feats), mask)
-        return self.aggregate(node, mask), mask
+        return self.aggregate(node, mask)
 
     def decode(self, latent: dict, scale: torch.Tensor | None = None) -> dict:
         """Decode a latent (irrep -> (B, tau, d)) to node features of the ``num_particles`` nodes.
@@ -381,21 +392,18 @@ class LGAE(nn.Module):
         ValueError
             Bad shapes, non-boolean mask, non-finite momenta, too many particles.
         """
-        latent, mask = self.encode(p4, mask, scalars)
-        p4 = p4.to(device=self._device(), dtype=self.dtype)
-        if p4.shape[1] < self.num_particles:
-            p4 = nn.functional.pad(p4, (0, 0, 0, self.num_particles - p4.shape[1]))
-        scale = self.jet_scale(p4, mask)
-        dec = self.decode(latent, scale if self.normalization == "mass" else None)
+        # validated once: padded to N, padded slots zeroed, in the model's dtype and device
+        p4, mask, scalars = self._check(p4, mask, scalars)
+        scale = self._scale(p4, mask)
+        latent = self._encode(p4, mask, scalars, scale)
+        dec = self.decode(latent, scale)
         out_mask = first_n_mask(mask, self.num_particles)
         m = out_mask.unsqueeze(-1)
         p4_out = dec["p4"] * m
         sc = dec["scalars"] * m if dec["scalars"] is not None else None
         feats = inp = None
-        if self.normalization == "mass":
+        if scale is not None:
             feats = dec["p4_units"] * m
-            inp = torch.where(mask.unsqueeze(-1), p4, torch.zeros((), dtype=p4.dtype,
-                                                                  device=p4.device))
-            inp = inp / scale[:, None, None]
+            inp = p4 / scale[:, None, None]
         return AutoencoderOutput(p4=p4_out, mask=out_mask, latent=latent, scalars=sc,
                                  features=feats, input_features=inp)
