@@ -196,6 +196,24 @@ class GaussianMixtureDensity:
                                       self.covariances[:, idx][:, :, idx])
 
 
+def _coordinates(columns: Mapping[str, Any], features: Sequence[str], scales: np.ndarray,
+                 mass: Any) -> np.ndarray:
+    """``(n, 1 + F)``: ``log m`` and ``asinh(x_f / s_f)`` of each feature (Gram products
+    computed from the Cartesian columns when a feature names one); NaN where undefined."""
+    if any("." in f for f in features):
+        columns = {**columns, **gram_columns(columns)}
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise ValueError(f"the latent has no column(s) {missing}: this density was fitted "
+                         "on another model's latent")
+    m = np.asarray(mass, dtype=np.float64).reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logm = np.log(np.where(m > 0, m, np.nan))
+    cols = [np.arcsinh(np.asarray(columns[f], dtype=np.float64).reshape(-1) / s)
+            for f, s in zip(features, scales, strict=True)]
+    return np.stack([logm, *cols], 1)
+
+
 class LatentDensity:
     """Density of QCD jets in ``(log m, asinh-scaled latent invariants)`` (module docstring).
 
@@ -233,18 +251,7 @@ class LatentDensity:
 
         Jets with a non-positive or non-finite mass, or a non-finite column, get NaN rows.
         """
-        if any("." in f for f in self.features):
-            columns = {**columns, **gram_columns(columns)}
-        missing = [f for f in self.features if f not in columns]
-        if missing:
-            raise ValueError(f"the latent has no column(s) {missing}: this density was fitted "
-                             "on another model's latent")
-        m = np.asarray(mass, dtype=np.float64).reshape(-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            logm = np.log(np.where(m > 0, m, np.nan))
-        cols = [np.arcsinh(np.asarray(columns[f], dtype=np.float64).reshape(-1) / s)
-                for f, s in zip(self.features, self.scales, strict=True)]
-        return np.stack([logm, *cols], 1)
+        return _coordinates(columns, self.features, self.scales, mass)
 
     def score(self, coords: np.ndarray, metric: str) -> np.ndarray:
         """The score ``metric`` (one of :data:`DENSITY_METRICS`) of density coordinates
@@ -386,9 +393,7 @@ def fit_latent_density(
         x = x[np.isfinite(x)]
         s = float(np.median(x)) if len(x) else 0.0
         scales.append(s if s > 0 else 1.0)
-    probe = LatentDensity(features, scales, GaussianMixtureDensity(
-        [1.0], np.zeros((1, 1 + len(features))), np.eye(1 + len(features))[None]))
-    coords = probe.transform(columns, mass)
+    coords = _coordinates(columns, features, np.asarray(scales), mass)
     coords = coords[np.isfinite(coords).all(1)]
     if len(coords) < 10 * n_components:
         raise ValueError(f"a latent density with {n_components} components needs at least "
