@@ -35,6 +35,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,9 +328,9 @@ def scores_of(d: dict[str, Any], densities: dict[str, Any], model: bool) -> dict
     return out
 
 
-def measure(bkg: dict[str, Any], sig: dict[str, dict[str, Any]], scores_b: Any,
-            scores_s: dict[str, Any]) -> dict[str, Any]:
-    """AUCs, eps_s at 1e-1 / 1e-2, sculpting of one score."""
+def measure(bkg: dict[str, Any], scores_b: Any, scores_s: dict[str, Any]) -> dict[str, Any]:
+    """AUCs, eps_s at 1e-1 / 1e-2, and the sculpting of the background ``bkg``'s mass by one
+    score."""
     import warnings
 
     from lgae_hep.metrics.anomaly import anomaly_metrics
@@ -342,22 +343,30 @@ def measure(bkg: dict[str, Any], sig: dict[str, dict[str, Any]], scores_b: Any,
     return m
 
 
+FamilyScores = tuple[str | None, dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+def family_scores(names: list[str], run_dir: Path, kind: str) -> Iterator[FamilyScores]:
+    """For the yardsticks (name None) and every model with features: ``(name, background,
+    background scores, signal name -> scores)`` of every score family on the ``kind`` sets,
+    the densities fitted on the QCD density-fit jets of the validation set."""
+    for name in [None, *names]:
+        if name is not None and not (run_dir / "features" / f"{name}_{kind}_qcd.npz").exists():
+            continue
+        fit_qcd, _, _ = _split_qcd(_sets(run_dir, name, "val"), "val")
+        dens = fit_densities(fit_qcd)
+        _, bkg, sig = _split_qcd(_sets(run_dir, name, kind), kind)
+        sb = scores_of(bkg, dens, name is not None)
+        ss = {k: scores_of(v, dens, name is not None) for k, v in sig.items()}
+        yield name, bkg, sb, ss
+
+
 def stage_scores(names: list[str], run_dir: Path, kind: str) -> dict[str, Any]:
     """Every score family of every model (and the yardsticks) on the ``kind`` sets."""
     out: dict[str, Any] = {}
-    for name in [None, *names]:
-        feat = run_dir / "features" / f"{name}_{'val' if kind == 'val' else 'test'}_qcd.npz"
-        if name is not None and not feat.exists():
-            continue
-        val = _sets(run_dir, name, "val")
-        fit_qcd, _, _ = _split_qcd(val, "val")
-        dens = fit_densities(fit_qcd)
-        sets = _sets(run_dir, name, kind)
-        _, bkg, sig = _split_qcd(sets, kind)
-        sb = scores_of(bkg, dens, name is not None)
-        ss = {k: scores_of(v, dens, name is not None) for k, v in sig.items()}
+    for name, bkg, sb, ss in family_scores(names, run_dir, kind):
         key = name or "yardsticks"
-        out[key] = {f: measure(bkg, sig, sb[f], {k: v[f] for k, v in ss.items()}) for f in sb}
+        out[key] = {f: measure(bkg, sb[f], {k: v[f] for k, v in ss.items()}) for f in sb}
         _log(f"{kind}: {key}: " + ", ".join(
             f"{f} {m['signals']['combined']['auc']:.3f}" for f, m in out[key].items()))
     return out
@@ -450,14 +459,7 @@ def decorrelation_plane(run_dir: Path, names: list[str], path: Path) -> dict[str
     from lgae_hep.metrics.sculpting import decorrelation_point
 
     points: dict[str, Any] = {}
-    for name in [None, *names]:
-        if name is not None and not (run_dir / "features" / f"{name}_test_qcd.npz").exists():
-            continue
-        fit_qcd, _, _ = _split_qcd(_sets(run_dir, name, "val"), "val")
-        dens = fit_densities(fit_qcd)
-        _, bkg, sig = _split_qcd(_sets(run_dir, name, "test"), "test")
-        sb = scores_of(bkg, dens, name is not None)
-        ss = {k: scores_of(v, dens, name is not None) for k, v in sig.items()}
+    for name, bkg, sb, ss in family_scores(names, run_dir, "test"):
         for fam in sb:
             allsig = np.concatenate([ss[k][fam] for k in ss])
             points[f"{name or 'yardstick'}: {fam}"] = decorrelation_point(
