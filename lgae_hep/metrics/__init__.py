@@ -48,6 +48,7 @@ from lgae_hep.metrics.result import EvaluationResult
 from lgae_hep.metrics.sculpting import (
     DEFAULT_MASS_BINS,
     DEFAULT_SCULPTING_EPS_B,
+    decorrelation_point,
     jensen_shannon,
     mass_sculpting,
 )
@@ -55,6 +56,7 @@ from lgae_hep.metrics.yardsticks import (
     DENSITY_YARDSTICK,
     YARDSTICKS,
     DensityYardstick,
+    scores_from_observables,
     yardstick_metrics,
     yardstick_scores,
 )
@@ -63,10 +65,12 @@ __all__ = [
     "DENSITY_YARDSTICK",
     "DensityYardstick",
     "YARDSTICKS",
+    "scores_from_observables",
     "yardstick_metrics",
     "yardstick_scores",
     "DEFAULT_MASS_BINS",
     "DEFAULT_SCULPTING_EPS_B",
+    "decorrelation_point",
     "jensen_shannon",
     "mass_sculpting",
     "DEFAULT_EPS_B",
