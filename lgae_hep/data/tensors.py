@@ -24,7 +24,8 @@ A jet is *invalid* when any of its particles (before truncation to the N hardest
 
 Invalid jets get ``valid = False``, their particles are zeroed and masked (no NaN ever reaches
 a network), and ``counts`` keeps their original multiplicity. ``on_invalid="raise"`` raises a
-``ValueError`` instead. A jet with no particles is valid (all-false mask).
+``ValueError`` instead. A jet with no particles is valid (all-false mask). The predicate and
+the tolerances live in :mod:`lgae_hep.data.badinput`, the one implementation of this policy.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import awkward as ak
 import numpy as np
 import vector
 
+from .badinput import ABS_TOL, REASONS, REL_TOL, all_valid, particle_flags
 from .vectors import cartesian_components, pt_eta_phi_mass
 
 vector.register_awkward()
@@ -48,10 +50,6 @@ __all__ = ["ABS_TOL", "DEFAULT_NUM_PARTICLES", "REL_TOL", "JetTensors", "flatten
 #: in JetNet and the LGAE paper. The one source of this number for readers, models and CLI.
 DEFAULT_NUM_PARTICLES = 30
 
-#: Relative tolerance of the ``E >= |p|`` physicality test.
-REL_TOL = 1e-4
-#: Absolute tolerance (GeV) of the ``E >= |p|`` physicality test.
-ABS_TOL = 1e-6
 
 
 @dataclass
@@ -225,47 +223,30 @@ def to_tensors(
     energy, px, py, pz = (np.asarray(c, dtype=np.float64) for c in cartesian_components(flat_jets))
     pt = np.hypot(px, py)
 
-    # ---- validity (per particle, then per jet); cheap whole-array tests first -----------
+    # ---- validity (per particle, then per jet): the one predicate of .badinput ---------------
     big = float(np.finfo(np_dtype).max)  # largest magnitude the output dtype holds
-    with np.errstate(invalid="ignore", over="ignore"):
-        p_abs = np.sqrt(px * px + py * py + pz * pz)
-        all_finite = bool(np.isfinite(energy + p_abs).all())  # inf - inf, nan propagate
-        if all_finite and np_dtype != np.float64:
-            all_finite = bool((np.maximum(np.abs(energy), p_abs) <= big).all())
-        physical = bool((energy >= p_abs * (1 - REL_TOL) - ABS_TOL).all())
-        pt_field = None
-        if "pt" in fields:
-            pt_field = np.asarray(ak.to_numpy(ak.flatten(flat_jets["pt"], axis=None)))
-        pt_ok = pt_field is None or not bool((pt_field < 0).any())
+    pt_field = None
+    if "pt" in fields:
+        pt_field = np.asarray(ak.to_numpy(ak.flatten(flat_jets["pt"], axis=None)))
     reason = np.full(n_jets, "", dtype=object)
-    if all_finite and physical and pt_ok:
+    # the range test only matters below float64 (a finite float64 never exceeds its own max)
+    max_abs = big if np_dtype != np.float64 else None
+    if all_valid(energy, px, py, pz, pt=pt_field, max_abs=max_abs):
         valid = np.ones(n_jets, bool)
     else:
         jet_id = np.repeat(np.arange(n_jets), counts)
-        with np.errstate(invalid="ignore", over="ignore"):
-            finite = np.isfinite(energy) & np.isfinite(px) & np.isfinite(py) & np.isfinite(pz)
-            overflow = finite & (np.maximum(np.abs(energy), p_abs) > big)
-            neg_e = finite & (energy < 0)
-            spacelike = finite & ~neg_e & (energy < p_abs * (1 - REL_TOL) - ABS_TOL)
-            neg_pt = np.zeros(total, bool) if pt_field is None else pt_field < 0
-        bad_particle = ~finite | overflow | neg_e | spacelike | neg_pt
+        flags = particle_flags(energy, px, py, pz, pt=pt_field, max_abs=big)
+        bad_particle = np.logical_or.reduce(list(flags.values()))
         valid = np.bincount(jet_id[bad_particle], minlength=n_jets) == 0
-        for flag, text in (
-            (neg_pt, "negative pt"),
-            (spacelike, "E < |p| (spacelike / negative mass)"),
-            (neg_e, "negative energy"),
-            (overflow, f"component beyond the {np_dtype} range"),
-            (~finite, "non-finite component"),
-        ):
+        for key, flag in flags.items():  # increasing precedence: the last flag names the jet
             if flag.any():
-                reason[np.unique(jet_id[flag])] = text
+                reason[np.unique(jet_id[flag])] = REASONS[key].format(dtype=np_dtype)
         if on_invalid == "raise":
             first = int(np.flatnonzero(~valid)[0])
             raise ValueError(
                 f"{int((~valid).sum())} invalid jet(s) (first: jet {first} of the flattened "
                 f"[jet] list, {reason[first]}); expected finite momenta with E >= |p| >= 0"
             )
-    del p_abs
 
     # ---- order: pT-descending within jets (skipped when already sorted) ----------------------
     order = None
