@@ -299,11 +299,12 @@ def open_root(path: str | Path) -> Any:
     if not is_url:
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"no such ROOT file: {path}")
+            raise FileNotFoundError(f"ROOT file not found: {path}; check the path")
     try:
         return uproot.open(path)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"no such ROOT file: {text} ({err})") from err
+        raise FileNotFoundError(f"ROOT file not found: {text} ({err}); check the path or URL"
+                                ) from err
     except ImportError as err:  # the fsspec/XRootD backend of this protocol is missing
         raise ValueError(f"cannot open {text}: {err} (for root:// URLs install the xrootd "
                          "extra: pip install 'lgae-hep[xrootd]')") from err
