@@ -4,6 +4,7 @@ Nothing here imports torch at import time (``to_tensors(backend="torch")`` impor
 and jetnet is never imported unless asked for.
 """
 
+from .files import InputFile, check_input_files
 from .jetnet import read_jetnet
 from .nanoaod import (
     NanoLayout,
@@ -11,6 +12,7 @@ from .nanoaod import (
     detect_layout,
     iter_nanoaod,
     read_nanoaod,
+    resolve_puppi,
 )
 from .pfnano import METADATA_KEY, read_metadata, write_pfnano
 from .tensors import (
@@ -37,9 +39,11 @@ __all__ = [
     "ABS_TOL",
     "METADATA_KEY",
     "REL_TOL",
+    "InputFile",
     "JetTensors",
     "NanoLayout",
     "cartesian_components",
+    "check_input_files",
     "constituents_from_events",
     "detect_layout",
     "eta_rel",
@@ -52,6 +56,7 @@ __all__ = [
     "read_metadata",
     "read_nanoaod",
     "relative_coordinates",
+    "resolve_puppi",
     "to_tensors",
     "unflatten_like",
     "wrap_phi",
