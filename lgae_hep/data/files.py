@@ -193,7 +193,8 @@ def check_input_files(
         Accept files that hold 0 events in total.
     errors : {"raise", "collect"}
         ``"raise"``: raise the first problem. ``"collect"``: return every bad file with its
-        reason (one line) and go on (the layout and empty checks then do not apply).
+        reason (one line; any exception opening or reading the file counts) and go on (the
+        layout and empty checks then do not apply).
 
     Returns
     -------
@@ -223,11 +224,13 @@ def check_input_files(
             checked = check_input_file(path, jets, tree=name, pf_fields=pf_fields,
                                        jet_fields=jet_fields, require=require,
                                        require_reason=require_reason)
-        except (OSError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - "collect" reports every failure of a file
             if errors == "raise":
                 raise
-            text = str(err).splitlines()[0] if str(err) else type(err).__name__
-            bad[path] = text
+            text = str(err).splitlines()[0] if str(err) else ""
+            if not isinstance(err, OSError | ValueError):  # e.g. uproot DeserializationError
+                text = f"{type(err).__name__}: {text}"
+            bad[path] = text or type(err).__name__
             continue
         if errors == "raise" and same_layout and good and checked.layout != good[0].layout:
             first = good[0].layout
