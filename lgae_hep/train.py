@@ -6,10 +6,19 @@ What :func:`fit` does
   ``(E, px, py, pz)``) or awkward jets (converted with :func:`lgae_hep.data.to_tensors`). Jets
   flagged invalid by the project-wide bad-input policy are **dropped** with one warning that
   counts them. An empty sample or one with no real particle at all is a ``ValueError``.
-* Train / validation split (seeded) unless a validation sample is given; a ``DataLoader`` over
-  in-memory tensors; Adam; ``ReduceLROnPlateau`` (default) or cosine annealing; gradient-norm
-  clipping; early stopping on the validation loss; CUDA when available (``device="auto"``);
-  float32 by default (the model's ``dtype`` config entry).
+* Train / validation split (seeded) unless a validation sample is given; Adam;
+  ``ReduceLROnPlateau`` (default) or cosine annealing; gradient-norm clipping; early stopping
+  on the validation loss; CUDA when available (``device="auto"``); float32 by default (the
+  model's ``dtype`` config entry).
+* The data is prepared once: padded ``p4`` + ``mask`` (+ scalars) tensors in the model's dtype,
+  moved to the device before the first epoch. A batch is an ``index_select`` of those tensors
+  with a slice of the epoch's seeded permutation (:func:`epoch_indices`): no loader, no
+  per-batch conversion or copy from the host. Losses are summed on the device and read by the
+  host every ``sync_every`` batches (each batch on CPU, where that is free).
+* Validation: after every ``val_every``-th epoch, on a fixed seeded subset of the validation
+  sample (``val_size``); the default ``"auto"`` sizes it to cost <= 10 % of the training
+  between two validations (:data:`VAL_BUDGET`; ``benchmarks/fit_loop.py`` measures it), so the
+  reported validation loss is the mean over those jets (``FitResult.val_jets``).
 * Loss (per jet, then averaged over the batch): ``"chamfer"`` -- the masked Chamfer distance of
   :func:`lgae_hep.losses.chamfer`, on the 4-vectors in TeV for the LGAE and on the relative
   coordinates ``(eta_rel, phi_rel, pT_rel)`` the network sees for the GNNAE (as in the paper's
@@ -31,9 +40,11 @@ What :func:`fit` does
   good state (start of the epoch), the learning rate is halved and the epoch retried; after
   ``max_nonfinite_retries`` such roll-backs training stops with a ``FloatingPointError``.
 * DDP: when started by ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised (gloo
-  on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, batches come from a
-  ``DistributedSampler`` (``batch_size`` is per process), losses are averaged over processes and
-  only rank 0 writes files; every rank returns the same :class:`FitResult`.
+  on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, each process
+  trains on every ``world``-th jet of the epoch's common permutation (the order
+  ``DistributedSampler`` gives; ``batch_size`` is per process) and validates on its share of the
+  validation subset, losses are averaged over processes and only rank 0 writes files; every
+  rank returns the same :class:`FitResult`.
 """
 
 from __future__ import annotations
@@ -54,8 +65,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
-from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from . import determinism
@@ -81,7 +90,9 @@ from .models import build_model
 from .nn.io import parse_dtype
 from .objectives import LOSSES, forward_model, jet_losses, model_dtype, per_jet_loss, prepare_data
 
-__all__ = ["LOSSES", "SCHEDULERS", "FitResult", "fit", "jet_losses", "prepare_data"]
+__all__ = ["LOSSES", "SCHEDULERS", "STEP_OVER_FORWARD", "VAL_BUDGET", "VAL_MIN_JETS",
+           "FitResult", "epoch_indices", "fit", "jet_losses", "prepare_data", "val_jets",
+           "val_subset"]
 
 logger = logging.getLogger("lgae_hep.train")
 
@@ -109,6 +120,8 @@ class FitResult:
         Wall-clock training time of this call.
     resumed_from_epoch : int or None
         Epochs already done when this call resumed, else None.
+    val_jets : int
+        Validation jets each validation loss is the mean over (``val_size``).
     """
 
     model: nn.Module
@@ -121,6 +134,7 @@ class FitResult:
     seconds: float
     resumed_from_epoch: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    val_jets: int = 0
 
     @property
     def best_path(self) -> Path:
@@ -135,25 +149,6 @@ class FitResult:
 
 # ------------------------------------------------------------------------------------ fit
 def fit(
-    model_or_config: nn.Module | Mapping[str, Any],
-    train: Any,
-    val: Any = None,
-    *,
-    deterministic: bool = False,
-    **kwargs: Any,
-) -> FitResult:
-    """Train an autoencoder on background jets; see :func:`_fit` for every keyword.
-
-    ``deterministic=True`` runs the whole training inside :func:`lgae_hep.determinism.
-    deterministic` (deterministic cuBLAS/cuDNN kernels, no TF32, an error for ops without a
-    deterministic kernel): on a GPU, two runs with the same seed then give the same weights.
-    On CPU training is reproducible with the same seed, machine and thread count anyway.
-    """
-    with determinism.deterministic(deterministic):
-        return _fit(model_or_config, train, val, **kwargs)
-
-
-def _fit(
     model_or_config: nn.Module | Mapping[str, Any],
     train: Any,
     val: Any = None,
@@ -180,8 +175,12 @@ def _fit(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     extra_info: Mapping[str, Any] | None = None,
+    val_every: int = 1,
+    val_size: int | str | None = "auto",
+    sync_every: int | None = None,
+    deterministic: bool = False,
 ) -> FitResult:
-    """Train an autoencoder on background jets (module docstring describes the behaviour).
+    """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
     Parameters
     ----------
@@ -196,7 +195,8 @@ def _fit(
     lr : float
         Initial Adam learning rate.
     patience : int
-        Stop after this many epochs without a validation improvement > ``min_delta``.
+        Stop after this many validations without an improvement > ``min_delta`` (epochs, at
+        the default ``val_every=1``).
     grad_clip : float or None
         Max gradient 2-norm (None: no clipping).
     out_dir : str or Path
@@ -209,32 +209,61 @@ def _fit(
     dtype : "float32" / "float64", optional
         Overrides the config's dtype when a config is given (models carry their own).
     seed : int
-        Seeds the model initialisation, the train/validation split and the per-epoch shuffle.
+        Seeds the model initialisation, the train/validation split, the validation subset and
+        the per-epoch shuffle.
     val_fraction : float
         Fraction of ``train`` held out for validation when ``val`` is None (0 < f < 1).
-    loss : {"chamfer", "mse"}
+    loss : {"chamfer", "mse", "chamfer-dr"}
         Training loss (see the module docstring).
     scheduler : {"plateau", "cosine", "none"}
-        Learning-rate schedule (plateau: halve after ``max(1, patience // 3)`` flat epochs).
+        Learning-rate schedule (plateau: halve after ``max(1, patience // 3)`` flat
+        validations; cosine: annealed over ``epochs``, stepped every epoch).
     weight_decay, min_delta : float
         Adam weight decay; minimum validation improvement that resets the patience.
     max_nonfinite_retries : int
         Roll-backs (each halving the learning rate) allowed after non-finite losses.
     num_workers : int
-        DataLoader workers (0: load in the main process; tensors are in memory anyway).
+        Accepted for backward compatibility and ignored: batches are index slices of tensors
+        already on the device, there is no loader to parallelise.
     epoch_size : int, optional
         Jets per epoch: each epoch trains on this many jets drawn without replacement from a
         seeded per-epoch permutation of the whole training sample (default: all of them).
         Smaller epochs give more frequent validation, checkpoints and learning-rate decisions.
     max_seconds : float, optional
         Wall-clock budget of this call: no new epoch starts once it is spent (the run can be
-        continued with ``resume=True``).
+        continued with ``resume=True``); the epoch that spends it is always validated.
     progress : bool
         tqdm bar per epoch with the loss and jets/s (rank 0 only).
     log : callable, optional
         Receives one line per epoch (default: the ``lgae_hep.train`` logger, and the bar).
     extra_info : mapping, optional
         Plain data stored in every checkpoint's ``extra`` (e.g. the data recipe).
+    val_every : int
+        Validate after every ``val_every``-th epoch (and after the last one). Early stopping,
+        the plateau schedule and ``best.pt`` act on validated epochs only; ``last.pt`` is
+        written after every epoch (an epoch without validation has ``val_loss`` null in the
+        metrics files).
+    val_size : "auto", int or None
+        Validation jets per validation: a fixed seeded subset of the validation sample, the
+        same jets every time (so consecutive validations compare like with like). ``"auto"``
+        (default) takes as many as cost at most :data:`VAL_BUDGET` (10 %) of the training
+        time between two validations, estimated from jet counts with
+        :data:`STEP_OVER_FORWARD` (a training step costs that many validation forwards per
+        jet), but at least :data:`VAL_MIN_JETS` (so the bound holds for epochs of more than
+        ``VAL_MIN_JETS / (VAL_BUDGET * STEP_OVER_FORWARD)`` ~ 3,300 jets); e.g. 1,500 of the
+        bundled recipe's 10,000 validation jets for its 5,000-jet epochs. None: all of them.
+    sync_every : int, optional
+        Batches between host reads of the training loss (the progress bar, the non-finite
+        check). Default: 1 on CPU, where a read costs nothing and a non-finite batch stops
+        the epoch before its optimiser step; 50 on accelerators, where a read stalls the
+        queue (a non-finite batch is then found up to 49 steps late, and the roll-back to the
+        start of the epoch discards those steps as it does the others).
+    deterministic : bool
+        Run the whole training inside :func:`lgae_hep.determinism.deterministic`
+        (deterministic cuBLAS/cuDNN kernels, no TF32, an error for ops without a
+        deterministic kernel): on a GPU, two runs with the same seed then give the same
+        weights. On CPU training is reproducible with the same seed, machine and thread count
+        anyway.
 
     Returns
     -------
@@ -248,29 +277,41 @@ def _fit(
     FloatingPointError
         When the loss stays non-finite after ``max_nonfinite_retries`` roll-backs.
     """
+    with determinism.deterministic(deterministic):
+        return _fit(
+            model_or_config, train, val, out_dir=out_dir, resume=resume, device=device,
+            dtype=dtype, val_fraction=val_fraction, log=log, epochs=epochs,
+            batch_size=batch_size, lr=lr, patience=patience, grad_clip=grad_clip, seed=seed,
+            loss=loss, scheduler=scheduler, weight_decay=weight_decay, min_delta=min_delta,
+            max_nonfinite_retries=max_nonfinite_retries, num_workers=num_workers,
+            epoch_size=epoch_size, max_seconds=max_seconds, progress=progress,
+            extra_info=dict(extra_info or {}), val_every=val_every, val_size=val_size,
+            sync_every=sync_every,
+        )
+
+
+def _fit(model_or_config: nn.Module | Mapping[str, Any], train: Any, val: Any, *,
+         out_dir: str | Path, resume: bool, device: str | torch.device,
+         dtype: str | torch.dtype | None, val_fraction: float,
+         log: Callable[[str], None] | None, **options: Any) -> FitResult:
+    """:func:`fit` without the determinism context (its keywords, all given)."""
     t_start = time.perf_counter()
-    opts = _Options(
-        epochs=epochs, batch_size=batch_size, patience=patience,
-        max_nonfinite_retries=max_nonfinite_retries, epoch_size=epoch_size,
-        max_seconds=max_seconds, lr=lr, weight_decay=weight_decay, min_delta=min_delta,
-        grad_clip=grad_clip, seed=seed, loss=loss, scheduler=scheduler, num_workers=num_workers,
-        progress=progress, extra_info=dict(extra_info or {}),
-    )
+    opts = _Options(**options)
     if val is None and not (0.0 < float(val_fraction) < 1.0):
         raise ValueError(f"val_fraction must be in (0, 1) when no val sample is given, "
                          f"got {val_fraction!r}")
     rank, world, dev, dist_here = dist_setup(device)
     out_dir = Path(out_dir)
-    torch.manual_seed(seed)
+    torch.manual_seed(opts.seed)
     model = _model_for_fit(model_or_config, dtype)
-    samples = _fit_samples(model, train, val, val_fraction, seed)
+    samples = _fit_samples(model, train, val, val_fraction, opts.seed)
     if rank == 0:  # before anything is written
         probe_out_dir(out_dir)
         check_disk_space(out_dir, model)
     trainer = _Trainer(model, samples, opts, out_dir=out_dir, rank=rank, world=world, dev=dev,
                        emit=log or (lambda msg: logger.info(msg)))
     trainer.restore(resume)
-    trainer.make_loaders()
+    trainer.to_device()
     trainer.run(t_start)
     trainer.load_best()
     if dist_here:
@@ -281,7 +322,7 @@ def _fit(
 # --------------------------------------------------------------------------- fit: the steps
 @dataclass(frozen=True)
 class _Options:
-    """The training settings of :func:`_fit`, validated on construction."""
+    """The training settings of :func:`fit`, validated on construction."""
 
     epochs: int
     batch_size: int
@@ -299,10 +340,17 @@ class _Options:
     num_workers: int
     progress: bool
     extra_info: dict[str, Any]
+    val_every: int = 1
+    val_size: int | str | None = "auto"
+    sync_every: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries"):
+        for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries", "val_every"):
             check_positive(name, getattr(self, name))
+        if self.val_size != "auto" and self.val_size is not None:
+            check_positive("val_size", self.val_size)
+        if self.sync_every is not None:
+            check_positive("sync_every", self.sync_every)
         if self.epoch_size is not None:
             check_positive("epoch_size", self.epoch_size)
         if self.max_seconds is not None:
@@ -341,9 +389,68 @@ def _model_for_fit(model_or_config: nn.Module | Mapping[str, Any],
                      f"got {type(model_or_config).__name__}")
 
 
+#: validation may cost at most this fraction of the training time between two validations
+#: (``val_size="auto"``)
+VAL_BUDGET = 0.1
+#: a training step's cost per jet over a validation forward's, which sizes
+#: ``val_size="auto"``: 3.8 measured for the bundled lgae-mix recipe (chamfer-dr, batch 128,
+#: 2 CPU threads, ``benchmarks/fit_loop.py``); 3 keeps a margin for models and losses whose
+#: backward pass is relatively cheaper
+STEP_OVER_FORWARD = 3.0
+#: the fewest validation jets ``val_size="auto"`` takes (all of them when there are fewer)
+VAL_MIN_JETS = 1000
+
+
+def val_jets(val_size: int | str | None, n_val: int, jets_between: int) -> int:
+    """Validation jets per validation for :func:`fit`'s ``val_size`` (see there), given
+    ``n_val`` validation jets and ``jets_between`` training jets between two validations."""
+    if val_size is None:
+        return n_val
+    if val_size == "auto":
+        budget = math.ceil(VAL_BUDGET * STEP_OVER_FORWARD * jets_between)
+        return min(n_val, max(VAL_MIN_JETS, budget))
+    return min(n_val, int(val_size))
+
+
+def val_subset(n_val: int, k: int, seed: int) -> torch.Tensor:
+    """Indices of the fixed validation subset of ``k`` of ``n_val`` jets: all of them in
+    order, or the first ``k`` of a permutation seeded by ``seed`` (sorted)."""
+    if k >= n_val:
+        return torch.arange(n_val)
+    g = torch.Generator().manual_seed(seed * 15_485_863 + 17)
+    return torch.randperm(n_val, generator=g)[:k].sort().values
+
+
+def epoch_indices(n: int, epoch: int, seed: int, epoch_size: int | None = None,
+                  world: int = 1, rank: int = 0) -> torch.Tensor:
+    """The training jets of ``epoch`` in the order they are used (this process's share).
+
+    Seeded by (``seed``, ``epoch``) only, so that a resumed run continues exactly. It is the
+    order the former ``DataLoader`` loop drew: with ``epoch_size < n`` the first
+    ``epoch_size`` of a seeded permutation of all jets, shuffled by ``RandomSampler``'s
+    permutation (one process) or ``DistributedSampler(shuffle=True, drop_last=True)``'s (every
+    ``world``-th jet from ``rank`` of a common permutation cut to a multiple of ``world``).
+    """
+    sub = None
+    m = n
+    if epoch_size is not None and epoch_size < n:
+        g = torch.Generator().manual_seed(seed * 7_919 + epoch)
+        sub = torch.randperm(n, generator=g)[:epoch_size]
+        m = epoch_size
+    if world > 1:
+        g = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(m, generator=g)[:(m // world) * world][rank::world]
+    else:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(m, generator=g)
+    return order if sub is None else sub[order]
+
+
 @dataclass
 class _Samples:
-    """Training and validation tensors ``(p4, mask[, scalars])``, on the CPU."""
+    """Training and validation tensors ``(p4, mask[, scalars])``, on the CPU, in the model's
+    dtype, padded to its particle count (what :func:`lgae_hep.objectives.prepare_data`
+    returns)."""
 
     train: tuple[torch.Tensor, ...]
     val: tuple[torch.Tensor, ...]
@@ -473,37 +580,29 @@ class _Trainer:
         self.emit(f"resuming from {last_path} after epoch {self.progress.epoch - 1}"
                   + (" (run already finished)" if self.progress.stopped_early else ""))
 
-    # ---- loaders
-    def make_loaders(self) -> None:
-        """Wrap the model for DDP (under torchrun) and build the validation loader."""
+    # ---- data on the device
+    def to_device(self) -> None:
+        """Wrap the model for DDP (under torchrun); put the training sample and this
+        process's share of the validation subset on the device, once."""
         if self.world > 1:
             self.train_model = DistributedDataParallel(
                 self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
-        self.dset = TensorDataset(*self.samples.train)
-        vset = TensorDataset(*self.samples.val)
-        vsampler = (DistributedSampler(vset, num_replicas=self.world, rank=self.rank,
-                                       shuffle=False) if self.world > 1 else None)
-        self.vloader = DataLoader(vset, batch_size=max(self.opts.batch_size, 256),
-                                  sampler=vsampler, shuffle=False)
+        opts = self.opts
+        self.train_data = tuple(t.to(self.dev) for t in self.samples.train)
+        n_train = len(self.samples.train[0])
+        self.epoch_jets = min(opts.epoch_size or n_train, n_train)
+        n_val = len(self.samples.val[0])
+        self.val_jets = val_jets(opts.val_size, n_val, self.epoch_jets * opts.val_every)
+        sel = val_subset(n_val, self.val_jets, opts.seed)[self.rank::self.world]
+        self.val_data = tuple(t.index_select(0, sel).to(self.dev) for t in self.samples.val)
+        self.sync_every = opts.sync_every or (1 if self.dev.type == "cpu" else 50)
+        if self.is_main:
+            every = "every epoch" if opts.val_every == 1 else f"every {opts.val_every} epochs"
+            self.emit(f"training on {n_train} jets ({self.epoch_jets} per epoch), validating "
+                      f"{every} on {self.val_jets} of {n_val} jets")
 
-    def train_loader(self, epoch: int) -> DataLoader:
-        """This epoch's loader: a seeded (``seed``, ``epoch``) subset and order of the jets."""
-        opts, data = self.opts, self.dset
-        if opts.epoch_size is not None and opts.epoch_size < len(data):
-            g = torch.Generator().manual_seed(opts.seed * 7_919 + epoch)
-            data = Subset(data, torch.randperm(len(data), generator=g)[:opts.epoch_size].tolist())
-        if self.world > 1:
-            sampler = DistributedSampler(data, num_replicas=self.world, rank=self.rank,
-                                         shuffle=True, seed=opts.seed, drop_last=True)
-            sampler.set_epoch(epoch)
-        else:
-            g = torch.Generator().manual_seed(opts.seed * 1_000_003 + epoch)
-            sampler = RandomSampler(data, generator=g)
-        return DataLoader(data, batch_size=opts.batch_size, sampler=sampler, drop_last=False,
-                          num_workers=opts.num_workers)
-
-    def _unpack(self, batch):
-        b = [t.to(self.dev, non_blocking=True) for t in batch]
+    def _batch(self, data: tuple[torch.Tensor, ...], idx: torch.Tensor | slice):
+        b = [t[idx] if isinstance(idx, slice) else t.index_select(0, idx) for t in data]
         return b[0], b[1], (b[2] if len(b) == 3 else None)
 
     # ---- the loop
@@ -515,17 +614,21 @@ class _Trainer:
             good = self._snapshot()
             t0 = time.perf_counter()
             tot, cnt, nonfinite = self.run_epoch(p.epoch, t0)
-            vloss = math.nan if nonfinite else self.validate()
-            if nonfinite or not math.isfinite(vloss):
+            spent = self._time_spent(t_start)
+            check = (nonfinite or (p.epoch + 1) % opts.val_every == 0
+                     or p.epoch + 1 >= opts.epochs or spent)
+            vloss = math.nan if nonfinite or not check else self.validate()
+            if nonfinite or (check and not math.isfinite(vloss)):
                 self.roll_back(good, p.epoch, "training" if nonfinite else "validation")
                 continue
-            self.end_epoch(p.epoch, tot, cnt, vloss, time.perf_counter() - t0)
+            self.end_epoch(p.epoch, tot, cnt, vloss if check else None,
+                           time.perf_counter() - t0)
             p.epoch += 1
             if p.stopped_early:
-                self.emit(f"early stopping: no improvement for {opts.patience} epochs "
+                self.emit(f"early stopping: no improvement for {opts.patience} validations "
                           f"(best epoch {p.best_epoch + 1}, val {p.best_val:.5g})")
                 break
-            if self._time_spent(t_start):
+            if spent:
                 self.emit(f"time budget of {opts.max_seconds:.0f} s spent after epoch "
                           f"{p.epoch}: stopping (resume=True continues)")
                 break
@@ -535,51 +638,66 @@ class _Trainer:
     def run_epoch(self, epoch: int, t0: float) -> tuple[float, int, bool]:
         """One pass over this epoch's batches: (loss sum, jets, stopped on a non-finite loss).
 
-        Stops at the first batch whose loss or gradient norm is non-finite on any process,
-        before the optimiser step.
+        The batches are index slices of the tensors on the device; the loss sum stays on the
+        device, and the host reads it only every ``sync_every`` batches (and at the end):
+        there the progress bar is updated and a non-finite loss or gradient norm on any
+        process since the last read stops the epoch, before that batch's optimiser step.
         """
-        opts, world = self.opts, self.world
+        opts, world, every = self.opts, self.world, self.sync_every
         model, opt = self.model, self.opt
-        tot, cnt, nonfinite = 0.0, 0, False
-        loader = self.train_loader(epoch)
-        bar = tqdm(total=len(loader.sampler) if world == 1 else len(loader) * opts.batch_size,
-                   desc=f"epoch {epoch + 1}/{opts.epochs}", unit="jet",
-                   disable=not (opts.progress and self.is_main), leave=False, file=sys.stderr)
-        for batch in loader:
-            pb, mb, sb = self._unpack(batch)
+        idx = epoch_indices(len(self.train_data[0]), epoch, opts.seed, opts.epoch_size,
+                            world, self.rank).to(self.dev)
+        n, bs = len(idx), opts.batch_size
+        n_batches = -(-n // bs)
+        tot = torch.zeros((), dtype=torch.float64, device=self.dev)
+        bad = torch.zeros((), dtype=torch.bool, device=self.dev)
+        cnt, shown, nonfinite = 0, 0, False
+        show = opts.progress and self.is_main
+        bar = tqdm(total=n * world, desc=f"epoch {epoch + 1}/{opts.epochs}", unit="jet",
+                   disable=not show, leave=False, file=sys.stderr)
+        for k in range(n_batches):
+            pb, mb, sb = self._batch(self.train_data, idx[k * bs:(k + 1) * bs])
+            nb = min(bs, n - k * bs)
             opt.zero_grad(set_to_none=True)
             out = forward_model(self.train_model, pb, mb, sb)
-            per = per_jet_loss(model, out, pb, mb, opts.loss)
-            lval = per.mean()
+            lval = per_jet_loss(model, out, pb, mb, opts.loss).mean()
             lval.backward()
-            gnorm = (nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
-                     if opts.grad_clip is not None else torch.zeros(()))
-            bad = 0.0 if (torch.isfinite(lval) and torch.isfinite(gnorm)) else 1.0
-            if all_reduce_sum([bad], world, self.dev)[0] > 0:
-                nonfinite = True
-                break
+            ok = torch.isfinite(lval)
+            if opts.grad_clip is not None:
+                ok = ok & torch.isfinite(nn.utils.clip_grad_norm_(model.parameters(),
+                                                                  opts.grad_clip))
+            bad = bad | ~ok
+            if (k + 1) % every == 0 or k + 1 == n_batches:  # the host reads
+                if all_reduce_sum([float(bad)], world, self.dev)[0] > 0:
+                    nonfinite = True
+                    break
+                if show:
+                    done = cnt + nb
+                    bar.update((done - shown) * world)
+                    shown = done
+                    mean = float(tot + lval.detach().double() * nb) / done
+                    rate = done * world / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{mean:.4g}", jets_s=f"{rate:.0f}")
             opt.step()
             self.progress.step += 1
-            tot += float(lval.detach()) * len(per)
-            cnt += len(per)
-            dt = time.perf_counter() - t0
-            bar.update(len(per))
-            bar.set_postfix(loss=f"{tot / cnt:.4g}", jets_s=f"{cnt * world / max(dt, 1e-9):.0f}")
+            tot += lval.detach().double() * nb
+            cnt += nb
         bar.close()
-        return tot, cnt, nonfinite
+        return float(tot), cnt, nonfinite
 
     @torch.no_grad()
     def validate(self) -> float:
-        """Mean per-jet validation loss (over all processes)."""
+        """Mean per-jet loss on the validation subset (over all processes); one host read."""
         model = self.model
         model.eval()
-        tot, cnt = 0.0, 0.0
-        for batch in self.vloader:
-            pb, mb, sb = self._unpack(batch)
+        data = self.val_data
+        n, bs = len(data[0]), max(self.opts.batch_size, 256)
+        tot = torch.zeros((), dtype=torch.float64, device=self.dev)
+        for i in range(0, n, bs):
+            pb, mb, sb = self._batch(data, slice(i, i + bs))
             per = per_jet_loss(model, forward_model(model, pb, mb, sb), pb, mb, self.opts.loss)
-            tot += float(per.double().sum())
-            cnt += len(per)
-        tot, cnt = all_reduce_sum([tot, cnt], self.world, self.dev)
+            tot += per.double().sum()
+        tot, cnt = all_reduce_sum([float(tot), float(n)], self.world, self.dev)
         model.train()
         return tot / max(cnt, 1.0)
 
@@ -614,25 +732,28 @@ class _Trainer:
             f"(retry {p.retries}/{limit})", RuntimeWarning, stacklevel=4,  # fit's line
         )
 
-    def end_epoch(self, epoch: int, tot: float, cnt: int, vloss: float, seconds: float) -> None:
-        """Bookkeeping after a good epoch: early-stopping counters, scheduler step, history,
+    def end_epoch(self, epoch: int, tot: float, cnt: int, vloss: float | None,
+                  seconds: float) -> None:
+        """Bookkeeping after a good epoch: early-stopping counters and the plateau schedule
+        (validated epochs, ``vloss`` not None), the other schedules' step, history,
         checkpoints (``best.pt`` on an improvement, ``last.pt``), metrics files, log line."""
         p, opts = self.progress, self.opts
         tloss_sum, tcnt = all_reduce_sum([tot, float(cnt)], self.world, self.dev)
         tloss = tloss_sum / max(tcnt, 1.0)
         lr_now = self.opt.param_groups[0]["lr"]
-        improved = vloss < p.best_val - opts.min_delta
+        improved = vloss is not None and vloss < p.best_val - opts.min_delta
         if improved:
             p.best_val, p.best_epoch, p.bad_epochs = vloss, epoch, 0
-        else:
+        elif vloss is not None:
             p.bad_epochs += 1
         if self.sched is not None:
-            if opts.scheduler == "plateau":
-                self.sched.step(vloss)
-            else:
+            if opts.scheduler != "plateau":
                 self.sched.step()
+            elif vloss is not None:
+                self.sched.step(vloss)
         p.history.append({
-            "epoch": epoch, "train_loss": tloss, "val_loss": vloss, "lr": lr_now,
+            "epoch": epoch, "train_loss": tloss,
+            "val_loss": math.nan if vloss is None else vloss, "lr": lr_now,
             "best_val_loss": p.best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
             "seconds": seconds, "step": p.step, "improved": bool(improved),
         })
@@ -645,7 +766,8 @@ class _Trainer:
             save_checkpoint(self.last_path, self.model, optimizer=self.opt,
                             scheduler=self.sched, extra=p.extra(epoch, finished, opts, self.world))
             write_metrics(self.out_dir, p.history)
-        self.emit(f"epoch {epoch + 1}/{opts.epochs}: train {tloss:.5g}  val {vloss:.5g}  "
+        val_txt = "-" if vloss is None else f"{vloss:.5g}"
+        self.emit(f"epoch {epoch + 1}/{opts.epochs}: train {tloss:.5g}  val {val_txt}  "
                   f"lr {lr_now:.3g}  {tcnt / max(seconds, 1e-9):.0f} jets/s  {seconds:.1f} s"
                   + ("  *" if improved else ""))
 
@@ -671,5 +793,5 @@ class _Trainer:
             model=self.model, best_epoch=p.best_epoch, best_val_loss=p.best_val,
             epochs_run=len(p.history), history=p.history, out_dir=self.out_dir,
             stopped_early=p.stopped_early, seconds=seconds,
-            resumed_from_epoch=self.resumed_from, config=self.config,
+            resumed_from_epoch=self.resumed_from, config=self.config, val_jets=self.val_jets,
         )
