@@ -231,7 +231,7 @@ def fit(
         Smaller epochs give more frequent validation, checkpoints and learning-rate decisions.
     max_seconds : float, optional
         Wall-clock budget of this call: no new epoch starts once it is spent (the run can be
-        continued with ``resume=True``); the epoch that spends it is always validated.
+        continued with ``resume=True``).
     progress : bool
         tqdm bar per epoch with the loss and jets/s (rank 0 only).
     log : callable, optional
@@ -239,10 +239,11 @@ def fit(
     extra_info : mapping, optional
         Plain data stored in every checkpoint's ``extra`` (e.g. the data recipe).
     val_every : int
-        Validate after every ``val_every``-th epoch (and after the last one). Early stopping,
-        the plateau schedule and ``best.pt`` act on validated epochs only; ``last.pt`` is
-        written after every epoch (an epoch without validation has ``val_loss`` null in the
-        metrics files).
+        Validate after every ``val_every``-th epoch (counted from the start of the run) and
+        after epoch ``epochs``. Early stopping, the plateau schedule and ``best.pt`` act on
+        validated epochs only; ``last.pt`` is written after every epoch (an epoch without
+        validation has ``val_loss`` NaN in the history, null in the metrics files). A run
+        stopped by ``max_seconds`` between two validations keeps the best validated weights.
     val_size : "auto", int or None
         Validation jets per validation: a fixed seeded subset of the validation sample, the
         same jets every time (so consecutive validations compare like with like). ``"auto"``
@@ -407,7 +408,7 @@ def val_jets(val_size: int | str | None, n_val: int, jets_between: int) -> int:
     if val_size is None:
         return n_val
     if val_size == "auto":
-        budget = math.ceil(VAL_BUDGET * STEP_OVER_FORWARD * jets_between)
+        budget = round(VAL_BUDGET * STEP_OVER_FORWARD * jets_between)
         return min(n_val, max(VAL_MIN_JETS, budget))
     return min(n_val, int(val_size))
 
@@ -482,6 +483,17 @@ def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
                     val=(vp4, vmask) + ((vscal,) if vscal is not None else ()))
 
 
+def _history_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``metrics.json`` row as the run made it: the non-finite numbers that the file holds
+    as null back as floats (NaN losses of unvalidated epochs, no best loss yet: inf)."""
+    row = dict(row)
+    for key, missing in (("train_loss", math.nan), ("val_loss", math.nan),
+                         ("best_val_loss", math.inf)):
+        if key in row and row[key] is None:
+            row[key] = missing
+    return row
+
+
 @dataclass
 class _Progress:
     """Where a run stands: the early-stopping bookkeeping that ``last.pt`` carries to a resume."""
@@ -502,7 +514,7 @@ class _Progress:
         history: list[dict[str, Any]] = []
         hist_path = out_dir / "metrics.json"
         if hist_path.exists():
-            history = [h for h in json.loads(hist_path.read_text())
+            history = [_history_row(h) for h in json.loads(hist_path.read_text())
                        if int(h.get("epoch", -1)) < start]
         return cls(
             epoch=start, step=int(ckpt.get("step", 0)),
@@ -614,9 +626,9 @@ class _Trainer:
             good = self._snapshot()
             t0 = time.perf_counter()
             tot, cnt, nonfinite = self.run_epoch(p.epoch, t0)
-            spent = self._time_spent(t_start)
-            check = (nonfinite or (p.epoch + 1) % opts.val_every == 0
-                     or p.epoch + 1 >= opts.epochs or spent)
+            # the cadence depends on the epoch number only, so a resumed run validates where
+            # an uninterrupted one does
+            check = (p.epoch + 1) % opts.val_every == 0 or p.epoch + 1 >= opts.epochs
             vloss = math.nan if nonfinite or not check else self.validate()
             if nonfinite or (check and not math.isfinite(vloss)):
                 self.roll_back(good, p.epoch, "training" if nonfinite else "validation")
@@ -628,7 +640,7 @@ class _Trainer:
                 self.emit(f"early stopping: no improvement for {opts.patience} validations "
                           f"(best epoch {p.best_epoch + 1}, val {p.best_val:.5g})")
                 break
-            if spent:
+            if self._time_spent(t_start):
                 self.emit(f"time budget of {opts.max_seconds:.0f} s spent after epoch "
                           f"{p.epoch}: stopping (resume=True continues)")
                 break
