@@ -60,7 +60,7 @@ from lgae_hep.nn.io import (
     parse_dtype,
 )
 from lgae_hep.nn.lmp import VECTOR, LMPLayer
-from lgae_hep.nn.mixreps import SCALAR, MixReps, mask_feats
+from lgae_hep.nn.mixreps import SCALAR, MixReps, mask_packed
 from lgae_hep.nn.radial import RadialBasis, pair_invariant
 
 __all__ = ["LGAE"]
@@ -325,18 +325,19 @@ class LGAE(nn.Module):
             p = p4 * self.p4_scale
         else:
             p = p4 / scale[:, None, None]
-        pos = self.cart.to_irrep(p).unsqueeze(2)  # (B, N, 1, 4)
+        # packed features irrep -> (tau, B, d, N) throughout (see LMPLayer.forward_packed)
+        pos = self.cart.to_irrep(p).transpose(1, 2).unsqueeze(0).contiguous()  # (1, B, 4, N)
         m2 = p[..., 0] ** 2 - p[..., 1] ** 2 - p[..., 2] ** 2 - p[..., 3] ** 2
         s = m2.unsqueeze(-1)
         if scalars is not None:
             s = torch.cat([s, scalars], dim=-1)
-        feats = {SCALAR: s.to(pos.dtype).unsqueeze(-1), VECTOR: pos}
-        feats = mask_feats(self.enc_in(feats), mask)
-        basis = self.enc_basis(pair_invariant(p), mask)
+        s = s.to(pos.dtype).permute(2, 0, 1).unsqueeze(2).contiguous()  # (1 + S, B, 1, N)
+        feats = mask_packed(self.enc_in.forward_packed({SCALAR: s, VECTOR: pos}), mask)
+        basis = self.enc_basis.pairs(pair_invariant(p), mask)
         for layer in self.encoder:
-            feats = layer(feats, pos, basis, mask)
-        node = mask_feats(self.enc_out(feats), mask)
-        return self.aggregate(node, mask)
+            feats = layer.forward_packed(feats, pos, basis, mask)
+        node = mask_packed(self.enc_out.forward_packed(feats), mask)
+        return self.aggregate.forward_packed(node, mask)
 
     def decode(self, latent: dict, scale: torch.Tensor | None = None) -> dict:
         """Decode a latent (irrep -> (B, tau, d)) to node features of the ``num_particles`` nodes.
@@ -351,22 +352,26 @@ class LGAE(nn.Module):
         feats = {}
         for r in self.tau_latent:
             w = self.dec_in[f"{r[0]}_{r[1]}"]  # (N, c0, tau_latent)
-            feats[r] = torch.einsum("nct,btd->bncd", w, latent[r])
-        feats[SCALAR] = feats[SCALAR] + self.dec_in_bias
-        b = feats[SCALAR].shape[0]
-        mask = torch.ones(b, self.num_particles, dtype=torch.bool, device=self._device())
-        pos_c = self.cart.to_cartesian(self.dec_pos({VECTOR: feats[VECTOR]})[VECTOR]).real
-        pos = self.cart.to_irrep(pos_c)  # (B, N, 1, 4)
-        basis = self.dec_basis(pair_invariant(pos_c[:, :, 0]), mask)
+            z = latent[r]  # (B, tau_latent, d)
+            b, t, d = z.shape
+            # packed (c0, B, d, N): one GEMM (N c0, tau_latent) @ (tau_latent, B d)
+            y = w.reshape(-1, t) @ z.transpose(0, 1).reshape(t, b * d)
+            feats[r] = y.view(w.shape[0], w.shape[1], b, d).permute(1, 2, 3, 0).contiguous()
+        feats[SCALAR] = feats[SCALAR] + self.dec_in_bias.permute(1, 2, 0).unsqueeze(1)
+        # every decoder node is real: no mask
+        z = self.dec_pos.forward_packed({VECTOR: feats[VECTOR]})[VECTOR][0]  # (B, 4, N)
+        pos_c = (self.cart.uh @ z).real.transpose(1, 2)  # (B, N, 4)
+        pos = self.cart.to_irrep(pos_c).transpose(1, 2).unsqueeze(0).contiguous()
+        basis = self.dec_basis.pairs(pair_invariant(pos_c), None)
         for layer in self.decoder:
-            feats = layer(feats, pos, basis, mask)
-        out = self.dec_out(feats)
-        units = self.cart.to_cartesian(out[VECTOR][:, :, 0]).real
+            feats = layer.forward_packed(feats, pos, basis, None)
+        out = self.dec_out.forward_packed(feats)
+        units = (self.cart.uh @ out[VECTOR][0]).real.transpose(1, 2)  # (B, N, 4)
         if scale is None:
             p4 = units / self.p4_scale if self.normalization == "none" else units
         else:
             p4 = units * scale.to(units.dtype)[:, None, None]
-        sc = out[SCALAR][..., 0].real if self.num_scalars else None
+        sc = out[SCALAR][:, :, 0].real.permute(1, 2, 0) if self.num_scalars else None
         return {"p4": p4, "scalars": sc, "p4_units": units}
 
     def forward(self, p4, mask, scalars=None) -> AutoencoderOutput:

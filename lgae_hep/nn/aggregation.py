@@ -108,3 +108,32 @@ class Aggregation(nn.Module):
                     y = self._select(x, r, mask, largest=(m == "max"))
                 out[r].append(y)
         return {r: torch.cat(ys, dim=1) for r, ys in out.items()}
+
+    def forward_packed(self, feats: Feats, mask: torch.Tensor) -> Feats:
+        """:meth:`forward` for packed node features ``(tau, B, d, N)`` (padded nodes zero);
+        returns the latent in the public layout irrep -> ``(B, tau', d)``."""
+        out: dict = {r: [] for r in self.tau}
+        x0 = next(iter(feats.values()))
+        mf = mask.to(x0.real.dtype)[None, :, None, :]
+        n = mf.sum(-1).clamp(min=1)  # (1, B, 1)
+        b = mask.shape[0]
+        for m in self.methods:
+            if m == "mix":
+                # slot n, channel c -> mixer input channel n * tau + c, as in forward
+                for r in self.tau:
+                    x = feats[r]
+                    t, _, d, npart = x.shape
+                    flat = x.permute(3, 0, 1, 2).reshape(npart * t, b * d)
+                    w = self.mixer.weights[f"{r[0]}_{r[1]}"]
+                    out[r].append((w @ flat).view(-1, b, d).transpose(0, 1))
+                continue
+            for r in self.tau:
+                x = feats[r]
+                if m == "sum":
+                    y = (x * mf).sum(-1).transpose(0, 1)
+                elif m == "mean":
+                    y = ((x * mf).sum(-1) / n).transpose(0, 1)
+                else:
+                    y = self._select(x.permute(1, 3, 0, 2), r, mask, largest=(m == "max"))
+                out[r].append(y)
+        return {r: torch.cat(ys, dim=1) for r, ys in out.items()}

@@ -48,6 +48,7 @@ class CGProduct(torch.nn.Module):
         tables = cg_tables(maxdim, dtype=complex_dtype(dtype))
         self._outs: dict[tuple, list[tuple[tuple[int, int], int]]] = {}
         self._left: set[tuple] = set()
+        self._cl_single_k: dict[tuple, bool] = {}
         pairs = sorted({(r1, r2) for (r1, r2, _) in tables})
         for r1, r2 in pairs:
             outs = allowed_products(r1, r2, maxdim)
@@ -67,6 +68,24 @@ class CGProduct(torch.nn.Module):
             else:
                 mat = mat.reshape(d1 * d2, dtot)
             self.register_buffer(_name(r1, r2), mat.clone(), persistent=False)
+            # packed form (:meth:`packed`): the non-zero entries of the stacked table as index lists
+            # (i, j, k) and values (CG tables are sparse: 4 of 16 entries for 4-vector .
+            # 4-vector), so a product is two gathers, one multiply and one index_add
+            full = mat.reshape(d1, d2, dtot)
+            nz = (full.abs() > 1e-12 * full.abs().max()).nonzero()
+            order = torch.argsort(nz[:, 2] * d1 * d2 + nz[:, 0] * d2 + nz[:, 1])
+            nz = nz[order]
+            i, j, k = nz.unbind(1)
+            vals = full[i, j, k]
+            self.register_buffer(_name(r1, r2) + "_i", i.clone(), persistent=False)
+            self.register_buffer(_name(r1, r2) + "_j", j.clone(), persistent=False)
+            self.register_buffer(_name(r1, r2) + "_k", k.clone(), persistent=False)
+            # real values (all tables up to maxdim 4 are real) multiply as real numbers
+            if bool((vals.imag == 0).all()):
+                vals = vals.real
+            self.register_buffer(_name(r1, r2) + "_v", vals.unsqueeze(-1).clone(),
+                                 persistent=False)
+            self._cl_single_k[(r1, r2)] = dtot == 1
 
     def outputs(self, r1: tuple[int, int], r2: tuple[int, int]) -> list[tuple[int, int]]:
         """Irreps (within ``maxdim``) in ``r1 x r2``."""
@@ -93,6 +112,34 @@ class CGProduct(torch.nn.Module):
             prod = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)
             res = prod @ mat
         return dict(zip([r for r, _ in outs], res.split([d for _, d in outs], dim=-1)))
+
+
+    def packed(self, x: torch.Tensor, r1, y: torch.Tensor, r2) -> Feats:
+        """:meth:`forward` in the packed layout of :class:`~lgae_hep.nn.LMPLayer`:
+        ``x`` (tau or 1, B, d1, N), ``y`` (tau, B, d2, N) -> irrep -> (tau, B, d, N).
+
+        The same numbers as :meth:`forward` up to the order of the CG sums. Every operation
+        runs over rows of N nodes (contiguous), never over the tiny component axis.
+        """
+        outs = self._outs.get((r1, r2), [])
+        if not outs:
+            return {}
+        if r1 == (0, 0):
+            return {r2: x * y}
+        if r2 == (0, 0):
+            return {r1: x * y}
+        name = _name(r1, r2)
+        i, j = getattr(self, name + "_i"), getattr(self, name + "_j")
+        vals = getattr(self, name + "_v")  # (nnz, 1)
+        terms = x.index_select(2, i) * (y.index_select(2, j) * vals)  # (tau, B, nnz, N)
+        if self._cl_single_k[(r1, r2)]:
+            res = terms.sum(2, keepdim=True)
+        else:
+            k = getattr(self, name + "_k")
+            shape = list(terms.shape)
+            shape[2] = sum(d for _, d in outs)
+            res = terms.new_zeros(shape).index_add_(2, k, terms)
+        return dict(zip([r for r, _ in outs], res.split([d for _, d in outs], dim=2)))
 
 
 def _name(r1, r2) -> str:

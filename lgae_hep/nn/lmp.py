@@ -7,21 +7,13 @@ from torch import nn
 
 from lgae_hep.lorentz import irrep_dim, irreps_up_to
 
-from .cg_product import CGProduct, Feats, cg_pair
-from .mixreps import SCALAR, InvariantMLP, MixReps, mask_feats
-from .radial import RadialFilter
+from .cg_product import CGProduct, Feats
+from .mixreps import SCALAR, InvariantMLP, MixReps, from_packed, mask_packed, to_packed
+from .radial import PairBasis, RadialFilter
 
 __all__ = ["LMPLayer", "VECTOR"]
 
 VECTOR = (1, 1)
-
-
-def _real_flat(t: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(t).flatten(-2)
-
-
-def _complex(t: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_complex(t.unflatten(-1, (-1, 2)).contiguous())
 
 
 class LMPLayer(nn.Module):
@@ -78,6 +70,10 @@ class LMPLayer(nn.Module):
             for r2 in self.in_order[i:]:
                 for r in self.cg.outputs(r1, r2):
                     count[r] += tau
+        # self products F_c (x) F_c over pairs r1 <= r2 (tuple order), in the channel order
+        # the trained weights expect
+        self.self_pairs = [(r1, r2) for r1 in self.in_order for r2 in self.in_order
+                           if not r2 < r1]
         self.msg_outs = {r_in: self.cg.outputs(VECTOR, r_in) for r_in in self.in_order}
         for r_in in self.in_order:
             for r in self.msg_outs[r_in]:
@@ -91,7 +87,7 @@ class LMPLayer(nn.Module):
         self.tau_out = {r: tau_out for r in reps}
 
     def forward(self, feats: Feats, pos: torch.Tensor, basis: torch.Tensor,
-                mask: torch.Tensor) -> Feats:
+                mask: torch.Tensor | None) -> Feats:
         """Apply the layer.
 
         Parameters
@@ -102,43 +98,71 @@ class LMPLayer(nn.Module):
             Complex (B, N, 1, 4): node positions in the (1, 1) canonical basis.
         basis : torch.Tensor
             Real (K, B, N, N) masked pair functions of ``p_ij^2``.
-        mask : torch.Tensor
-            bool (B, N).
+        mask : torch.Tensor or None
+            bool (B, N); None: every node is real.
+
+        Returns irrep -> (B, N, tau_out, d). The work is done in the channel-last layout of
+        :meth:`forward_packed` (the models call that directly and never transpose).
+        """
+        out = self.forward_packed(to_packed(feats), pos.permute(2, 0, 3, 1), basis, mask)
+        return from_packed(out)
+
+    def forward_packed(self, feats: Feats, pos: torch.Tensor,
+                       basis: torch.Tensor | PairBasis, mask: torch.Tensor | None) -> Feats:
+        """:meth:`forward` in the packed layout: ``feats`` irrep -> (tau, B, d, N), ``pos``
+        (1, B, 4, N), ``basis`` as in :meth:`forward` or a :class:`PairBasis`; returns
+        irrep -> (tau_out, B, d, N).
+
+        Channels outermost and nodes innermost make every step a large GEMM or an elementwise
+        operation over contiguous rows of N nodes: the channel mixing is one complex GEMM per
+        irrep, the message sums one real batched GEMM per input irrep, the CG products
+        gathers of the non-zero CG entries (:meth:`CGProduct.packed`), the concatenations
+        copies of whole blocks.
         """
         cg = self.cg
         x_in = {r: feats[r] for r in self.in_order}
         parts: dict[tuple[int, int], list[torch.Tensor]] = {r: [x] for r, x in x_in.items()}
-        for r, ts in cg_pair(cg, x_in, x_in, symmetric=True).items():
-            parts.setdefault(r, []).extend(ts)
-        # Messages by linearity: one batched matmul of the per-channel pair weights with the
-        # real-flattened operands [F_j, p_j (x) F_j] of all input irreps and channels at once.
+        for r1, r2 in self.self_pairs:
+            for r, t in cg.packed(x_in[r1], r1, x_in[r2], r2).items():
+                parts.setdefault(r, []).append(t)
+        # Messages by linearity: sum_j w_ij [F_j, p_j (x) F_j] with per-channel weights, one
+        # real batched GEMM per input irrep: tau * B products (2 width x N) @ (N x N), the
+        # operands laid out so that the long (N x N) matrix is on the right (MKL's batched
+        # GEMM is ~2.5x faster that way round)
         weights = self.radial(basis)  # (C, B, N, N), C = tau * len(in_order)
-        b, n = mask.shape
+        raw = isinstance(basis, PairBasis)
+        c, b, n, _ = weights.shape
         tau = self.tau_in
-        blocks = []
-        for r_in, x in x_in.items():
-            g = cg(pos, VECTOR, x, r_in)  # p_j (x) F_j
-            blocks.append([x] + [g[r] for r in self.msg_outs[r_in]])
-        sizes = [[2 * t.shape[-1] for t in blk] for blk in blocks]
-        width = max(sum(sz) for sz in sizes)
-        h = weights.new_zeros(len(blocks) * tau, b, n, width)
-        for k, (blk, sz) in enumerate(zip(blocks, sizes)):
-            off = 0
-            for t, w in zip(blk, sz):
-                # (B, N, tau, d) complex -> (tau, B, N, 2d) real, written into its slot
-                h[k * tau:(k + 1) * tau, :, :, off:off + w] = _real_flat(t).permute(2, 0, 1, 3)
-                off += w
-        # sum_j w_ij [F_j, p_j (x) F_j] -> (C, B, N, width). Computed as (h^T W^T)^T: the same
-        # products, but MKL's batched GEMM is ~2x faster with the long (N x N) operand on the right
-        agg = torch.matmul(h.transpose(-1, -2), weights.transpose(-1, -2)).transpose(-1, -2)
-        for k, (r_in, sz) in enumerate(zip(x_in, sizes)):
-            pieces = agg[k * tau:(k + 1) * tau, ..., :sum(sz)].permute(1, 2, 0, 3).split(sz, dim=-1)
-            pa = cg(pos, VECTOR, _complex(pieces[0]), r_in)  # p_i (x) sum_j w_ij F_j
+        keep = None if mask is None else mask[None, :, None, None, :]  # (1, B, 1, 1, N)
+        for k, (r_in, x) in enumerate(x_in.items()):
+            g = cg.packed(pos, VECTOR, x, r_in)  # p_j (x) F_j
+            blk = [x] + [g[r] for r in self.msg_outs[r_in]]
+            sizes = [t.shape[2] for t in blk]
+            width = sum(sizes)
+            # (tau, B, d, N) complex pieces -> one real (tau, B, width, 2, N) tensor (one copy)
+            h = torch.cat([torch.view_as_real(t).transpose(-1, -2) for t in blk], dim=2)
+            if keep is not None:  # padded nodes send nothing, whatever they hold
+                h = torch.where(keep, h, torch.zeros((), dtype=h.dtype, device=h.device))
+            w = weights[k * tau:(k + 1) * tau]
+            if raw:
+                # w = w0 + w' with w' symmetric: (h w')[.., i] + w0 sum_j h_j = sum_j w_ij h_j
+                # over all j (padded h_j are zero); then drop the j = i term and divide by the
+                # n_i - 1 neighbours
+                agg = torch.matmul(h.flatten(2, 3), w).unflatten(2, (width, 2))
+                w0 = self.radial.coef[k * tau:(k + 1) * tau, 0].view(tau, 1, 1, 1, 1)
+                diag = torch.diagonal(w, dim1=-2, dim2=-1)[:, :, None, None, :] + w0
+                agg = agg + h.sum(-1, keepdim=True) * w0 - h * diag
+                agg = agg / basis.norm.view(1, b, 1, 1, n)
+            else:  # masked, normalised basis (RadialBasis.forward): w_ij with zero diagonal
+                agg = torch.matmul(h.flatten(2, 3), w.transpose(-1, -2)).unflatten(2, (width, 2))
+            aggc = torch.complex(agg[:, :, :, 0], agg[:, :, :, 1])  # (tau, B, width, N)
+            pieces = aggc.split(sizes, dim=2)
+            pa = cg.packed(pos, VECTOR, pieces[0], r_in)  # p_i (x) sum_j w_ij F_j
             for r, piece in zip(self.msg_outs[r_in], pieces[1:]):
-                parts.setdefault(r, []).append(pa[r] - _complex(piece))
-        cat = {r: torch.cat(ts, dim=2) for r, ts in parts.items()}
-        cat[SCALAR] = torch.cat([cat[SCALAR], self.mlp(cat[SCALAR])], dim=2)
-        return mask_feats(self.mix(cat), mask)
+                parts.setdefault(r, []).append(pa[r] - piece)
+        cat = {r: torch.cat(ts, dim=0) for r, ts in parts.items()}
+        extra = self.mlp.forward_packed(cat[SCALAR])
+        return mask_packed(self.mix.forward_packed(cat, extra_scalars=extra), mask)
 
 
 def irrep_feature_dims(maxdim: int) -> dict:

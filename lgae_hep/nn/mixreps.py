@@ -9,7 +9,7 @@ from torch import nn
 
 from .cg_product import Feats, complex_dtype
 
-__all__ = ["MixReps", "InvariantMLP", "mask_feats"]
+__all__ = ["MixReps", "InvariantMLP", "mask_feats", "mask_packed", "to_packed", "from_packed"]
 
 SCALAR = (0, 0)
 
@@ -23,6 +23,25 @@ def mask_feats(feats: Feats, mask: torch.Tensor) -> Feats:
     m = mask[:, :, None, None]
     return {r: torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device))
             for r, x in feats.items()}
+
+
+def mask_packed(feats: Feats, mask: torch.Tensor | None) -> Feats:
+    """:func:`mask_feats` for packed features ``(tau, B, d, N)``; ``mask=None``: all real."""
+    if mask is None:
+        return feats
+    m = mask[None, :, None, :]
+    return {r: torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device))
+            for r, x in feats.items()}
+
+
+def to_packed(feats: Feats) -> Feats:
+    """``(B, N, tau, d)`` -> the packed layout ``(tau, B, d, N)`` of the layers (contiguous)."""
+    return {r: x.permute(2, 0, 3, 1).contiguous() for r, x in feats.items()}
+
+
+def from_packed(feats: Feats) -> Feats:
+    """Packed ``(tau, B, d, N)`` -> ``(B, N, tau, d)`` (contiguous)."""
+    return {r: x.permute(1, 3, 0, 2).contiguous() for r, x in feats.items()}
 
 
 class MixReps(nn.Module):
@@ -78,6 +97,44 @@ class MixReps(nn.Module):
             out[r] = y
         return out
 
+    def forward_packed(self, feats: Feats, extra_scalars: torch.Tensor | None = None) -> Feats:
+        """:meth:`forward` for packed features ``(tau_in[r], B, d, N)`` -> ``(tau_out[r], B, d,
+        N)``: the channel axis is the outer one, so each irrep is one complex GEMM
+        ``(tau_out, tau_in) @ (tau_in, B d N)``, without copies.
+
+        ``extra_scalars`` (c, B, 1, N), optional, are the last ``c`` input channels of
+        ``(0, 0)`` (so that a caller need not concatenate them to ``feats[(0, 0)]``).
+        """
+        out: Feats = {}
+        ref = next(iter(feats.values()))
+        rest = ref.shape[1:-2]
+        for r, t_out in self.tau_out.items():
+            k = _key(r)
+            d = (r[0] + 1) * (r[1] + 1)
+            y = None
+            if k in self.weights:
+                w = self.weights[k]
+                x = feats.get(r)
+                if r == SCALAR and extra_scalars is not None:
+                    c = extra_scalars.shape[0]
+                    e = extra_scalars.reshape(c, -1)
+                    y = w[:, w.shape[1] - c:] @ e
+                    if x is not None:
+                        y = torch.addmm(y, w[:, :w.shape[1] - c], x.reshape(x.shape[0], -1))
+                    y = y.view(t_out, *extra_scalars.shape[1:])
+                else:
+                    y = (w @ x.reshape(x.shape[0], -1)).view(t_out, *x.shape[1:])
+            if r == SCALAR and self.bias is not None:
+                b = self.bias.view(t_out, 1, 1, 1)
+                if y is None:
+                    y = b.expand(t_out, *rest, 1, ref.shape[-1])
+                else:
+                    y = y + b
+            if y is None:
+                y = ref.new_zeros(t_out, *rest, d, ref.shape[-1])
+            out[r] = y
+        return out
+
 
 class InvariantMLP(nn.Module):
     """A real MLP acting on Lorentz invariants only.
@@ -99,3 +156,13 @@ class InvariantMLP(nn.Module):
         x = torch.view_as_real(s.squeeze(-1)).flatten(-2)  # (..., 2 c_in)
         y = self.net(x).unflatten(-1, (self.c_out, 2))
         return torch.view_as_complex(y.contiguous()).unsqueeze(-1)
+
+    def forward_packed(self, s: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for packed scalars ``(c_in, B, 1, N)`` -> ``(c_out, B, 1, N)``:
+        both linear maps are GEMMs over the node axis."""
+        c_in = s.shape[0]
+        x = torch.view_as_real(s.reshape(c_in, -1)).transpose(1, 2).reshape(2 * c_in, -1)
+        l1, l2 = self.net[0], self.net[2]
+        h = nn.functional.silu(l1.weight @ x + l1.bias[:, None])
+        y = (l2.weight @ h + l2.bias[:, None]).view(self.c_out, 2, -1)
+        return torch.complex(y[:, 0], y[:, 1]).view(self.c_out, *s.shape[1:])

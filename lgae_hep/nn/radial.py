@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-__all__ = ["pair_invariant", "RadialBasis", "RadialFilter"]
+__all__ = ["pair_invariant", "PairBasis", "RadialBasis", "RadialFilter"]
 
 
 def pair_invariant(p: torch.Tensor) -> torch.Tensor:
@@ -26,6 +27,23 @@ def pair_invariant(p: torch.Tensor) -> torch.Tensor:
     d = p.unsqueeze(2) - p.unsqueeze(1)
     d2 = d * d
     return d2[..., 0] - d2[..., 1] - d2[..., 2] - d2[..., 3]
+
+
+@dataclass
+class PairBasis:
+    """The unmasked form of :class:`RadialBasis` that the models pass to the layers.
+
+    ``gauss`` (K, B, N, N): the Gaussians ``phi_1 .. phi_K`` of every pair, diagonal and padded
+    pairs included (``phi_0 = 1`` is implicit), symmetric in ``(i, j)`` bit for bit (``p_ij^2``
+    is formed from ``p_i - p_j``, whose negation is exact). ``norm`` (B, N, 1, 1) the number of
+    real neighbours ``n_i - 1`` (at least 1). A layer then sums ``w_ij h_j`` over all ``j`` with
+    ``h`` zero on padded nodes, removes the ``j = i`` term and divides by ``norm``: the same
+    messages as the masked, normalised :meth:`RadialBasis.forward`, without an (N x N) mask
+    and division pass per pair function, and with a symmetric matrix that needs no transpose.
+    """
+
+    gauss: torch.Tensor
+    norm: torch.Tensor
 
 
 class RadialBasis(nn.Module):
@@ -71,6 +89,22 @@ class RadialBasis(nn.Module):
         w = pair.to(x.dtype) / norm  # (B, N, N)
         return torch.cat([w.unsqueeze(0), g * w], dim=0)
 
+    def pairs(self, x: torch.Tensor, mask: torch.Tensor | None) -> PairBasis:
+        """``x`` (B, N, N) real invariants, ``mask`` (B, N) or None (all real) -> the unmasked
+        :class:`PairBasis` (the same functions as :meth:`forward`, see there)."""
+        b, n, _ = x.shape
+        scale = nn.functional.softplus(self.raw_scale) / math.log(2.0)
+        u = torch.asinh(x / scale).unsqueeze(0)
+        sig = self.log_sigma.exp()[:, None, None, None]
+        g = torch.exp(-0.5 * ((u - self.mu[:, None, None, None]) / sig) ** 2)
+        if mask is None:
+            norm = torch.full((b, n, 1, 1), float(max(n - 1, 1)), dtype=x.dtype,
+                              device=x.device)
+        else:
+            cnt = mask.sum(1, keepdim=True) - mask.long()  # n_b - 1 for real i, n_b for padded
+            norm = torch.where(mask, cnt, 0).clamp(min=1).to(x.dtype)[:, :, None, None]
+        return PairBasis(g, norm)
+
 
 class RadialFilter(nn.Module):
     """Per-channel edge weights ``W[c, b, i, j] = sum_k A[c, k] phi_k(p_ij^2)``.
@@ -85,7 +119,17 @@ class RadialFilter(nn.Module):
             torch.randn(num_channels, num_functions, dtype=dtype) / math.sqrt(num_functions)
         )
 
-    def forward(self, basis: torch.Tensor) -> torch.Tensor:
-        """``basis`` (K, B, N, N) -> weights (C, B, N, N)."""
+    def forward(self, basis: torch.Tensor | PairBasis) -> torch.Tensor:
+        """``basis`` (K, B, N, N) -> weights (C, B, N, N).
+
+        A :class:`PairBasis` gives the unmasked, unnormalised weights without the constant
+        term, ``sum_{k >= 1} A[c, k] gauss_k``, symmetric in ``(i, j)``; the constant
+        ``A[c, 0]`` (:attr:`constant`) multiplies ``sum_j h_j``, which a layer adds per node
+        instead of as an (N x N) pass.
+        """
+        if isinstance(basis, PairBasis):
+            g = basis.gauss
+            k, b, n, _ = g.shape
+            return (self.coef[:, 1:] @ g.reshape(k, -1)).view(-1, b, n, n)
         k, b, n, _ = basis.shape
         return (self.coef @ basis.reshape(k, -1)).view(-1, b, n, n)
