@@ -319,8 +319,27 @@ class LGAE(nn.Module):
         """The per-jet unit of a mass-normalised model (:meth:`jet_scale`), else None."""
         return self.jet_scale(p4, mask) if self.normalization == "mass" else None
 
+    #: Jets per internal chunk of :meth:`_encode` / :meth:`decode`. A layer streams its
+    #: (tau, B, N, N) pair weights and node features a few times; for B up to a few hundred jets
+    #: they stay in the CPU caches, above that they come from memory (measured on 2 cores: ~1.5x
+    #: more jets/s at 256 than at 1024 per call). Each jet's result does not depend on the other
+    #: jets of its chunk (only the kernels' blocking does, within the rounding bound).
+    chunk_size = 256
+
+    @staticmethod
+    def _chunks(b: int, size: int) -> list[slice]:
+        return [slice(i, min(i + size, b)) for i in range(0, b, size)] or [slice(0, 0)]
+
     def _encode(self, p4, mask, scalars, scale):
         """Encode validated inputs (:func:`check_inputs`); ``scale``: :meth:`_scale`."""
+        parts = self._chunks(p4.shape[0], self.chunk_size)
+        if len(parts) == 1:
+            return self._encode_chunk(p4, mask, scalars, scale)
+        outs = [self._encode_chunk(p4[c], mask[c], None if scalars is None else scalars[c],
+                                   None if scale is None else scale[c]) for c in parts]
+        return {r: torch.cat([o[r] for o in outs]) for r in outs[0]}
+
+    def _encode_chunk(self, p4, mask, scalars, scale):
         if scale is None:
             p = p4 * self.p4_scale
         else:
@@ -349,6 +368,16 @@ class LGAE(nn.Module):
         Returns ``{"p4": (B, N, 4) GeV (or units of the jet mass), "scalars": (B, N, S) or
         None, "p4_units": (B, N, 4) in the network's units}`` for all nodes.
         """
+        b = next(iter(latent.values())).shape[0]
+        parts = self._chunks(b, self.chunk_size)
+        if len(parts) == 1:
+            return self._decode_chunk(latent, scale)
+        outs = [self._decode_chunk({r: z[c] for r, z in latent.items()},
+                                   None if scale is None else scale[c]) for c in parts]
+        return {k: None if outs[0][k] is None else torch.cat([o[k] for o in outs])
+                for k in outs[0]}
+
+    def _decode_chunk(self, latent: dict, scale: torch.Tensor | None) -> dict:
         feats = {}
         for r in self.tau_latent:
             w = self.dec_in[f"{r[0]}_{r[1]}"]  # (N, c0, tau_latent)

@@ -49,6 +49,7 @@ class CGProduct(torch.nn.Module):
         self._outs: dict[tuple, list[tuple[tuple[int, int], int]]] = {}
         self._left: set[tuple] = set()
         self._cl_single_k: dict[tuple, bool] = {}
+        self._sparse: dict[tuple, list[list[tuple[int, int, float]]]] = {}
         pairs = sorted({(r1, r2) for (r1, r2, _) in tables})
         for r1, r2 in pairs:
             outs = allowed_products(r1, r2, maxdim)
@@ -86,6 +87,14 @@ class CGProduct(torch.nn.Module):
             self.register_buffer(_name(r1, r2) + "_v", vals.unsqueeze(-1).clone(),
                                  persistent=False)
             self._cl_single_k[(r1, r2)] = dtot == 1
+            # few real entries (4-vector . 4-vector: 4): the packed product is a short sum of
+            # slice products, grouped by output component and by a common |value|
+            if nz.shape[0] <= 16 and not vals.is_complex():
+                terms: dict[int, list[tuple[int, int, float]]] = {}
+                for (a, b_, c), v in zip(nz.tolist(), vals.tolist()):
+                    terms.setdefault(c, []).append((a, b_, v))
+                if len(terms) == dtot:
+                    self._sparse[(r1, r2)] = [terms[c] for c in range(dtot)]
 
     def outputs(self, r1: tuple[int, int], r2: tuple[int, int]) -> list[tuple[int, int]]:
         """Irreps (within ``maxdim``) in ``r1 x r2``."""
@@ -128,6 +137,13 @@ class CGProduct(torch.nn.Module):
             return {r2: x * y}
         if r2 == (0, 0):
             return {r1: x * y}
+        sparse = self._sparse.get((r1, r2))
+        if sparse is not None:
+            # unbind, not indexing: its backward is one stack, not a zero-filled tensor per slice
+            xs, ys = x.unbind(2), y.unbind(2)
+            comps = [_slice_sum(xs, ys, entries) for entries in sparse]
+            res = comps[0].unsqueeze(2) if len(comps) == 1 else torch.stack(comps, dim=2)
+            return dict(zip([r for r, _ in outs], res.split([d for _, d in outs], dim=2)))
         name = _name(r1, r2)
         i, j = getattr(self, name + "_i"), getattr(self, name + "_j")
         vals = getattr(self, name + "_v")  # (nnz, 1)
@@ -140,6 +156,23 @@ class CGProduct(torch.nn.Module):
             shape[2] = sum(d for _, d in outs)
             res = terms.new_zeros(shape).index_add_(2, k, terms)
         return dict(zip([r for r, _ in outs], res.split([d for _, d in outs], dim=2)))
+
+
+def _slice_sum(x, y, entries) -> torch.Tensor:
+    """``sum_e v_e x[i_e] y[j_e]`` over ``entries`` ``(i, j, v)`` for the component slices
+    ``x``, ``y`` (tau, B, N): a few elementwise operations (the factor ``|v_0|`` applied once)."""
+    v0 = abs(entries[0][2])
+    acc = None
+    for i, j, v in entries:
+        t = x[i] * y[j]
+        if v not in (v0, -v0):
+            t = t * (v / v0)
+            v = v0
+        if acc is None:
+            acc = t if v > 0 else -t
+        else:
+            acc = acc + t if v > 0 else acc - t
+    return acc if v0 == 1.0 else acc * v0
 
 
 def _name(r1, r2) -> str:

@@ -104,14 +104,18 @@ class LMPLayer(nn.Module):
         Returns irrep -> (B, N, tau_out, d). The work is done in the channel-last layout of
         :meth:`forward_packed` (the models call that directly and never transpose).
         """
-        out = self.forward_packed(to_packed(feats), pos.permute(2, 0, 3, 1), basis, mask)
-        return from_packed(out)
+        feats, pos = to_packed(feats), pos.permute(2, 0, 3, 1)
+        if mask is not None:  # forward_packed wants padded nodes zero, whatever they hold
+            feats = mask_packed(feats, mask)
+            pos = mask_packed({VECTOR: pos}, mask)[VECTOR]
+        return from_packed(self.forward_packed(feats, pos, basis, mask))
 
     def forward_packed(self, feats: Feats, pos: torch.Tensor,
                        basis: torch.Tensor | PairBasis, mask: torch.Tensor | None) -> Feats:
         """:meth:`forward` in the packed layout: ``feats`` irrep -> (tau, B, d, N), ``pos``
-        (1, B, 4, N), ``basis`` as in :meth:`forward` or a :class:`PairBasis`; returns
-        irrep -> (tau_out, B, d, N).
+        (1, B, 4, N), both **zero on padded nodes** (the models keep them so; padded nodes then
+        send exactly nothing), ``basis`` as in :meth:`forward` or a :class:`PairBasis`;
+        returns irrep -> (tau_out, B, d, N), zero on padded nodes.
 
         Channels outermost and nodes innermost make every step a large GEMM or an elementwise
         operation over contiguous rows of N nodes: the channel mixing is one complex GEMM per
@@ -129,11 +133,9 @@ class LMPLayer(nn.Module):
         # real batched GEMM per input irrep: tau * B products (2 width x N) @ (N x N), the
         # operands laid out so that the long (N x N) matrix is on the right (MKL's batched
         # GEMM is ~2.5x faster that way round)
-        weights = self.radial(basis)  # (C, B, N, N), C = tau * len(in_order)
         raw = isinstance(basis, PairBasis)
-        c, b, n, _ = weights.shape
+        b, n = pos.shape[1], pos.shape[3]
         tau = self.tau_in
-        keep = None if mask is None else mask[None, :, None, None, :]  # (1, B, 1, 1, N)
         for k, (r_in, x) in enumerate(x_in.items()):
             g = cg.packed(pos, VECTOR, x, r_in)  # p_j (x) F_j
             blk = [x] + [g[r] for r in self.msg_outs[r_in]]
@@ -141,21 +143,18 @@ class LMPLayer(nn.Module):
             width = sum(sizes)
             # (tau, B, d, N) complex pieces -> one real (tau, B, width, 2, N) tensor (one copy)
             h = torch.cat([torch.view_as_real(t).transpose(-1, -2) for t in blk], dim=2)
-            if keep is not None:  # padded nodes send nothing, whatever they hold
-                h = torch.where(keep, h, torch.zeros((), dtype=h.dtype, device=h.device))
-            w = weights[k * tau:(k + 1) * tau]
+            w = self.radial(basis, slice(k * tau, (k + 1) * tau))  # (tau, B, N, N)
             if raw:
-                # w = w0 + w' with w' symmetric: (h w')[.., i] + w0 sum_j h_j = sum_j w_ij h_j
-                # over all j (padded h_j are zero); then drop the j = i term and divide by the
-                # n_i - 1 neighbours
+                # w = w0 + w', w' symmetric with zero diagonal: (h w')[.., i] + w0 (sum_j h_j -
+                # h_i) = sum_{j != i} w_ij h_j (padded h_j are exactly zero: 0 * finite; a
+                # lone particle gets exactly zero), divided by the n_i - 1 neighbours
                 agg = torch.matmul(h.flatten(2, 3), w).unflatten(2, (width, 2))
                 w0 = self.radial.coef[k * tau:(k + 1) * tau, 0].view(tau, 1, 1, 1, 1)
-                diag = torch.diagonal(w, dim1=-2, dim2=-1)[:, :, None, None, :] + w0
-                agg = agg + h.sum(-1, keepdim=True) * w0 - h * diag
+                agg = agg + (h.sum(-1, keepdim=True) - h) * w0
                 agg = agg / basis.norm.view(1, b, 1, 1, n)
             else:  # masked, normalised basis (RadialBasis.forward): w_ij with zero diagonal
                 agg = torch.matmul(h.flatten(2, 3), w.transpose(-1, -2)).unflatten(2, (width, 2))
-            aggc = torch.complex(agg[:, :, :, 0], agg[:, :, :, 1])  # (tau, B, width, N)
+            aggc = torch.complex(*agg.unbind(3))  # (tau, B, width, N)
             pieces = aggc.split(sizes, dim=2)
             pa = cg.packed(pos, VECTOR, pieces[0], r_in)  # p_i (x) sum_j w_ij F_j
             for r, piece in zip(self.msg_outs[r_in], pieces[1:]):

@@ -165,4 +165,4 @@ class InvariantMLP(nn.Module):
         l1, l2 = self.net[0], self.net[2]
         h = nn.functional.silu(l1.weight @ x + l1.bias[:, None])
         y = (l2.weight @ h + l2.bias[:, None]).view(self.c_out, 2, -1)
-        return torch.complex(y[:, 0], y[:, 1]).view(self.c_out, *s.shape[1:])
+        return torch.complex(*y.unbind(1)).view(self.c_out, *s.shape[1:])

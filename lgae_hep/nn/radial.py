@@ -33,11 +33,12 @@ def pair_invariant(p: torch.Tensor) -> torch.Tensor:
 class PairBasis:
     """The unmasked form of :class:`RadialBasis` that the models pass to the layers.
 
-    ``gauss`` (K, B, N, N): the Gaussians ``phi_1 .. phi_K`` of every pair, diagonal and padded
-    pairs included (``phi_0 = 1`` is implicit), symmetric in ``(i, j)`` bit for bit (``p_ij^2``
-    is formed from ``p_i - p_j``, whose negation is exact). ``norm`` (B, N, 1, 1) the number of
-    real neighbours ``n_i - 1`` (at least 1). A layer then sums ``w_ij h_j`` over all ``j`` with
-    ``h`` zero on padded nodes, removes the ``j = i`` term and divides by ``norm``: the same
+    ``gauss`` (K, B, N, N): the Gaussians ``phi_1 .. phi_K`` of every pair, padded pairs
+    included, zero on the diagonal (``phi_0 = 1`` is implicit), symmetric in ``(i, j)`` bit for
+    bit (``p_ij^2`` is formed from ``p_i - p_j``, whose negation is exact). ``norm`` (B, N, 1, 1)
+    the number of real neighbours ``n_i - 1`` (at least 1). A layer then sums ``w_ij h_j`` over
+    all ``j`` with ``h`` zero on padded nodes (``phi_0``: ``sum_j h_j - h_i``) and divides by
+    ``norm``: the same
     messages as the masked, normalised :meth:`RadialBasis.forward`, without an (N x N) mask
     and division pass per pair function, and with a symmetric matrix that needs no transpose.
     """
@@ -97,6 +98,8 @@ class RadialBasis(nn.Module):
         u = torch.asinh(x / scale).unsqueeze(0)
         sig = self.log_sigma.exp()[:, None, None, None]
         g = torch.exp(-0.5 * ((u - self.mu[:, None, None, None]) / sig) ** 2)
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        g = torch.where(eye, torch.zeros((), dtype=g.dtype, device=g.device), g)
         if mask is None:
             norm = torch.full((b, n, 1, 1), float(max(n - 1, 1)), dtype=x.dtype,
                               device=x.device)
@@ -119,17 +122,20 @@ class RadialFilter(nn.Module):
             torch.randn(num_channels, num_functions, dtype=dtype) / math.sqrt(num_functions)
         )
 
-    def forward(self, basis: torch.Tensor | PairBasis) -> torch.Tensor:
-        """``basis`` (K, B, N, N) -> weights (C, B, N, N).
+    def forward(self, basis: torch.Tensor | PairBasis, channels: slice | None = None
+                ) -> torch.Tensor:
+        """``basis`` (K, B, N, N) -> weights (C, B, N, N) (``channels``: only those rows, one
+        GEMM each, so that the backward pass never scatters into a full (C, B, N, N) tensor).
 
         A :class:`PairBasis` gives the unmasked, unnormalised weights without the constant
         term, ``sum_{k >= 1} A[c, k] gauss_k``, symmetric in ``(i, j)``; the constant
         ``A[c, 0]`` (:attr:`constant`) multiplies ``sum_j h_j``, which a layer adds per node
         instead of as an (N x N) pass.
         """
+        coef = self.coef if channels is None else self.coef[channels]
         if isinstance(basis, PairBasis):
             g = basis.gauss
             k, b, n, _ = g.shape
-            return (self.coef[:, 1:] @ g.reshape(k, -1)).view(-1, b, n, n)
+            return (coef[:, 1:] @ g.reshape(k, -1)).view(-1, b, n, n)
         k, b, n, _ = basis.shape
-        return (self.coef @ basis.reshape(k, -1)).view(-1, b, n, n)
+        return (coef @ basis.reshape(k, -1)).view(-1, b, n, n)
