@@ -45,17 +45,14 @@ It is computed jet by jet:
 
 Batching and determinism
 ------------------------
-The three functions are thin wrappers of the batched inference engine
-:func:`lgae_hep.inference.run_chunks`; models come from the zoo (:mod:`lgae_hep.zoo`:
-:func:`load_model`, :func:`bundled_models`, model cards). Jets are converted to tensors
-``chunk_size`` jets at a time (bounded memory: millions of jets are fine) and the network
-always sees batches of exactly ``batch_size`` jets, the last one padded with empty jets. The
-network and the loss never mix jets, so a jet's score does not depend on the other jets in its
-batch (bitwise). On the same machine with the same torch thread count and batch size, scores
-are bitwise reproducible. Another thread count, CPU instruction set, batch size or position in
-the batch runs other kernels: scores then agree within the derived bound of
-:mod:`lgae_hep.precision` (2e-3 relative in float32, 4e-12 in float64), see
-``docs/RELIABILITY.md`` section 5.
+The three functions are thin wrappers of the scoring engine :func:`lgae_hep.inference.run_chunks`;
+models come from the zoo (:mod:`lgae_hep.zoo`). Jets are converted to float64 tensors
+``chunk_size`` jets at a time (bounded memory), the network always sees batches of exactly
+``batch_size`` jets, and a Lorentz-equivariant model is evaluated in each jet's rest frame
+(:mod:`lgae_hep.scoring.frames`). A jet's default score then stays within 1e-3 of the score's QCD
+inter-quartile range across batch sizes, thread counts, CPU instruction sets, input precision
+and entry points (measured and tested: ``docs/RELIABILITY.md`` section 5); on the same machine
+with the same thread count and batch size it is bitwise reproducible.
 """
 
 from __future__ import annotations
@@ -118,7 +115,11 @@ def score(
     num_particles: int | None = None,
     metric: str | None = None,
 ) -> ak.Array:
-    """Anomaly score of every jet: the Chamfer distance between the jet and its reconstruction.
+    """Anomaly score of every jet: the model's default score (its card's, chosen on validation
+    jets; for the bundled ``"lgae-mix"`` the latent density given the jet mass) or ``metric``.
+
+    >>> import lgae_hep  # doctest: +SKIP
+    >>> s = lgae_hep.score(lgae_hep.read_nanoaod("nano.root"))  # doctest: +SKIP
 
     Parameters
     ----------

@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lgae_hep.scoring.registry import score_names
+
 __all__ = [
     "DENSITY_METRICS",
     "FEATURE_SETS",
@@ -66,8 +68,9 @@ __all__ = [
     "invariant_features",
 ]
 
-#: The score families a :class:`LatentDensity` provides (see the module docstring).
-DENSITY_METRICS = ("latent-density", "latent-density-given-mass", "latent-density-joint")
+#: The score families a :class:`LatentDensity` provides (see the module docstring): the
+#: ``"density"`` entries of the score registry (:mod:`lgae_hep.scoring.registry`).
+DENSITY_METRICS = score_names("density")
 #: Name of the log jet mass feature (always the first feature).
 MASS_FEATURE = "log_mass"
 #: Version of the stored state (:meth:`LatentDensity.to_state`).

@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 
 from lgae_hep.data import to_tensors
 from lgae_hep.data.tensors import flatten_outer
-from lgae_hep.density import DENSITY_METRICS
 from lgae_hep.lorentz import invariant_form, irrep_to_fourvec
-from lgae_hep.losses import anomaly_score
 from lgae_hep.nn.io import jet_mass
+from lgae_hep.scoring.frames import apply_boosts, is_lorentz_equivariant, rest_frame_boosts, to_lab
+from lgae_hep.scoring.registry import check_score, is_density_score
 from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles, resolve_metric
 
 vector.register_awkward()
@@ -151,6 +151,8 @@ def forward_batches(
     """
     dtype, device = _model_dtype_device(model)
     density = model_density(model, metric)
+    compute = check_score(metric).compute
+    rest = is_lorentz_equivariant(model)
     n_jets = int(p4.shape[0])
     scores = np.empty(n_jets, dtype=np.float64)
     finite = np.ones(n_jets, dtype=bool)
@@ -163,43 +165,59 @@ def forward_batches(
     with torch.inference_mode():
         for start in range(0, n_jets, batch_size):
             stop = min(start + batch_size, n_jets)
-            x = p4[start:stop].to(device=device, dtype=dtype)
+            k = stop - start
+            # the lab-frame input in float64: scores, masses and the boosts are computed from it
+            x64 = p4[start:stop].to(device=device, dtype=torch.float64)
             m = mask[start:stop].to(device)
-            pad = batch_size - (stop - start)
+            if rest:
+                # evaluate an equivariant model in each jet's rest frame (lgae_hep.scoring.frames)
+                to_rest, back = rest_frame_boosts(x64, m)
+                x = apply_boosts(to_rest, x64).to(dtype)
+            else:
+                x = x64.to(dtype)
+            pad = batch_size - k
             if pad:
                 x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
                 m = torch.cat([m, m.new_zeros((pad, *m.shape[1:]))])
             out = model(x, m)
-            k = stop - start
+            out = _first(out, k)
+            m = m[:k]
+            if rest:
+                out = to_lab(back, out)
             if density is not None:
                 # -log p of the jet's latent invariants (and log mass) under the QCD density
-                mass, resolved = jet_mass(x[:k], m[:k])
-                cols = latent_columns({key: z[:k].detach().cpu().numpy()
+                mass, resolved = jet_mass(x64, m)
+                cols = latent_columns({key: z.detach().cpu().numpy()
                                        for key, z in out.latent.items()}).columns
                 s = torch.from_numpy(density.score(
                     density.transform(cols, mass.cpu().numpy()), metric))
-                unresolved[start:stop] = (~resolved & m[:k].any(1)).cpu().numpy()
+                unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()
             else:
                 # The clouds the score compares: GeV, or the model's per-jet units (a
                 # mass-normalised LGAE compares them in units of the jet mass).
-                xs, ys = score_clouds(x, out) if score_clouds is not None else (x, out.p4)
+                xs, ys = score_clouds(x64, out) if score_clouds is not None else (x64, out.p4)
                 # The score is computed in float64 whatever the model dtype: a finite float32
                 # reconstruction far from the input would otherwise square past 3.4e38 into inf.
-                s = anomaly_score(xs.double(), ys.double(), m, out.mask, metric=metric)
+                s = compute(xs.double(), ys.double(), m, out.mask)
             if unnormalizable is not None:
-                unresolved[start:stop] |= unnormalizable(x, m)[:k].cpu().numpy()
-            scores[start:stop] = s[:k].cpu().numpy()
-            ok = torch.isfinite(s[:k])
+                unresolved[start:stop] |= unnormalizable(x64, m).cpu().numpy()
+            scores[start:stop] = s.cpu().numpy()
+            ok = torch.isfinite(s)
             for z in out.latent.values():
-                ok &= torch.isfinite(torch.view_as_real(z[:k]) if z.is_complex() else z[:k]) \
+                ok &= torch.isfinite(torch.view_as_real(z) if z.is_complex() else z) \
                     .flatten(1).all(1)
             finite[start:stop] = ok.cpu().numpy()
             if want_latent:
                 for key, z in out.latent.items():
-                    latents.setdefault(key, []).append(z[: stop - start].detach().cpu().numpy())
+                    # float64 (complex128) lab-frame latents: their Minkowski norms and Gram
+                    # products are formed from these, and rounding the boosted-back
+                    # components to float32 would bring back the cancellation of the lab frame
+                    z = z.detach().cpu()
+                    z = z.to(torch.complex128) if z.is_complex() else z.to(torch.float64)
+                    latents.setdefault(key, []).append(z.numpy())
             if want_reco:
-                reco_p4.append(out.p4[: stop - start].detach().cpu().numpy())
-                reco_mask.append(out.mask[: stop - start].detach().cpu().numpy().astype(bool))
+                reco_p4.append(out.p4.detach().cpu().to(torch.float64).numpy())  # lab, float64
+                reco_mask.append(out.mask.detach().cpu().numpy().astype(bool))
     latent = None
     if want_latent:
         latent = {k: np.concatenate(v) for k, v in latents.items()} if n_jets else {}
@@ -213,12 +231,26 @@ def forward_batches(
     )
 
 
+def _first(out: Any, k: int) -> Any:
+    """The first ``k`` jets of an autoencoder output (drops the padding jets of a batch)."""
+    import dataclasses
+
+    def cut(v: Any) -> Any:
+        return v[:k] if isinstance(v, torch.Tensor) else v
+
+    return dataclasses.replace(
+        out, p4=out.p4[:k], mask=out.mask[:k],
+        latent={key: z[:k] for key, z in out.latent.items()},
+        features=cut(out.features), input_features=cut(out.input_features),
+        scalars=cut(out.scalars))
+
+
 def model_density(model: Any, metric: str) -> Any:
     """The model's latent density if ``metric`` is a density score, else None.
 
     Raises ``ValueError`` when ``metric`` is a density score and the model holds no density.
     """
-    if metric not in DENSITY_METRICS:
+    if not is_density_score(metric):
         return None
     density = getattr(model, "latent_density", None)
     if density is None:
@@ -365,7 +397,6 @@ def run_chunks(
     batch_size, chunk = _check_batch(batch_size, chunk_size)
     model = _as_model(model, device)
     n = check_num_particles(model, num_particles)
-    dtype, _ = _model_dtype_device(model)
     flat, structure = flatten_outer(jets)
     n_jets = len(flat)
 
@@ -380,8 +411,10 @@ def run_chunks(
     )
     try:
         for start, stop in _iter_chunks(n_jets, chunk):
+            # float64 tensors whatever the model's precision: the engine boosts and scores in
+            # float64 and casts to the model's dtype only for the network (forward_batches)
             jt = to_tensors(
-                flat[start:stop], n, dtype=dtype, backend="torch", on_invalid=on_invalid
+                flat[start:stop], n, dtype=torch.float64, backend="torch", on_invalid=on_invalid
             )
             res = forward_batches(
                 model,

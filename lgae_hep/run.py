@@ -768,7 +768,7 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
 
     matplotlib.use("Agg", force=False)
     from lgae_hep import plotting
-    from lgae_hep.processors.lgae import SCORE_AXES
+    from lgae_hep.scoring.registry import SCORES
 
     output = result.output
     cls, bkg = _classes(output, background, classes)  # raises for an unknown background
@@ -776,7 +776,8 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
     label = label if label is not None else plot_label(result)
     colors = plotting.class_colors(list(cls))
     metric = result.settings.get("metric") or "chamfer"
-    _, score_label, score_log = SCORE_AXES.get(metric, (None, "Anomaly score", True))
+    spec = SCORES.get(metric)
+    score_label, score_log = (spec.label, spec.log_axis) if spec else ("Anomaly score", True)
     plot_dir = Path(outdir) / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     for stem in PLOT_STEMS:  # no stale figures of an earlier run

@@ -21,8 +21,8 @@ import torch
 import lgae_hep.models.pretrained as pretrained
 from lgae_hep.checkpoint import load_model_file
 from lgae_hep.density import DENSITY_METRICS
-from lgae_hep.losses import SCORE_METRICS
 from lgae_hep.nn.io import dtype_name, parse_dtype
+from lgae_hep.scoring.registry import SCORES, check_score
 
 __all__ = [
     "ANOMALY_METRICS",
@@ -43,19 +43,15 @@ DEFAULT_MODEL = "lgae-mix"
 
 _WEIGHT_SUFFIXES = (".pt", ".safetensors", ".pth", ".ckpt")
 
-#: Every anomaly-score metric: the reconstruction metrics of :data:`lgae_hep.losses.SCORE_METRICS`
-#: (the jet against its reconstruction) and the latent-density scores of
-#: :data:`lgae_hep.density.DENSITY_METRICS` (need a model file holding a latent density).
-ANOMALY_METRICS = (*SCORE_METRICS, *DENSITY_METRICS)
+#: Every anomaly-score metric: the names of the score registry
+#: (:data:`lgae_hep.scoring.registry.SCORES`), reconstruction and latent-density scores.
+ANOMALY_METRICS = tuple(SCORES)
 
 
 def check_metric(metric: Any) -> str:
-    """Return ``metric`` if it names an anomaly-score metric (:data:`ANOMALY_METRICS`), else
-    raise ``ValueError`` listing them."""
-    if not isinstance(metric, str) or metric not in ANOMALY_METRICS:
-        raise ValueError(f"unknown anomaly-score metric {metric!r}; choose one of "
-                         f"{list(ANOMALY_METRICS)}")
-    return metric
+    """Return ``metric`` if it names a registered anomaly score, else raise ``ValueError``
+    listing them (:func:`lgae_hep.scoring.registry.check_score`)."""
+    return check_score(metric).name
 
 
 def _pretrained_dir() -> Path:

@@ -43,7 +43,8 @@ Output (per dataset)
 Lorentz invariant), ``mass_score`` (process, mass, score), ``pt_score`` (process, pt, score),
 ``msoftdrop_score`` (process, soft-drop mass, score; when the files have ``msoftdrop``). The
 score axis is log-spaced for the reconstruction metrics and linear for the latent-density
-metrics (``-log p`` can be negative), labelled with the metric (:data:`SCORE_AXES`).
+metrics (``-log p`` can be negative), labelled from
+the score registry (:mod:`lgae_hep.scoring.registry`).
 :func:`lgae_hep.run.merged_hists` puts all datasets on one ``process`` axis.
 ``cutflow``: ``events``, ``events_with_jets``, ``jets``, ``jets_selected``, ``jets_empty``
 (selected jets without constituents, score 0), ``jets_invalid``, ``jets_scored``,
@@ -97,8 +98,8 @@ from lgae_hep.inference import (
     forward_batches,
     latent_columns,
 )
+from lgae_hep.scoring.registry import check_score
 from lgae_hep.zoo import (
-    ANOMALY_METRICS,
     DEFAULT_MODEL,
     load_model,
     model_num_particles,
@@ -114,26 +115,6 @@ __all__ = ["BadInputFileError", "LGAEProcessor", "LGAEScorer"]
 # the events are built, when the processor is unpickled).
 warnings.filterwarnings("ignore", message="Missing cross-reference index", category=RuntimeWarning)
 
-#: Score axis: log-spaced, GeV^2 (values outside go to under/overflow: 0.0 for empty jets).
-SCORE_BINS = (120, 1e-2, 1e10)
-#: Score axis per anomaly-score metric (keys: :data:`lgae_hep.zoo.ANOMALY_METRICS`):
-#: (bins, lo, hi), axis label and whether the axis is log-spaced. The density scores are
-#: ``-log p`` (any sign, a few units wide), on a linear axis.
-_DENSITY_AXIS = (200, -20.0, 80.0)
-SCORE_AXES = {
-    "chamfer": (SCORE_BINS, "Anomaly score (Chamfer) [GeV$^2$]", True),
-    "chamfer-dr": ((100, 1e-4, 10.0), r"Anomaly score (Chamfer $\Delta R$, $p_T$-weighted)", True),
-    "latent-density": (_DENSITY_AXIS, r"Anomaly score ($-\log p$ of the latent)", False),
-    "latent-density-given-mass": (
-        _DENSITY_AXIS, r"Anomaly score ($-\log p$ of the latent given $m$)", False),
-    "latent-density-joint": (
-        _DENSITY_AXIS, r"Anomaly score ($-\log p$ of latent and $m$)", False),
-}
-if set(SCORE_AXES) != set(ANOMALY_METRICS):  # a new metric needs an axis
-    raise RuntimeError(
-        f"processors.lgae: score axes {sorted(SCORE_AXES)} do not match the anomaly-score "
-        f"metrics {sorted(ANOMALY_METRICS)} of lgae_hep.zoo.ANOMALY_METRICS"
-    )
 MASS_BINS = (60, 0.0, 300.0)
 PT_BINS = (60, 0.0, 3000.0)
 #: Latent invariants are histogrammed as asinh(value): linear near 0, logarithmic beyond 1.
@@ -314,12 +295,14 @@ def _tensorize(jets: ak.Array, n: int) -> ak.Array:
     while flat.ndim > 2:
         flat = ak.flatten(flat, axis=1)
     if len(flat) == 0:
-        p4 = np.zeros((0, n, 4), np.float32)
+        p4 = np.zeros((0, n, 4), np.float64)
         mask = np.zeros((0, n), bool)
         valid = np.zeros(0, bool)
         counts = np.zeros(0, np.int64)
     else:
-        jt = to_tensors(flat, n, backend="numpy", dtype=np.float32)
+        # float64 whatever the model's precision: the scoring engine boosts and scores in
+        # float64 and casts to the model's dtype only for the network (as lgae_hep.score)
+        jt = to_tensors(flat, n, backend="numpy", dtype=np.float64)
         p4, mask, valid, counts = jt.p4, jt.mask, jt.valid, jt.counts
     return ak.zip(
         {
@@ -645,7 +628,8 @@ class LGAEProcessor(processor.ProcessorABC):
     def _fill_hists(self, dataset: str, score: Any, kin: Mapping[str, Any],
                     flat: Mapping[str, Any], hist_module: Any = hist) -> dict[str, Any]:
         """Histograms of one chunk (``hist_module=hist.dask`` for dask-awkward columns)."""
-        bins, label, log = SCORE_AXES[self.metric]
+        spec = check_score(self.metric)
+        bins, label, log = spec.axis, spec.label, spec.log_axis
         score_ax = hist.axis.Regular(*bins, name="score", label=label,
                                      transform=hist.axis.transform.log if log else None)
 

@@ -82,7 +82,7 @@ def cartesian_components(particles: ak.Array) -> tuple[np.ndarray, ...]:
     Returns
     -------
     tuple of np.ndarray
-        ``(E, px, py, pz)``, float64 unless every input field is float32.
+        ``(E, px, py, pz)``, float64 whatever the input precision (computed in float64).
     """
     fields = set(ak.fields(particles))
     if not fields:
@@ -92,7 +92,10 @@ def cartesian_components(particles: ak.Array) -> tuple[np.ndarray, ...]:
         )
 
     def flat(name: str) -> np.ndarray:
-        return np.asarray(ak.to_numpy(ak.flatten(particles[name], axis=None)))
+        # float64 whatever the stored precision: the conversion to (E, px, py, pz) must not
+        # round (a float32 conversion moves nearly massless particles' E^2 - p^2 by ~1e-7 E^2,
+        # which the Lorentz invariants a network forms then amplify; docs/RELIABILITY.md 5)
+        return np.asarray(ak.to_numpy(ak.flatten(particles[name], axis=None)), dtype=np.float64)
 
     e_name = _field(particles, _E_NAMES)
     m_name = _field(particles, _MASS_NAMES[:3])
@@ -134,7 +137,7 @@ def cartesian_components(particles: ak.Array) -> tuple[np.ndarray, ...]:
             f"cannot interpret record fields {sorted(fields)} as a Lorentz vector; expected e.g. "
             "pt/eta/phi/mass, pt/eta/phi/energy, px/py/pz/E or E/px/py/pz"
         ) from err
-    return tuple(np.asarray(ak.to_numpy(c)) for c in comps)
+    return tuple(np.asarray(ak.to_numpy(c), dtype=np.float64) for c in comps)
 
 
 def pt_eta_phi_mass(

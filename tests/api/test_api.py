@@ -132,17 +132,21 @@ def test_score_is_the_chamfer_distance_of_the_reconstruction(model):
     from lgae_hep.losses import chamfer
 
     jets = make_jets([7, 30], seed=4)
-    # batch_size = number of jets: the API runs the network on the same (2, N, 4) shape as the
-    # reference below, so the same kernels, and computes the loss in float64 like it: bitwise
-    s = ak.to_numpy(lgae_hep.score(jets, model, batch_size=len(jets)))
-    p4, mask, _ = to_tensors(jets, N)
+    s = ak.to_numpy(lgae_hep.score(jets, model))
+    # the engine's own reconstruction (lab frame, float64): the score is its Chamfer distance
+    # to the input, computed the same way: bitwise
+    from lgae_hep.inference import run_chunks
+
+    res = run_chunks(jets, model, want_reco=True).result
+    p4, mask, _ = to_tensors(jets, N, dtype=torch.float64)
+    np.testing.assert_array_equal(s, chamfer(p4, torch.from_numpy(res.reco_p4), mask,
+                                             torch.from_numpy(res.reco_mask)).numpy())
+    # the network run directly in the lab frame (another evaluation of the same function,
+    # lgae_hep.scoring.frames): within the two-path float32 bound
     with torch.no_grad():
-        out = model(p4, mask)
-        ref = chamfer(p4.double(), out.p4.double(), mask, out.mask).numpy()
-    np.testing.assert_array_equal(s, ref)
-    # the default batch (256, padded with empty jets) runs other kernels: two-path bound
-    np.testing.assert_allclose(ak.to_numpy(lgae_hep.score(jets, model)), ref,
-                               rtol=path_rtol(torch.float32), atol=0)
+        out = model(p4.float(), mask)
+        ref = chamfer(p4, out.p4.double(), mask, out.mask).numpy()
+    np.testing.assert_allclose(s, ref, rtol=path_rtol(torch.float32), atol=0)
 
 
 def test_score_is_rotation_invariant(model64):
@@ -256,8 +260,11 @@ def test_invalid_jets_nan_and_one_warning(model):
     relevant = [w for w in rec if issubclass(w.category, InvalidJetWarning)]
     assert len(relevant) == 1 and "3 jet(s)" in str(relevant[0].message)
     assert np.isnan(s[1:4]).all() and np.isfinite(s[[0, 4, 5]]).all()
-    # the valid jets are not affected by their invalid neighbours
-    np.testing.assert_array_equal(s[[0, 4, 5]], ak.to_numpy(lgae_hep.score(good, model)))
+    # the valid jets are not affected by their invalid neighbours (the same Cartesian fields:
+    # the pt/eta/phi -> px/py/pz conversion of `vector` and ours may differ in the last bit,
+    # which the float64 rest-frame boost of the engine keeps)
+    np.testing.assert_array_equal(s[[0, 4, 5]],
+                                  ak.to_numpy(lgae_hep.score(to_cartesian_fields(good), model)))
     with pytest.warns(InvalidJetWarning):
         z = lgae_hep.encode(jets, model)
     assert np.isnan(ak.to_numpy(z["norms_re"][1])).all()
@@ -339,15 +346,16 @@ def test_bundled_default_model():
 def test_score_metric_chamfer_dr(model):
     """metric="chamfer-dr" is the pT-weighted angular Chamfer distance of the reconstruction."""
     from lgae_hep.data import to_tensors
+    from lgae_hep.inference import run_chunks
     from lgae_hep.losses import chamfer_dr
 
     jets = make_jets([7, 30, 0], seed=8)
-    # batch_size = number of jets: same network shapes (kernels) as the reference: bitwise
-    s = ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer-dr", batch_size=len(jets)))
-    p4, mask, _ = to_tensors(jets, N)
-    with torch.no_grad():
-        out = model(p4, mask)
-    ref = chamfer_dr(p4.double(), out.p4.double(), mask, out.mask).numpy()
+    s = ak.to_numpy(lgae_hep.score(jets, model, metric="chamfer-dr"))
+    # of the engine's own (lab-frame, float64) reconstruction, computed the same way: bitwise
+    res = run_chunks(jets, model, want_reco=True).result
+    p4, mask, _ = to_tensors(jets, N, dtype=torch.float64)
+    ref = chamfer_dr(p4, torch.from_numpy(res.reco_p4), mask,
+                     torch.from_numpy(res.reco_mask)).numpy()
     np.testing.assert_array_equal(s, ref)
     assert s[2] == 0.0
     # a different number from the default metric, same jets

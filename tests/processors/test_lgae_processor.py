@@ -155,12 +155,15 @@ def test_output_names_the_latent_invariants(files, reference):
         assert all(f"latent_{n}" in o["columns"] for n in expected)
 
 
-def test_score_axes_cover_every_metric():
-    from lgae_hep.processors.lgae import SCORE_AXES
+def test_score_histogram_axis_comes_from_the_registry(files, reference):
+    """The processor's score axis is the registry's entry for its metric (binning, label)."""
+    from lgae_hep.scoring.registry import SCORES
 
-    from lgae_hep.zoo import ANOMALY_METRICS
-
-    assert list(SCORE_AXES) == list(ANOMALY_METRICS)
+    _, out = reference
+    spec = SCORES[LGAEProcessor(str(files["model"])).metric]
+    ax = out["QCD"]["hists"]["score"].axes["score"]
+    assert ax.label == spec.label
+    assert (len(ax), ax.edges[0], ax.edges[-1]) == pytest.approx(spec.axis)
 
 
 def test_defaults_come_from_the_zoo_and_the_data_module():
