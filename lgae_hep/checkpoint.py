@@ -245,6 +245,9 @@ def save_checkpoint(
     density = getattr(bare, "latent_density", None)
     if density is not None and "latent_density" not in extra:
         extra["latent_density"] = density.to_state()
+    maps = getattr(bare, "decorrelation", None)
+    if maps and "decorrelation" not in extra:
+        extra["decorrelation"] = {k: v.to_state() for k, v in maps.items()}
     metric = getattr(bare, "score_metric", None)
     if isinstance(metric, str) and "score_metric" not in extra:
         extra["score_metric"] = metric
@@ -401,6 +404,18 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
             model.latent_density = LatentDensity.from_state(extra["latent_density"])
         except ValueError as err:
             raise CheckpointError(f"{source}: its latent density is corrupt: {err}") from None
+    if isinstance(extra, Mapping) and "decorrelation" in extra:
+        from lgae_hep.scoring.decorrelation import MassDecorrelation
+
+        maps = extra["decorrelation"]
+        try:
+            if not isinstance(maps, Mapping):
+                raise ValueError(f"expected a dict score -> map, got {type(maps).__name__}")
+            model.decorrelation = {str(k): MassDecorrelation.from_state(dict(v))
+                                   for k, v in maps.items()}
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"{source}: its mass decorrelation map is corrupt: {err}"
+                                  ) from None
     if isinstance(extra, Mapping) and extra.get("score_metric") is not None:
         if not isinstance(extra["score_metric"], str):
             raise CheckpointError(f"{source}: score_metric must be a string, got "

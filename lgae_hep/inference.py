@@ -43,6 +43,7 @@ __all__ = [
     "BatchResult",
     "InferenceResult",
     "InvalidJetWarning",
+    "MassOutsideMapWarning",
     "LatentColumns",
         "apply_invalid_policy",
     "check_num_particles",
@@ -61,6 +62,10 @@ DEFAULT_CHUNK_SIZE = 32_768
 
 class InvalidJetWarning(RuntimeWarning):
     """Some jets had non-finite or unphysical momenta; their scores/latents are NaN."""
+
+
+class MassOutsideMapWarning(RuntimeWarning):
+    """A decorrelated score met jet masses outside its map's range (clamped, counted)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,6 +136,8 @@ class BatchResult:
     #: (B,) per jet: the model's per-jet normalisation is undefined (``model.unnormalizable``:
     #: a mass-normalised LGAE and a jet whose mass is not resolved); None: no such jets
     unresolved: np.ndarray | None = None
+    #: jets of a decorrelated score whose mass lay outside the map's range (clamped into it)
+    clamped: int = 0
 
 
 def forward_batches(
@@ -150,10 +157,14 @@ def forward_batches(
     policy is applied here (see :func:`apply_invalid_policy`).
     """
     dtype, device = _model_dtype_device(model)
-    density = model_density(model, metric)
-    compute = check_score(metric).compute
+    spec = check_score(metric)
+    base = spec.base or metric  # a decorrelated score maps its base score afterwards
+    decorrelation = model_decorrelation(model, metric)
+    density = model_density(model, base)
+    compute = check_score(base).compute
     rest = is_lorentz_equivariant(model)
     n_jets = int(p4.shape[0])
+    masses = np.full(n_jets, np.nan)
     scores = np.empty(n_jets, dtype=np.float64)
     finite = np.ones(n_jets, dtype=bool)
     unresolved = np.zeros(n_jets, dtype=bool)
@@ -190,7 +201,7 @@ def forward_batches(
                 cols = latent_columns({key: z.detach().cpu().numpy()
                                        for key, z in out.latent.items()}).columns
                 s = torch.from_numpy(density.score(
-                    density.transform(cols, mass.cpu().numpy()), metric))
+                    density.transform(cols, mass.cpu().numpy()), base))
                 unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()
             else:
                 # The clouds the score compares: GeV, or the model's per-jet units (a
@@ -201,6 +212,8 @@ def forward_batches(
                 s = compute(xs.double(), ys.double(), m, out.mask)
             if unnormalizable is not None:
                 unresolved[start:stop] |= unnormalizable(x64, m).cpu().numpy()
+            if decorrelation is not None:
+                masses[start:stop] = jet_mass(x64, m)[0].cpu().numpy()
             scores[start:stop] = s.cpu().numpy()
             ok = torch.isfinite(s)
             for z in out.latent.values():
@@ -221,6 +234,9 @@ def forward_batches(
     latent = None
     if want_latent:
         latent = {k: np.concatenate(v) for k, v in latents.items()} if n_jets else {}
+    clamped = 0
+    if decorrelation is not None:
+        scores, clamped = decorrelation.transform(scores, masses)
     return BatchResult(
         score=scores,
         latent=latent,
@@ -228,7 +244,25 @@ def forward_batches(
         reco_mask=np.concatenate(reco_mask) if (want_reco and reco_mask) else None,
         finite=finite,
         unresolved=unresolved,
+        clamped=clamped,
     )
+
+
+def model_decorrelation(model: Any, metric: str) -> Any:
+    """The model's mass decorrelation map for a ``"<base>-decorrelated"`` score, else None.
+
+    Raises ``ValueError`` when ``metric`` is decorrelated and the model holds no map for its base.
+    """
+    spec = check_score(metric)
+    if spec.kind != "decorrelated":
+        return None
+    maps = getattr(model, "decorrelation", None) or {}
+    if spec.base not in maps:
+        raise ValueError(
+            f"metric {metric!r} needs a model file with a mass decorrelation map of "
+            f"{spec.base!r} (lgae_hep.scoring.decorrelation.MassDecorrelation); this model has "
+            f"{sorted(maps) or 'none'}")
+    return maps[spec.base]
 
 
 def _first(out: Any, k: int) -> Any:
@@ -307,6 +341,11 @@ def apply_invalid_policy(
     if result.reco_mask is not None:
         result.reco_mask[empty] = False
     n_bad, n_over, n_unres = int((~valid).sum()), int(overflow.sum()), int(unresolved.sum())
+    if result.clamped:
+        warnings.warn(
+            f"{what}: {result.clamped} jet(s) with a mass outside the range of the model's mass "
+            "decorrelation map: their quantile was taken in the nearest mass bin",
+            MassOutsideMapWarning, stacklevel=4)
     if n_bad:
         warnings.warn(
             f"{what}: {n_bad} jet(s) with non-finite or unphysical momenta (NaN/inf, negative "
@@ -461,7 +500,8 @@ def run_chunks(
         finite = np.zeros(0, bool)
         unresolved = np.zeros(0, bool)
     result = BatchResult(score=score, latent=latent, reco_p4=reco_p4, reco_mask=reco_mask,
-                         finite=finite, unresolved=unresolved)
+                         finite=finite, unresolved=unresolved,
+                         clamped=sum(p.clamped for p in parts))
     valid = apply_invalid_policy(result, valid, count, desc)
     return InferenceResult(result, valid, count, structure, n)
 

@@ -13,12 +13,19 @@ Kinds
     ``-log p`` of the jet's latent invariants (and its log mass) under the QCD density stored
     in the model file (:class:`lgae_hep.density.LatentDensity`); ``compute`` is None, the
     engine asks the model's density for the score ``name``.
+``"decorrelated"``
+    ``"<base>-decorrelated"``: the QCD quantile of the score ``base`` among QCD jets of the same
+    mass (:class:`lgae_hep.scoring.decorrelation.MassDecorrelation`, a map stored in the model
+    file), reported as ``-log(1 - F)``; a cut keeps the QCD mass shape by construction.
 
 >>> from lgae_hep.scoring.registry import SCORES, score_names
 >>> SCORES["chamfer"].kind, SCORES["chamfer"].unit
 ('reconstruction', 'GeV^2')
 >>> score_names("density")
 ('latent-density', 'latent-density-given-mass', 'latent-density-joint')
+>>> SCORES["chamfer-dr-decorrelated"].base
+'chamfer-dr'
+
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from lgae_hep.losses import chamfer, chamfer_dr
 
 __all__ = ["SCORES", "ScoreSpec", "check_score", "is_density_score", "score_names"]
 
-Kind = Literal["reconstruction", "density"]
+Kind = Literal["reconstruction", "density", "decorrelated"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class ScoreSpec:
     compute: Callable[..., Any] | None
     #: one line for ``--help`` and docs
     description: str
+    #: the score a ``"decorrelated"`` entry maps (None for the others)
+    base: str | None = None
 
 
 #: Linear axis of the ``-log p`` density scores (a few units wide, any sign).
@@ -83,6 +92,18 @@ SCORES: dict[str, ScoreSpec] = {
 }
 
 
+#: Axis of the decorrelated scores ``-log(1 - F)``: 0 (QCD median region) to ~9 (the fit's
+#: resolution, 1 / (2 n_bin)) plus the tail beyond the largest QCD value.
+_DECORRELATED_AXIS = (120, 0.0, 15.0)
+for _base in list(SCORES):
+    SCORES[f"{_base}-decorrelated"] = ScoreSpec(
+        f"{_base}-decorrelated", "decorrelated",
+        rf"$-\log(1 - F_{{QCD}})$ of {_base} given $m$", "", _DECORRELATED_AXIS, False, None,
+        f"QCD quantile of {_base} among QCD jets of the same mass (-log(1 - F); needs a model "
+        "file with a mass decorrelation map)", base=_base)
+del _base
+
+
 def score_names(kind: Kind | None = None) -> tuple[str, ...]:
     """Registered score names (of one ``kind``), in registry order."""
     return tuple(n for n, s in SCORES.items() if kind is None or s.kind == kind)
@@ -97,5 +118,9 @@ def check_score(name: Any) -> ScoreSpec:
 
 
 def is_density_score(name: str) -> bool:
-    """Whether ``name`` is a registered density score (needs a model with a latent density)."""
-    return name in SCORES and SCORES[name].kind == "density"
+    """Whether ``name`` is a registered density score (needs a model with a latent density),
+    itself or as the base of a decorrelated score."""
+    spec = SCORES.get(name)
+    if spec is not None and spec.kind == "decorrelated":
+        spec = SCORES[spec.base]
+    return spec is not None and spec.kind == "density"
