@@ -23,11 +23,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "SCORE_METRICS",
-    "anomaly_score",
     "chamfer",
     "chamfer_dr",
-    "check_metric",
     "hungarian_match",
     "hungarian_mse",
     "mse",
@@ -304,30 +301,6 @@ def chamfer_dr(x, y, mask_x=None, mask_y=None, reduction: Reduction = "none"):
     out = torch.where((nx > 0) & (ny > 0) & (total <= 0), torch.full_like(out, float("nan")), out)
     out = _reduce(out, reduction)
     return out.detach().cpu().numpy() if (x_np and y_np) else out
-
-
-#: Anomaly-score metrics by name: ``metric(x, y, mask_x, mask_y)`` -> per-jet values (B,).
-#: ``"chamfer"``: Cartesian 4-vector Chamfer distance in GeV^2 (the training loss of the
-#: paper); ``"chamfer-dr"``: pT-weighted angular Chamfer distance (dimensionless).
-SCORE_METRICS = {"chamfer": chamfer, "chamfer-dr": chamfer_dr}
-
-
-def check_metric(metric: str) -> str:
-    """Return ``metric`` if it names an anomaly-score metric, else raise ``ValueError``."""
-    if not isinstance(metric, str) or metric not in SCORE_METRICS:
-        raise ValueError(
-            f"unknown anomaly-score metric {metric!r}; choose one of {sorted(SCORE_METRICS)}"
-        )
-    return metric
-
-
-def anomaly_score(x, y, mask_x=None, mask_y=None, metric: str = "chamfer"):
-    """Per-jet anomaly score of reconstructions ``y`` of jets ``x`` with a named metric.
-
-    ``metric`` is a key of :data:`SCORE_METRICS`; the other arguments are those of
-    :func:`chamfer`. Numpy in, numpy out.
-    """
-    return SCORE_METRICS[check_metric(metric)](x, y, mask_x, mask_y)
 
 
 def mse(

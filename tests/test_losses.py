@@ -10,8 +10,6 @@ import torch
 
 from lgae_hep.lorentz import lorentz_matrix
 from lgae_hep.losses import (
-    SCORE_METRICS,
-    anomaly_score,
     chamfer,
     chamfer_dr,
     hungarian_match,
@@ -269,15 +267,16 @@ def test_chamfer_dr_edge_cases():
         chamfer_dr(torch.zeros(2, 3), torch.zeros(2, 3))
 
 
-def test_anomaly_score_dispatch(make_jets):
+def test_registry_dispatches_the_reconstruction_scores(make_jets):
+    from lgae_hep.scoring.registry import SCORES, check_score, score_names
+
     x, mx = make_jets(3, 6, seed=17)
     y, my = make_jets(3, 6, seed=18)
-    assert torch.equal(anomaly_score(x, y, mx, my), chamfer(x, y, mx, my))
-    assert torch.equal(anomaly_score(x, y, mx, my, metric="chamfer-dr"),
-                       chamfer_dr(x, y, mx, my))
-    assert set(SCORE_METRICS) == {"chamfer", "chamfer-dr"}
+    assert torch.equal(SCORES["chamfer"].compute(x, y, mx, my), chamfer(x, y, mx, my))
+    assert torch.equal(SCORES["chamfer-dr"].compute(x, y, mx, my), chamfer_dr(x, y, mx, my))
+    assert set(score_names("reconstruction")) == {"chamfer", "chamfer-dr"}
     with pytest.raises(ValueError, match="chamfer-dr"):
-        anomaly_score(x, y, mx, my, metric="emd")
+        check_score("emd")
 
 
 def test_chamfer_dr_uses_the_direction_of_flight(make_jets):
