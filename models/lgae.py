@@ -36,6 +36,44 @@ Conventions (documented choices):
 Equivariance: ``forward(p4 @ L.T).p4 == forward(p4).p4 @ L.T`` for every proper orthochronous
 Lorentz transformation ``L`` and any weights, up to floating-point rounding (see
 ``benchmarks/equivariance.py`` and the tests for the measured size).
+
+Reference vectors ("spurions", ``references=["time"]``, ``["beam"]`` or both; default ``[]``)
+-----------------------------------------------------------------------------------------------
+Fixed lab 4-vectors ``r_a`` (:mod:`lgae_hep.nn.references`: the time direction (1, 0, 0, 0),
+the beam axis (0, 0, 0, 1)) that let the network see the lab frame. The model is then exactly
+*covariant*, ``forward(p4 @ L.T, references=r @ L.T).p4 == forward(p4, references=r).p4 @ L.T``
+for every ``L`` (``forward``'s ``references`` (B, R, 4) default to the lab vectors), and
+equivariant in the particles alone only under the subgroup that fixes every ``r_a``
+(rotations for ``"time"``; rotations about and boosts along z for ``"beam"``).
+
+Design: the references are extra **channels**, not extra graph nodes.
+
+* Encoder: every real particle node gets, besides its own ``p_i``, the R reference vectors as
+  further (1, 1) input channels and the R invariants ``p_i . r_a`` as further (0, 0) input
+  channels of the input mixing. From there they flow through the layers like any feature: the
+  self-interaction ``F_i (x) F_i`` and the messages ``p_ij (x) F_j`` couple them to the
+  particles (e.g. ``(a p_i + b r)^2`` holds ``p_i . r``), the invariant MLPs see them.
+* Decoder: every decoder node gets a learned complex combination of the reference vectors
+  (``dec_ref``, (N, c0, R)) added to its initial (1, 1) features, beside the learned map of
+  the latent; the learned decoder positions can point along ``r`` as well.
+
+Why channels: a reference *node* (LorentzNet / PELICAN style) would have to be kept out of the
+``n_i - 1`` neighbour normalisation, the min/max/mix aggregation over particle slots, the output
+mask and the loss, would change N (and the pair tensors, the packed layout and the speed of
+every layer), and its pair invariant ``(p_i - r)^2 = p_i^2 - 2 p_i . r + r^2`` carries no more
+than the ``p_i . r`` fed here directly. Channels touch only the input mixing and the first
+decoder step; every padded node stays exactly zero (the input mixing is masked), so padding and
+permutation behaviour are those of the model without references. Covariance is immediate: the
+references enter only through linear maps of (1, 1) features and through Minkowski products
+``p . r``, which are invariant when particles and references transform together.
+
+With ``references=[]`` nothing is built or run for them: the modules, parameter shapes,
+random-number draws, ``state_dict`` and outputs are bit for bit those of the model before the
+option existed, and ``config`` has no ``"references"`` key (so stored configs, cards and model
+checksums of such models are unchanged). A model with references records them as
+``config["references"]``, e.g. ``["time", "beam"]`` (the order of its reference channels).
+The scoring engine evaluates any LGAE in each jet's rest frame; for a model with references it
+boosts the references with the jet (:func:`lgae_hep.scoring.frames.frame_references`).
 """
 
 from __future__ import annotations
@@ -62,6 +100,13 @@ from lgae_hep.nn.io import (
 from lgae_hep.nn.lmp import VECTOR, LMPLayer
 from lgae_hep.nn.mixreps import SCALAR, MixReps, mask_packed
 from lgae_hep.nn.radial import RadialBasis, pair_invariant
+from lgae_hep.nn.references import (
+    REFERENCE_VECTORS,
+    check_references,
+    minkowski_products,
+    parse_references,
+    reference_matrix,
+)
 
 __all__ = ["LGAE"]
 
@@ -114,7 +159,14 @@ class LGAE(nn.Module):
         ``"none"``: the global ``p4_scale``; ``"mass"``: per-jet division by the jet mass (see
         the module docstring).
     dtype : {"float32", "float64"}
+    references : sequence of str
+        Reference vectors ("spurions") the network sees besides the particles: ``[]``
+        (default, exactly Lorentz equivariant), ``["time"]``, ``["beam"]`` or both (see the
+        module docstring and :data:`REFERENCE_VECTORS`).
     """
+
+    #: name -> lab Cartesian 4-vector of the available reference vectors
+    REFERENCE_VECTORS = REFERENCE_VECTORS
 
     #: Smallest resolved jet mass under ``normalization="mass"``, relative to the jet energy
     #: (:data:`lgae_hep.nn.io.MIN_RELATIVE_MASS`, derived there).
@@ -140,8 +192,11 @@ class LGAE(nn.Module):
         p4_scale: float = 0.01,
         normalization: str = "none",
         dtype: str | torch.dtype = "float32",
+        references: tuple[str, ...] | list[str] = (),
     ):
         super().__init__()
+        self.references = parse_references(references)
+        nref = len(self.references)
         for name, v, lo in [("num_particles", num_particles, 1), ("tau_v", tau_v, 1),
                             ("num_scalars", num_scalars, 0), ("num_basis", num_basis, 1),
                             ("mlp_hidden", mlp_hidden, 1)]:
@@ -181,7 +236,8 @@ class LGAE(nn.Module):
         self.cart = _Cartesian(dt)
         # ---- encoder
         self.enc_basis = RadialBasis(num_basis, dt)
-        self.enc_in = MixReps({SCALAR: 1 + num_scalars, VECTOR: 1},
+        # input channels: (0, 0) m^2, the input scalars, p.r_a; (1, 1) p, the references r_a
+        self.enc_in = MixReps({SCALAR: 1 + num_scalars + nref, VECTOR: 1 + nref},
                               {SCALAR: encoder_channels[0], VECTOR: encoder_channels[0]}, dt)
         tau = {SCALAR: encoder_channels[0], VECTOR: encoder_channels[0]}
         self.encoder = nn.ModuleList()
@@ -202,6 +258,9 @@ class LGAE(nn.Module):
             for r, t in self.tau_latent.items()
         })
         self.dec_in_bias = nn.Parameter(torch.zeros(num_particles, c0, 1, dtype=cdt))
+        if nref:  # created only for a model with references (old models: same draws, keys)
+            self.dec_ref = nn.Parameter(
+                torch.randn(num_particles, c0, nref, dtype=cdt) / nref ** 0.5)
         self.dec_pos = MixReps({VECTOR: c0}, {VECTOR: 1}, dt)
         self.dec_basis = RadialBasis(num_basis, dt)
         tau = {SCALAR: c0, VECTOR: c0}
@@ -215,6 +274,9 @@ class LGAE(nn.Module):
             out_tau[SCALAR] = num_scalars
         self.dec_out = MixReps(tau, out_tau, dt, bias=True)
         self._reps = reps
+        # the lab reference vectors (a constant of the config: not in the state_dict)
+        self.register_buffer("ref_lab", reference_matrix(self.references, dt),
+                             persistent=False)
 
     # ------------------------------------------------------------------ config
     @property
@@ -234,6 +296,8 @@ class LGAE(nn.Module):
             "p4_scale": self.p4_scale,
             "normalization": self.normalization,
             "dtype": dtype_name(self.dtype),
+            # only when used: configs (and checksums) of models without references unchanged
+            **({"references": list(self.references)} if self.references else {}),
         }
 
     @classmethod
@@ -305,10 +369,19 @@ class LGAE(nn.Module):
     def _device(self) -> torch.device:
         return self.cart.u.device
 
-    def encode(self, p4, mask, scalars=None):
-        """Validate inputs and encode: returns ``(latent, mask)`` (mask padded to N)."""
+    def encode(self, p4, mask, scalars=None, references=None):
+        """Validate inputs and encode: returns ``(latent, mask)`` (mask padded to N).
+
+        ``references``: as in :meth:`forward`."""
         p4, mask, scalars = self._check(p4, mask, scalars)
-        return self._encode(p4, mask, scalars, self._scale(p4, mask)), mask
+        refs = self._check_references(references, p4.shape[0])
+        return self._encode(p4, mask, scalars, self._scale(p4, mask), refs), mask
+
+    def _check_references(self, references, batch: int) -> torch.Tensor | None:
+        """(B, R, 4) reference vectors in the model's dtype (the lab ones by default), or None
+        for a model without references (:func:`lgae_hep.nn.references.check_references`)."""
+        return check_references(references, self.references, batch, dtype=self.dtype,
+                                device=self._device(), model="LGAE")
 
     def _check(self, p4, mask, scalars):
         return check_inputs(
@@ -330,16 +403,18 @@ class LGAE(nn.Module):
     def _chunks(b: int, size: int) -> list[slice]:
         return [slice(i, min(i + size, b)) for i in range(0, b, size)] or [slice(0, 0)]
 
-    def _encode(self, p4, mask, scalars, scale):
-        """Encode validated inputs (:func:`check_inputs`); ``scale``: :meth:`_scale`."""
+    def _encode(self, p4, mask, scalars, scale, refs=None):
+        """Encode validated inputs (:func:`check_inputs`); ``scale``: :meth:`_scale`;
+        ``refs``: :meth:`_check_references`."""
         parts = self._chunks(p4.shape[0], self.chunk_size)
         if len(parts) == 1:
-            return self._encode_chunk(p4, mask, scalars, scale)
+            return self._encode_chunk(p4, mask, scalars, scale, refs)
         outs = [self._encode_chunk(p4[c], mask[c], None if scalars is None else scalars[c],
-                                   None if scale is None else scale[c]) for c in parts]
+                                   None if scale is None else scale[c],
+                                   None if refs is None else refs[c]) for c in parts]
         return {r: torch.cat([o[r] for o in outs]) for r in outs[0]}
 
-    def _encode_chunk(self, p4, mask, scalars, scale):
+    def _encode_chunk(self, p4, mask, scalars, scale, refs=None):
         if scale is None:
             p = p4 * self.p4_scale
         else:
@@ -350,34 +425,51 @@ class LGAE(nn.Module):
         s = m2.unsqueeze(-1)
         if scalars is not None:
             s = torch.cat([s, scalars], dim=-1)
-        s = s.to(pos.dtype).permute(2, 0, 1).unsqueeze(2).contiguous()  # (1 + S, B, 1, N)
-        feats = mask_packed(self.enc_in.forward_packed({SCALAR: s, VECTOR: pos}), mask)
+        vec = pos
+        if refs is not None:
+            # reference channels: invariants p_i . r_a and the vectors r_a at every node
+            # (padded nodes are zeroed by the masked input mixing below)
+            s = torch.cat([s, minkowski_products(p, refs)], dim=-1)
+            r = self.cart.to_irrep(refs).permute(1, 0, 2).unsqueeze(-1)  # (R, B, 4, 1)
+            vec = torch.cat([pos, r.expand(-1, -1, -1, pos.shape[-1])], dim=0)
+        s = s.to(pos.dtype).permute(2, 0, 1).unsqueeze(2).contiguous()  # (1 + S + R, B, 1, N)
+        feats = mask_packed(self.enc_in.forward_packed({SCALAR: s, VECTOR: vec}), mask)
         basis = self.enc_basis.pairs(pair_invariant(p), mask)
         for layer in self.encoder:
             feats = layer.forward_packed(feats, pos, basis, mask)
         node = mask_packed(self.enc_out.forward_packed(feats), mask)
         return self.aggregate.forward_packed(node, mask)
 
-    def decode(self, latent: dict, scale: torch.Tensor | None = None) -> dict:
+    def decode(self, latent: dict, scale: torch.Tensor | None = None,
+               references: torch.Tensor | None = None) -> dict:
         """Decode a latent (irrep -> (B, tau, d)) to node features of the ``num_particles`` nodes.
 
         ``scale`` (B,) is the per-jet unit of :meth:`jet_scale` (GeV); ``None`` means
         ``1 / p4_scale`` (``normalization="none"``) or the jet mass as unit (``"mass"``: the
-        latent does not hold the mass).
+        latent does not hold the mass). ``references``: as in :meth:`forward` (the frame of
+        the latent's 4-vectors; default the lab).
 
         Returns ``{"p4": (B, N, 4) GeV (or units of the jet mass), "scalars": (B, N, S) or
         None, "p4_units": (B, N, 4) in the network's units}`` for all nodes.
         """
         b = next(iter(latent.values())).shape[0]
+        refs = self._check_references(references, b)
+        return self._decode(latent, scale, refs)
+
+    def _decode(self, latent: dict, scale: torch.Tensor | None,
+                refs: torch.Tensor | None) -> dict:
+        b = next(iter(latent.values())).shape[0]
         parts = self._chunks(b, self.chunk_size)
         if len(parts) == 1:
-            return self._decode_chunk(latent, scale)
+            return self._decode_chunk(latent, scale, refs)
         outs = [self._decode_chunk({r: z[c] for r, z in latent.items()},
-                                   None if scale is None else scale[c]) for c in parts]
+                                   None if scale is None else scale[c],
+                                   None if refs is None else refs[c]) for c in parts]
         return {k: None if outs[0][k] is None else torch.cat([o[k] for o in outs])
                 for k in outs[0]}
 
-    def _decode_chunk(self, latent: dict, scale: torch.Tensor | None) -> dict:
+    def _decode_chunk(self, latent: dict, scale: torch.Tensor | None,
+                      refs: torch.Tensor | None = None) -> dict:
         feats = {}
         for r in self.tau_latent:
             w = self.dec_in[f"{r[0]}_{r[1]}"]  # (N, c0, tau_latent)
@@ -387,6 +479,13 @@ class LGAE(nn.Module):
             y = w.reshape(-1, t) @ z.transpose(0, 1).reshape(t, b * d)
             feats[r] = y.view(w.shape[0], w.shape[1], b, d).permute(1, 2, 3, 0).contiguous()
         feats[SCALAR] = feats[SCALAR] + self.dec_in_bias.permute(1, 2, 0).unsqueeze(1)
+        if refs is not None:  # + learned combinations of the reference vectors, per node
+            w = self.dec_ref  # (N, c0, R)
+            zr = self.cart.to_irrep(refs)  # (B, R, 4)
+            nb, nr, _ = zr.shape
+            y = w.reshape(-1, nr) @ zr.transpose(0, 1).reshape(nr, nb * 4)
+            feats[VECTOR] = feats[VECTOR] + y.view(w.shape[0], w.shape[1], nb, 4).permute(
+                1, 2, 3, 0)
         # every decoder node is real: no mask
         z = self.dec_pos.forward_packed({VECTOR: feats[VECTOR]})[VECTOR][0]  # (B, 4, N)
         pos_c = (self.cart.uh @ z).real.transpose(1, 2)  # (B, N, 4)
@@ -403,7 +502,7 @@ class LGAE(nn.Module):
         sc = out[SCALAR][:, :, 0].real.permute(1, 2, 0) if self.num_scalars else None
         return {"p4": p4, "scalars": sc, "p4_units": units}
 
-    def forward(self, p4, mask, scalars=None) -> AutoencoderOutput:
+    def forward(self, p4, mask, scalars=None, references=None) -> AutoencoderOutput:
         """Encode and decode a batch of jets.
 
         Parameters
@@ -414,6 +513,10 @@ class LGAE(nn.Module):
             bool (B, N), True for real particles. Padded entries are ignored whatever they hold.
         scalars : torch.Tensor, optional
             (B, N, num_scalars) per-particle Lorentz scalars (required iff num_scalars > 0).
+        references : torch.Tensor, optional
+            Real (B, R, 4) per-jet reference vectors, ``(E, px, py, pz)``, in the order of
+            :attr:`references` (R of them): the lab vectors (the default) transformed into the
+            frame ``p4`` is given in. Only for a model built with references.
 
         Returns
         -------
@@ -424,13 +527,15 @@ class LGAE(nn.Module):
         Raises
         ------
         ValueError
-            Bad shapes, non-boolean mask, non-finite momenta, too many particles.
+            Bad shapes, non-boolean mask, non-finite momenta, too many particles;
+            ``references`` for a model built without them, or of the wrong shape.
         """
         # validated once: padded to N, padded slots zeroed, in the model's dtype and device
         p4, mask, scalars = self._check(p4, mask, scalars)
+        refs = self._check_references(references, p4.shape[0])
         scale = self._scale(p4, mask)
-        latent = self._encode(p4, mask, scalars, scale)
-        dec = self.decode(latent, scale)
+        latent = self._encode(p4, mask, scalars, scale, refs)
+        dec = self._decode(latent, scale, refs)
         out_mask = first_n_mask(mask, self.num_particles)
         m = out_mask.unsqueeze(-1)
         p4_out = dec["p4"] * m
