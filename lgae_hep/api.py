@@ -63,6 +63,7 @@ import awkward as ak
 import numpy as np
 
 from lgae_hep.data import from_tensors
+from lgae_hep.data.dask_adapter import is_dask, on_partitions
 from lgae_hep.data.tensors import restore_outer
 from lgae_hep.domain import check_constituents, jet_kinematics, training_domain, warn_outside_domain
 from lgae_hep.inference import (
@@ -171,7 +172,7 @@ def score(
     outside their card's training domain.
     """
     check_constituents(jets, "lgae_hep.score")
-    if _is_dask(jets):
+    if is_dask(jets):
         return _map_partitions(score, jets, "lgae-score", model=model, batch_size=batch_size,
                                chunk_size=chunk_size, device=device, on_invalid=on_invalid,
                                num_particles=num_particles, metric=metric)
@@ -231,7 +232,7 @@ def encode(
         ``[...][jet]`` records as above (dask-awkward in, dask-awkward out).
     """
     check_constituents(jets, "lgae_hep.encode")
-    if _is_dask(jets):
+    if is_dask(jets):
         return _map_partitions(encode, jets, "lgae-encode", model=model, batch_size=batch_size,
                                chunk_size=chunk_size, device=device, on_invalid=on_invalid,
                                num_particles=num_particles)
@@ -299,10 +300,6 @@ def reconstruct(
     return restore_outer(rec, structure)
 
 
-def _is_dask(obj: Any) -> bool:
-    return type(obj).__module__.startswith("dask_awkward")
-
-
 def _domain_check(jets: Any, model: Any, where: str) -> None:
     """Warn about jets far outside a bundled model's training domain (lgae_hep.domain)."""
     if not isinstance(jets, ak.Array):
@@ -316,18 +313,6 @@ def _domain_check(jets: Any, model: Any, where: str) -> None:
 
 
 def _map_partitions(fn: Any, jets: Any, label: str, **kwargs: Any) -> Any:
-    """``fn(partition, **kwargs)`` on every partition of a dask-awkward array (lazy)."""
-    import functools
-
-    import dask_awkward as dak
-
-    return dak.map_partitions(functools.partial(_partition_call, func=fn, kwargs=kwargs), jets,
-                              label=label)
-
-
-def _partition_call(part: ak.Array, *, func: Any, kwargs: dict[str, Any]) -> ak.Array:
-    if ak.backend(part) == "typetracer":  # dask-awkward's metadata pass: run on zero jets
-        empty = ak.typetracer.length_zero_if_typetracer(part)
-        out = _partition_call(empty, func=func, kwargs=kwargs)
-        return ak.Array(out.layout.to_typetracer(forget_length=True), behavior=out.behavior)
-    return func(part, progress=False, **kwargs)
+    """``fn(partition, progress=False, **kwargs)`` on every partition of a dask-awkward array
+    (lazy), through the one dask adapter :func:`lgae_hep.data.dask_adapter.on_partitions`."""
+    return on_partitions(fn, jets, label=label, progress=False, **kwargs)

@@ -9,6 +9,7 @@ from typing import Any
 import awkward as ak
 
 from .constituents import eager_constituents
+from .dask_adapter import on_partitions
 from .layout import NanoLayout, available_names, detect_layout, resolve_puppi
 
 __all__ = ["dask_constituents"]
@@ -20,7 +21,7 @@ def dask_constituents(events: Any, jets: str, max_particles: int | None, *,
                       **options: Any) -> Any:
     """:func:`lgae_hep.data.constituents_from_events` on dask-awkward events (e.g. coffea
     NanoEvents with ``mode="dask"``): the eager grouping per partition, through
-    ``dask_awkward.map_partitions``.
+    :func:`lgae_hep.data.dask_adapter.on_partitions`.
 
     Only the branches of the layout (and the PUPPI weights) are handed to the partitions, so
     dask-awkward's column optimisation reads nothing else from the files.
@@ -41,7 +42,7 @@ def dask_constituents(events: Any, jets: str, max_particles: int | None, *,
         return events[coll][field]
 
     sub = dak.zip({n: get(n) for n in names}, depth_limit=1)
-    out = dak.map_partitions(
+    out = on_partitions(
         _constituents_partition, sub, jets=jets, max_particles=max_particles, layout=layout,
         puppi=weight is not None, with_jets=with_jets, options=options, label="lgae-constituents",
     )
@@ -51,17 +52,10 @@ def dask_constituents(events: Any, jets: str, max_particles: int | None, *,
 def _constituents_partition(sub: ak.Array, *, jets: str, max_particles: int | None,
                             layout: NanoLayout, puppi: bool, with_jets: bool,
                             options: Mapping[str, Any]) -> ak.Array:
-    """One partition of :func:`dask_constituents`; typetracer in, typetracer out."""
-    if ak.backend(sub) == "typetracer":
-        empty = ak.typetracer.length_zero_if_typetracer(sub)
-        res = _constituents_partition(empty, jets=jets, max_particles=max_particles,
-                                      layout=layout, puppi=puppi, with_jets=with_jets,
-                                      options=options)
-        return ak.Array(res.layout.to_typetracer(forget_length=True), behavior=res.behavior)
+    """One eager partition of :func:`dask_constituents` (typetracers: :func:`on_partitions`)."""
     flat = {f: sub[f] for f in ak.fields(sub)}
     res = eager_constituents(flat, jets, max_particles, layout=layout, puppi=puppi,
-                                   with_jets=with_jets, **options)
+                             with_jets=with_jets, **options)
     if with_jets:
         return ak.zip({"constituents": res[0], "jets": res[1]}, depth_limit=1)
     return ak.zip({"constituents": res}, depth_limit=1)
-
