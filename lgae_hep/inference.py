@@ -31,7 +31,13 @@ from lgae_hep.data import to_tensors
 from lgae_hep.data.tensors import flatten_outer
 from lgae_hep.lorentz import invariant_form, irrep_to_fourvec
 from lgae_hep.nn.io import jet_mass
-from lgae_hep.scoring.frames import apply_boosts, is_lorentz_equivariant, rest_frame_boosts, to_lab
+from lgae_hep.scoring.frames import (
+    apply_boosts,
+    frame_references,
+    is_lorentz_equivariant,
+    rest_frame_boosts,
+    to_lab,
+)
 from lgae_hep.scoring.registry import check_score, is_density_score
 from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles, resolve_metric
 
@@ -190,7 +196,10 @@ def forward_batches(
             if pad:
                 x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))])
                 m = torch.cat([m, m.new_zeros((pad, *m.shape[1:]))])
-            out = model(x, m)
+            # a model with reference vectors gets them in the frame of x (frame_references)
+            refs = frame_references(model, to_rest if rest else None, batch_size)
+            kw = {} if refs is None else {"references": refs}
+            out = model(x, m, **kw)
             out = _first(out, k)
             m = m[:k]
             if rest:

@@ -44,7 +44,9 @@ the beam axis (0, 0, 0, 1)) that let the network see the lab frame. The model is
 *covariant*, ``forward(p4 @ L.T, references=r @ L.T).p4 == forward(p4, references=r).p4 @ L.T``
 for every ``L`` (``forward``'s ``references`` (B, R, 4) default to the lab vectors), and
 equivariant in the particles alone only under the subgroup that fixes every ``r_a``
-(rotations for ``"time"``; rotations about and boosts along z for ``"beam"``).
+(rotations for ``"time"``; rotations about z and boosts transverse to z for ``"beam"``: the
+4-vector (0, 0, 0, 1) is *not* kept by boosts along z, see :mod:`lgae_hep.nn.references`;
+both: rotations about z).
 
 Design: the references are extra **channels**, not extra graph nodes.
 

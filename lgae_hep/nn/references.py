@@ -7,8 +7,18 @@ while the function of the particles alone, ``p -> f(p, r)``, is equivariant only
 subgroup that fixes every ``r_a``:
 
 * ``"time"``: the lab time direction ``(1, 0, 0, 0)``; kept by the rotations SO(3);
-* ``"beam"``: the beam axis ``(0, 0, 0, 1)``; kept by rotations about and boosts along z;
+* ``"beam"``: the beam axis ``(0, 0, 0, 1)``; kept by SO+(2, 1): rotations about z and boosts
+  *transverse* to z;
 * both: rotations about z only.
+
+Note (against DESIGN 5b / issue 21, which say the beam axis keeps boosts along z): a boost
+along z maps ``(0, 0, 0, 1)`` to ``(sinh y, 0, 0, cosh y)``; no fixed 4-vector is kept by
+z-boosts (the light-like beams ``(1, 0, 0, +-1)`` of LorentzNet/PELICAN are only rescaled).
+What rotations about and boosts along z keep is the (t, z) plane, i.e. the bivector
+``t ^ z`` (a (2, 0) + (0, 2) tensor) or the projector onto the plane; a reference of that kind
+would enter as the per-node vectors ``(p_i . z) t - (p_i . t) z`` and ``(p_i . t) t - (p_i . z)
+z`` and the invariant ``E_i^2 - p_z,i^2`` (not implemented; tests/models/test_references.py
+checks the subgroup that the 4-vector actually keeps).
 
 This is LorentzNet's / PELICAN's beam particles and L-GATr's reference multivectors. How the
 LGAE consumes them is described in :mod:`lgae_hep.models.lgae`. The vectors are dimensionless
@@ -31,7 +41,7 @@ REFERENCE_VECTORS: dict[str, tuple[float, float, float, float]] = {
     "beam": (0.0, 0.0, 0.0, 1.0),
 }
 _KEEPS = {"time": "lab time direction (1, 0, 0, 0): keeps rotations",
-          "beam": "beam axis (0, 0, 0, 1): keeps rotations about and boosts along z"}
+          "beam": "beam axis (0, 0, 0, 1): keeps rotations about z and transverse boosts"}
 
 
 def _valid() -> str:

@@ -23,6 +23,12 @@ Minkowski norms, the density scores) need no transformation at all.
 The boost is capped at ``gamma <= MAX_GAMMA`` (jets whose mass is not resolved, e.g. one
 particle): any boost is exact by equivariance, the cap only keeps the transformation finite.
 Models that are not Lorentz equivariant (GNNAE) are evaluated in the lab frame.
+
+An LGAE with reference vectors ("spurions", ``config["references"]``) is not equivariant in the
+particles alone, only *covariant* when particles and references transform together. The engine
+evaluates it in the rest frame too, and passes it the lab references boosted with the same
+``to_rest`` matrices (:func:`frame_references`): again the same function as the lab-frame
+evaluation in exact arithmetic. (Boosting only the particles would evaluate another function.)
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ import torch
 
 from lgae_hep.lorentz import fourvec_to_irrep, irrep_to_fourvec
 
-__all__ = ["MAX_GAMMA", "apply_boosts", "is_lorentz_equivariant", "rest_frame_boosts", "to_lab"]
+__all__ = ["MAX_GAMMA", "apply_boosts", "frame_references", "is_lorentz_equivariant",
+           "rest_frame_boosts", "to_lab"]
 
 #: Largest Lorentz factor of the boost to a jet's rest frame (2^10, the same scale as the
 #: mass-resolution threshold ``m <= 2^-10 E`` of :func:`lgae_hep.nn.io.jet_mass`).
@@ -46,12 +53,35 @@ _SUPPORTED_LATENT = {(0, 0), (1, 1)}
 
 def is_lorentz_equivariant(model: Any) -> bool:
     """Whether the engine may evaluate ``model`` in each jet's rest frame: an LGAE whose latent
-    holds only scalars and 4-vectors (the irreps :func:`to_lab` restores)."""
+    holds only scalars and 4-vectors (the irreps :func:`to_lab` restores). An LGAE with
+    reference vectors qualifies too, given its references in that frame
+    (:func:`frame_references`)."""
     from lgae_hep.models import LGAE
 
     if not isinstance(model, LGAE):
         return False
     return set(getattr(model, "tau_latent", {})) <= _SUPPORTED_LATENT
+
+
+def frame_references(model: Any, boosts: torch.Tensor | None, batch_size: int
+                     ) -> torch.Tensor | None:
+    """The reference vectors to pass as ``model(..., references=)``, or None.
+
+    None for a model without reference vectors (``getattr(model, "references", ())`` empty:
+    then nothing is passed and the call is what it always was). Otherwise (``batch_size``, R,
+    4) in the model's dtype: for the first ``len(boosts)`` jets the model's lab references
+    ``model.ref_lab`` (R, 4) transformed by that jet's matrix in float64 (``boosts``: the
+    ``to_rest`` matrices of :func:`rest_frame_boosts`, or None for a lab-frame evaluation),
+    for the remaining (padding) jets of the batch the lab references.
+    """
+    if not getattr(model, "references", ()):
+        return None
+    lab = model.ref_lab.to(torch.float64)
+    refs = lab.expand(batch_size, *lab.shape).clone()
+    if boosts is not None:
+        k = boosts.shape[0]
+        refs[:k] = apply_boosts(boosts, refs[:k])
+    return refs.to(model.ref_lab.dtype)
 
 
 def rest_frame_boosts(p4: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
