@@ -113,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
 
             path = REPO / "models" / "pretrained" / f"{name}.pt"
             ckpt = load_checkpoint(path)
-            extra = dict(ckpt.get("extra") or {})
-            extra["decorrelation"] = {k: v.to_state() for k, v in maps.items()}
-            model.decorrelation = maps
-            save_checkpoint(path, model, rng_state=False, extra=extra)
+            # save_checkpoint lifts "metrics", "epoch", "step" of extra to the top level
+            extra = {**(ckpt.get("extra") or {}), "metrics": ckpt["metrics"],
+                     "epoch": ckpt["epoch"], "step": ckpt["step"],
+                     "decorrelation": {k: v.to_state() for k, v in maps.items()}}
+            # the file's own precision, not the card's inference dtype the model was loaded in
+            from lgae_hep.checkpoint import load_model_file
+
+            bare = load_model_file(path, dtype=ckpt["config"]["dtype"])
+            bare.decorrelation = maps
+            save_checkpoint(path, bare, rng_state=False, extra=extra)
     mass = {k: masses[k] for k in ("test_qcd", "t", "W", "Z")}
     rows.append(("-", "jet mass", _metrics(mass["test_qcd"], {k: mass[k] for k in "tWZ"},
                                            mass["test_qcd"])))
