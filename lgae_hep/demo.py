@@ -39,7 +39,7 @@ from lgae_hep.checkpoint import save_checkpoint
 from lgae_hep.data.generate import generate
 from lgae_hep.models import LGAE
 from lgae_hep.processors import LGAEProcessor
-from lgae_hep.run import make_plots, run_fileset, save_output
+from lgae_hep.workflow import make_plots, run_fileset, save_output
 
 __all__ = ["DEFAULT_JETS", "DEMO_PROCESSES", "SMALL_JETS", "demo", "demo_samples"]
 
@@ -100,7 +100,7 @@ def _fallback_model(cache: Path) -> Path:
 def demo(outdir: str | Path | None = None, *, jets_per_class: int = DEFAULT_JETS,
          model: str | None = None, cache_dir: str | Path | None = None, workers: int = 2,
          executor: str = "futures", progress: bool = True) -> dict[str, Any]:
-    """Run the demo; returns the summary (see :func:`lgae_hep.run.summarize`).
+    """Run the demo; returns the summary (see :func:`lgae_hep.workflow.summary.summarize`).
 
     Parameters
     ----------
@@ -141,7 +141,7 @@ def demo(outdir: str | Path | None = None, *, jets_per_class: int = DEFAULT_JETS
     proc = LGAEProcessor(model)
     result = run_fileset(fileset, proc, executor=executor, workers=workers, status=progress)
     summary = save_output(result, outdir)
-    plots = make_plots(result, outdir, progress=progress)
+    plots = make_plots(result, outdir, progress=progress, summary=summary)
     summary["model"] = model
     summary["metric"] = proc.metric
     summary["trained_model"] = trained

@@ -26,6 +26,7 @@ from pathlib import Path
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
+    "PUPPI_CHOICES",
     "UserError",
     "add_collection",
     "add_device",
@@ -33,6 +34,7 @@ __all__ = [
     "add_model",
     "add_num_particles",
     "add_output",
+    "add_puppi",
     "add_quiet",
     "check_device",
     "check_model",
@@ -115,6 +117,17 @@ def add_metric(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", choices=tuple(ANOMALY_METRICS), default=None,
                         help="anomaly-score metric (default: the one the model's card "
                              "recommends, chamfer for models without a card)")
+
+
+#: ``--puppi`` values -> the ``puppi`` argument of the readers and the processor
+#: (:func:`lgae_hep.data.resolve_puppi`): weight when the branch exists, always, never.
+PUPPI_CHOICES = {"auto": None, "on": True, "off": False}
+
+
+def add_puppi(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--puppi", choices=tuple(PUPPI_CHOICES), default="auto",
+                        help="PUPPI-weight the constituents by PFCands_puppiWeight (auto: when "
+                             "the branch exists, on: required, off: never)")
 
 
 # ---- up-front checks -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ import argparse
 
 from lgae_hep.cli._common import add_quiet
 from lgae_hep.cli.run import add_plot_arguments, check_plot_arguments, label_from_args
-from lgae_hep.run import load_output, make_plots
+from lgae_hep.workflow import load_output, make_plots
 
 __all__ = ["add_arguments", "main"]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lgae_hep.cli._common import (
+    PUPPI_CHOICES,
     UserError,
     add_collection,
     add_device,
@@ -16,12 +17,13 @@ from lgae_hep.cli._common import (
     add_model,
     add_num_particles,
     add_output,
+    add_puppi,
     add_quiet,
     check_device,
     check_output_dir,
 )
 from lgae_hep.processors import LGAEProcessor
-from lgae_hep.run import (
+from lgae_hep.workflow import (
     CLASS_MODES,
     EXECUTORS,
     clear_run_outputs,
@@ -97,9 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
     add_metric(parser)
     add_device(parser)
-    parser.add_argument("--puppi", choices=("auto", "on", "off"), default="auto",
-                        help="PUPPI-weight the constituents by PFCands_puppiWeight (auto: when "
-                             "the branch exists)")
+    add_puppi(parser)
     parser.add_argument("--skim", choices=("root", "parquet"), default=None,
                         help="also write skims (skim/<dataset>/<file>_<hash>_<chunk>) with "
                              "FatJet_lgaeIdx (index in the input FatJet collection), "
@@ -123,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
         args.model, jets=args.collection, pt_min=args.pt_min, eta_max=args.eta_max,
         max_particles=n_model, batch_size=args.batch_size, device=args.device,
         skim=args.skim, skim_dir=(outdir / "skim") if args.skim else None, metric=args.metric,
-        puppi={"auto": None, "on": True, "off": False}[args.puppi],
+        puppi=PUPPI_CHOICES[args.puppi],
     )
     # --overwrite: what an earlier run wrote here (skims, plots, summaries) goes first, so the
     # folder never mixes two runs; other files are left alone
@@ -138,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_plots:
         files = make_plots(result, outdir, background=args.background, formats=args.formats,
                            progress=not args.quiet, classes=args.classes,
-                           label=label_from_args(result, args))
+                           label=label_from_args(result, args), summary=summary)
         print(f"plots: {', '.join(str(f) for f in files)}")
     return 0
 
