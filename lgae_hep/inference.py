@@ -6,6 +6,10 @@
 * :func:`apply_invalid_policy` applies the project's bad-input policy to a :class:`BatchResult`
   (empty jets score 0, invalid or overflowing jets NaN, one :class:`InvalidJetWarning`);
 * :func:`run_chunks` drives both over an awkward array of jets, ``chunk_size`` jets at a time;
+* :func:`decode_batches` decodes latents (what compression stores) in fixed-size batches, each
+  jet in its rest frame;
+* :func:`jet_status` classifies jets for the bad-input policy (the status values of
+  :mod:`lgae_hep.data.badinput`);
 * :func:`latent_columns` / :func:`latent_records` lay a latent out as flat per-jet columns
   (with the names of its Lorentz-invariant columns) or as nested per-jet records.
 
@@ -28,9 +32,10 @@ import vector
 from tqdm.auto import tqdm
 
 from lgae_hep.data import to_tensors
+from lgae_hep.data.badinput import EMPTY, ENCODED, INVALID, OVERFLOW, UNRESOLVED
 from lgae_hep.data.tensors import flatten_outer
 from lgae_hep.lorentz import invariant_form, irrep_to_fourvec
-from lgae_hep.nn.io import jet_mass
+from lgae_hep.nn.io import AutoencoderOutput, jet_mass
 from lgae_hep.scoring.frames import (
     apply_boosts,
     frame_references,
@@ -51,12 +56,15 @@ __all__ = [
     "InvalidJetWarning",
     "MassOutsideMapWarning",
     "LatentColumns",
-        "apply_invalid_policy",
+    "apply_invalid_policy",
     "check_num_particles",
+    "decode_batches",
     "empty_latent",
     "forward_batches",
+    "jet_status",
     "latent_columns",
     "latent_records",
+    "model_dtype_device",
     "run_chunks",
 ]
 
@@ -95,7 +103,9 @@ def _as_model(model: Any, device: Any) -> Any:
     )
 
 
-def _model_dtype_device(model: Any) -> tuple[Any, Any]:
+def model_dtype_device(model: Any) -> tuple[Any, Any]:
+    """The dtype the engine runs ``model`` in (its ``dtype`` attribute, else its first floating
+    parameter's, else float32) and the device of its first parameter (CPU without any)."""
     device = torch.device("cpu")
     real = None
     for p in model.parameters():
@@ -155,14 +165,21 @@ def forward_batches(
     want_latent: bool,
     want_reco: bool,
     metric: str = "chamfer",
+    encode_only: bool = False,
 ) -> BatchResult:
     """Run ``model`` and the anomaly score over (B, N, 4) tensors in fixed-size batches.
 
     Every network call sees exactly ``batch_size`` jets (the last batch is padded with empty
     jets). The score is computed in float64 whatever the model's precision. No bad-input
     policy is applied here (see :func:`apply_invalid_policy`).
+
+    ``encode_only=True`` runs only ``model.encode(p4, mask) -> (latent, mask)`` (no decoder, no
+    score: ``score`` is NaN, ``finite`` tests the latent alone, ``metric`` and ``want_reco`` are
+    ignored); the latent is the same as with the full forward pass (same frame, same batches).
     """
-    dtype, device = _model_dtype_device(model)
+    dtype, device = model_dtype_device(model)
+    if encode_only:
+        metric, want_reco = "chamfer", False
     spec = check_score(metric)
     base = spec.base or metric  # a decorrelated score maps its base score afterwards
     decorrelation = model_decorrelation(model, metric)
@@ -199,12 +216,20 @@ def forward_batches(
             # a model with reference vectors gets them in the frame of x (frame_references)
             refs = frame_references(model, to_rest if rest else None, batch_size)
             kw = {} if refs is None else {"references": refs}
-            out = model(x, m, **kw)
-            out = _first(out, k)
-            m = m[:k]
+            if encode_only:
+                latent, _ = model.encode(x, m, **kw)
+                m = m[:k]
+                # a latent-only output: to_lab boosts its latent 4-vectors (p4 is a dummy)
+                out = AutoencoderOutput(p4=x.new_zeros((k, 1, 4)), mask=m[:, :1],
+                                        latent={key: z[:k] for key, z in latent.items()})
+            else:
+                out = _first(model(x, m, **kw), k)
+                m = m[:k]
             if rest:
                 out = to_lab(back, out)
-            if density is not None:
+            if encode_only:
+                s = torch.full((k,), float("nan"), dtype=torch.float64)
+            elif density is not None:
                 # -log p of the jet's latent invariants (and log mass) under the QCD density
                 mass, resolved = jet_mass(x64, m)
                 cols = latent_columns({key: z.detach().cpu().numpy()
@@ -224,11 +249,11 @@ def forward_batches(
             if decorrelation is not None:
                 masses[start:stop] = jet_mass(x64, m)[0].cpu().numpy()
             scores[start:stop] = s.cpu().numpy()
-            ok = torch.isfinite(s)
+            ok = torch.ones(k, dtype=torch.bool) if encode_only else torch.isfinite(s).cpu()
             for z in out.latent.values():
                 ok &= torch.isfinite(torch.view_as_real(z) if z.is_complex() else z) \
-                    .flatten(1).all(1)
-            finite[start:stop] = ok.cpu().numpy()
+                    .flatten(1).all(1).cpu()
+            finite[start:stop] = ok.numpy()
             if want_latent:
                 for key, z in out.latent.items():
                     # float64 (complex128) lab-frame latents: their Minkowski norms and Gram
@@ -255,6 +280,72 @@ def forward_batches(
         unresolved=unresolved,
         clamped=clamped,
     )
+
+
+def decode_batches(
+    model: Any,
+    latent: Mapping[Any, Any],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    jet_p4: Any = None,
+    bar: Any = None,
+) -> np.ndarray:
+    """Decode latents in fixed-size batches: (B, N, 4) float64 lab-frame 4-momenta of all N
+    output nodes (the first ``n`` of a jet of ``n`` particles are its reconstruction).
+
+    ``latent``: irrep -> complex (B, tau, d) arrays (numpy or torch; the lab-frame latents of
+    :func:`forward_batches`); ``model``: an LGAE (``decode(latent, scale)``). Every decoder call
+    sees exactly ``batch_size`` jets (the last batch is padded with zero latents).
+
+    ``jet_p4`` (B, 4): each jet's momentum, the float64 sum of the kept particles it was encoded
+    from. With it an equivariant model decodes each jet in its rest frame, as
+    :func:`forward_batches` encodes it (latent 4-vectors boosted there and the output back, in
+    float64), and a mass-normalised model takes its per-jet unit (``model.jet_scale``) from it.
+    Without it the latent is decoded as given, in the model's default unit. ``bar``: a tqdm
+    bar, advanced by the jets of each batch.
+    """
+    dtype, device = model_dtype_device(model)
+    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    z_all = {key: torch.as_tensor(np.asarray(z) if not isinstance(z, torch.Tensor) else z)
+             for key, z in latent.items()}
+    n_jets = int(next(iter(z_all.values())).shape[0]) if z_all else 0
+    jets = None if jet_p4 is None else torch.as_tensor(np.asarray(jet_p4, dtype=np.float64))
+    rest = jets is not None and is_lorentz_equivariant(model)
+    normalised = jets is not None and str(getattr(model, "normalization", "none")) != "none"
+    n_out = model_num_particles(model)
+    outs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, n_jets, batch_size):
+            stop = min(start + batch_size, n_jets)
+            k = stop - start
+            z = {key: v[start:stop].to(device=device, dtype=torch.complex128)
+                 for key, v in z_all.items()}
+            to_rest = back = scale = None
+            if jets is not None:
+                jet = jets[start:stop].to(device).unsqueeze(1)  # (k, 1, 4): one "particle"
+                one = torch.ones((k, 1), dtype=torch.bool, device=device)
+                if rest:
+                    to_rest, back = rest_frame_boosts(jet, one)
+                    moved = to_lab(to_rest, AutoencoderOutput(p4=jet, mask=one, latent=z))
+                    jet, z = moved.p4, moved.latent
+                if normalised:
+                    scale = model.jet_scale(jet, one)
+            z = {key: v.to(cdtype) for key, v in z.items()}
+            pad = batch_size - k
+            if pad:
+                z = {key: torch.cat([v, v.new_zeros((pad, *v.shape[1:]))]) for key, v in z.items()}
+                if scale is not None:
+                    scale = torch.cat([scale, scale.new_ones(pad)])
+            # a model with reference vectors gets them in the frame of the latent
+            refs = frame_references(model, to_rest if rest else None, batch_size)
+            kw = {} if refs is None else {"references": refs}
+            p4 = model.decode(z, scale, **kw)["p4"][:k].to(torch.float64)
+            if back is not None:
+                p4 = apply_boosts(back, p4)
+            outs.append(p4.cpu().numpy())
+            if bar is not None:
+                bar.update(k)
+    return np.concatenate(outs) if outs else np.zeros((0, n_out, 4))
 
 
 def model_decorrelation(model: Any, metric: str) -> Any:
@@ -306,13 +397,34 @@ def model_density(model: Any, metric: str) -> Any:
 
 def empty_latent(model: Any, n: int) -> dict[Any, np.ndarray]:
     """Latent layout with zero jets (one dry forward pass on an empty jet)."""
-    dtype, device = _model_dtype_device(model)
+    dtype, device = model_dtype_device(model)
     with torch.inference_mode():
         out = model(
             torch.zeros((1, n, 4), dtype=dtype, device=device),
             torch.zeros((1, n), dtype=torch.bool, device=device),
         )
     return {k: v.detach().cpu().numpy()[:0] for k, v in out.latent.items()}
+
+
+def jet_status(valid: np.ndarray, counts: np.ndarray, finite: np.ndarray,
+               unresolved: np.ndarray | None = None) -> np.ndarray:
+    """Per-jet status (uint8 codes of :data:`lgae_hep.data.badinput.STATUS_NAMES`).
+
+    ``invalid``: the input predicate flagged the jet (``valid`` False); ``empty``: no particles;
+    ``unresolved``: a non-empty valid jet whose mass is not resolved where it is needed
+    (``unresolved``); ``overflow``: any other non-empty valid jet whose network output is not
+    ``finite``; ``encoded``: the rest. :func:`apply_invalid_policy` and compression (which keeps
+    the raw constituents of such jets) both classify jets with it.
+    """
+    valid = np.asarray(valid, dtype=bool)
+    empty = np.asarray(counts) == 0
+    status = np.full(valid.shape, ENCODED, np.uint8)
+    unres = np.zeros_like(valid) if unresolved is None else valid & ~empty & unresolved
+    status[valid & ~empty & ~unres & ~np.asarray(finite, dtype=bool)] = OVERFLOW
+    status[unres] = UNRESOLVED
+    status[valid & empty] = EMPTY
+    status[~valid] = INVALID
+    return status
 
 
 def apply_invalid_policy(
@@ -335,12 +447,10 @@ def apply_invalid_policy(
     warning is attributed to the user's call of :func:`lgae_hep.api.score` (``stacklevel=4``:
     ``apply_invalid_policy`` <- :func:`run_chunks` <- ``score`` <- user).
     """
+    status = jet_status(valid, counts, result.finite, result.unresolved)
     empty = counts == 0
-    unresolved = np.zeros_like(valid)
-    if result.unresolved is not None:
-        unresolved = valid & ~empty & result.unresolved
-    overflow = valid & ~empty & ~unresolved & ~result.finite
-    invalid = ~valid | overflow | unresolved
+    overflow, unresolved = status == OVERFLOW, status == UNRESOLVED
+    invalid = (status == INVALID) | overflow | unresolved
     result.score[empty] = 0.0
     result.score[invalid] = np.nan
     if result.latent is not None:
@@ -429,6 +539,7 @@ def run_chunks(
     want_reco: bool = False,
     desc: str = "lgae_hep.inference",
     metric: str | None = "chamfer",
+    encode_only: bool = False,
 ) -> InferenceResult:
     """Score (and optionally encode/reconstruct) every jet of an awkward array.
 
@@ -436,12 +547,14 @@ def run_chunks(
     at a time (:func:`lgae_hep.data.to_tensors`), run through :func:`forward_batches`, and the
     bad-input policy (:func:`apply_invalid_policy`) is applied; ``desc`` names the caller in
     warnings and in the progress bar. Parameters are those of :func:`lgae_hep.api.score`
-    (``metric=None``: the model card's).
+    (``metric=None``: the model card's); ``encode_only``: see :func:`forward_batches`.
     """
     metric = resolve_metric(metric, model)
 
     if on_invalid not in ("flag", "raise"):
         raise ValueError(f"on_invalid must be 'flag' or 'raise', got {on_invalid!r}")
+    if encode_only and want_reco:
+        raise ValueError("encode_only runs no decoder: want_reco must be False")
     batch_size, chunk = _check_batch(batch_size, chunk_size)
     model = _as_model(model, device)
     n = check_num_particles(model, num_particles)
@@ -472,6 +585,7 @@ def run_chunks(
                 want_latent=want_latent,
                 want_reco=want_reco,
                 metric=metric,
+                encode_only=encode_only,
             )
             valid = jt.valid.numpy().astype(bool)
             if on_invalid == "raise" and res.unresolved is not None:
