@@ -223,6 +223,10 @@ def lgae_methods(name: str, model: Any, jets: ak.Array, ref: dict, n: int, obs_i
         q = quality(ref, out, n, obs_idx, score_model)
         payload = {f"z{i}": np.ascontiguousarray(latent[:, i]) for i in range(width)}
         payload["n"] = n_keep
+        # decompress also decodes each jet in its rest frame, found from the stored jet
+        # 4-momentum; by equivariance any approximate frame gives the same jets up to rounding,
+        # so the momentum is counted only where it carries information: the mass-normalised
+        # model's unit
         if normalised:
             payload["mass"] = mass
         label = dtype if bits is None else f"float32 {bits}-bit mantissa"

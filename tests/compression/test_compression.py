@@ -117,10 +117,12 @@ def _assert_identical(a: ak.Array, b: ak.Array) -> None:
 
 
 def _kept_sums(jets: ak.Array, n: int) -> np.ndarray:
-    """(B, 4) float64 sums of the n hardest particles as the model sees them (float32)."""
-    jt = to_tensors(jets, n, dtype=torch.float32, backend="torch")
-    p4 = torch.where(jt.mask.unsqueeze(-1), jt.p4, torch.zeros(()))
-    return p4.double().sum(1).numpy()
+    """(B, 4) float64 sums of the n hardest particles as the scoring engine sees them: float64
+    tensors (it boosts each jet to its rest frame in float64 and casts to the model's dtype
+    only for the network), summed as :func:`lgae_hep.scoring.frames.rest_frame_boosts` sums
+    them. (Before compression ran through the engine, the sum was of float32 tensors.)"""
+    jt = to_tensors(jets, n, dtype=torch.float64, backend="torch")
+    return (jt.p4 * jt.mask.unsqueeze(-1)).sum(1).numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +253,26 @@ def test_decompress_equals_reconstruct(normalization):
     scale = _kept_sums(jets, N)[:, 0]
     tol = 2 * OUTPUT_AMPLIFICATION * unit_roundoff("float32") * scale[:, None, None]
     assert np.all(np.abs(p_rec - p_ref)[mask] <= np.broadcast_to(tol, p_rec.shape)[mask])
+
+
+@pytest.mark.parametrize("normalization", ["none", "mass"])
+def test_latent_is_the_scoring_engines(normalization):
+    """compress encodes through the engine (encode-only mode, each jet in its rest frame): with
+    the same batch size (same kernels) the stored latent is the engine's lab-frame latent of
+    lgae_hep.inference.run_chunks rounded to float32, bitwise."""
+    from lgae_hep.inference import run_chunks
+
+    m = tiny_lgae(normalization=normalization)
+    jets = make_jets([5, 8, 12, 3, 7, 1] * 7, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InvalidJetWarning)  # the one-particle jets (mass)
+        c = lgae_hep.compress(jets, m, batch_size=16)
+        ref = run_chunks(jets, m, batch_size=16, want_latent=True).result.latent
+    enc = ak.to_numpy(c.jets.status) == STATUS["encoded"]
+    assert enc.sum() >= 35
+    flat = np.concatenate([np.stack([ref[k].real, ref[k].imag], -1).reshape(len(enc), -1)
+                           for k in sorted(ref)], axis=1)
+    np.testing.assert_array_equal(ak.to_numpy(c.jets.latent)[enc], flat[enc].astype(np.float32))
 
 
 def test_decompress_physical_is_massless_or_timelike_with_the_decoded_3_momentum(model):
