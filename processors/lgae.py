@@ -326,11 +326,13 @@ class LGAEProcessor(processor.ProcessorABC):
             out["skim_files"] = {str(path)}
         return {dataset: out}
 
-    def score_chunk(self, events: Any, where: str) -> dict[str, Any]:
+    def score_chunk(self, events: Any, where: str, *, kinematics_dtype: Any = np.float64,
+                    index_dtype: Any = np.int64) -> dict[str, Any]:
         """Select, score and flatten one eager chunk (NanoEvents or a flat-branch mapping).
 
         Returns per-jet numpy ``columns`` (:func:`lgae_hep.processors.columns.jet_columns`:
-        ``pt, eta, phi, mass`` as float64, ``jet_idx`` as int64, plus ``outside_domain``),
+        ``pt, eta, phi, mass`` as ``kinematics_dtype``, ``jet_idx`` as ``index_dtype``, None
+        keeps the stored type; plus ``outside_domain``),
         ``n_per_event`` (selected jets), ``n_events``, ``n_all`` (jets before selection),
         ``event_ids`` and, for the skim writer, ``jets`` and the scorer's ``result``.
         ``lgae-hep score`` and the dask-awkward partitions call it too.
@@ -341,8 +343,8 @@ class LGAEProcessor(processor.ProcessorABC):
         n_all = _count_all_jets(events, self.jets)
         result = self.scorer()(consts)
         ids = event_ids(events)
-        cols, n_per_event = jet_columns(result, jets, ids, kinematics_dtype=np.float64,
-                                        index_dtype=np.int64)
+        cols, n_per_event = jet_columns(result, jets, ids, kinematics_dtype=kinematics_dtype,
+                                        index_dtype=index_dtype)
         if self.training_domain is not None:
             cols["outside_domain"] = outside_domain(cols["pt"], cols["eta"],
                                                     self.training_domain)

@@ -37,16 +37,19 @@ import argparse
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lgae_hep.cli._common import (
+    PUPPI_CHOICES,
     UserError,
     add_collection,
     add_device,
     add_metric,
     add_model,
     add_num_particles,
+    add_puppi,
     add_quiet,
     check_device,
     check_output_file,
@@ -75,9 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                     "number is an error)")
     add_metric(parser)
     parser.add_argument("--latent", action="store_true", help="also write the latent columns")
-    parser.add_argument("--puppi", choices=("auto", "on", "off"), default="auto",
-                        help="PUPPI-weight the constituents (auto: when PFCands_puppiWeight "
-                             "exists)")
+    add_puppi(parser)
     parser.add_argument("--batch-size", type=int, default=256, help="jets per network call")
     parser.add_argument("--tree", default="Events", help="tree name")
     add_device(parser)
@@ -89,63 +90,55 @@ def score_files(files: list[str], *, model: str, collection: str = "FatJet",
                 metric: str | None = None, latent: bool = False, puppi: bool | None = None,
                 batch_size: int = 256, device: str | None = None, tree: str = "Events",
                 progress: bool = True) -> dict[str, np.ndarray]:
-    """Score the jets of ``files``; returns the output columns (see the module docstring)."""
-    import awkward as ak
+    """Score the jets of ``files``; returns the output columns (see the module docstring).
+
+    Each file is checked (:func:`lgae_hep.data.check_input_files`), then read once, chunk by
+    chunk (``"100 MB"`` of jet branches, as :func:`lgae_hep.data.iter_nanoaod`), and every
+    chunk goes through :meth:`lgae_hep.processors.LGAEProcessor.score_chunk`: the processor's
+    selection, scorer and per-jet column builder, event ids included. A column that only some
+    files have (e.g. ``label``) is NaN (float), -1 (signed) or the largest value (unsigned)
+    for the jets of the others.
+    """
     import uproot
     from tqdm.auto import tqdm
 
-    from lgae_hep.data import iter_nanoaod
-    from lgae_hep.data.nanoaod import normalise_sources
+    from lgae_hep.data import check_input_files
+    from lgae_hep.data.files import normalise_sources
     from lgae_hep.domain import training_domain, warn_outside_domain
-    from lgae_hep.processors import LGAEScorer
+    from lgae_hep.processors import LGAEProcessor
+    from lgae_hep.processors.columns import EVENT_IDS
     from lgae_hep.zoo import load_model, model_num_particles
 
-    n_part = model_num_particles(load_model(model))
-    scorer = LGAEScorer(model, num_particles=n_part, batch_size=batch_size, device=device,
-                        torch_threads=None, latent=latent, metric=metric)
+    proc = LGAEProcessor(model, jets=collection, pt_min=pt_min, eta_max=eta_max,
+                         max_particles=model_num_particles(load_model(model)),
+                         batch_size=batch_size, device=device, torch_threads=None,
+                         latent=latent, metric=metric, puppi=puppi, training_domain=None)
     parts: list[dict[str, np.ndarray]] = []
     for i, source in enumerate(tqdm(files, desc="files", unit="file", disable=not progress)):
         ((path, tname),) = normalise_sources(source, tree)
-        entry0 = 0
-        for consts, jets in iter_nanoaod({path: tname}, collection, None, pt_min=pt_min,
-                                         eta_max=eta_max, with_jets=True, puppi=puppi,
-                                         progress=False):
-            n_ev = len(consts)
-            res = scorer(consts)
-            counts = np.asarray(ak.to_numpy(ak.num(jets, axis=1)), np.int64)
-            flat_jets = ak.flatten(jets, axis=1)
-            cols: dict[str, np.ndarray] = {
-                "file": np.full(int(counts.sum()), i, np.int32),
-                "entry": np.repeat(np.arange(entry0, entry0 + n_ev, dtype=np.int64), counts),
-                "jet_idx": np.asarray(ak.to_numpy(flat_jets["idx"]), np.int32),
-            }
-            for f in ("pt", "eta", "phi", "mass", "msoftdrop", "label"):
-                if f in ak.fields(flat_jets):
-                    cols[f] = np.asarray(ak.to_numpy(flat_jets[f]))
-            cols["n_constituents"] = np.asarray(ak.to_numpy(ak.flatten(res["n_particles"])))
-            cols["score"] = np.asarray(ak.to_numpy(ak.flatten(res["score"])), np.float64)
-            for k, v in res.items():
-                if k.startswith("latent_"):
-                    cols[k] = np.asarray(ak.to_numpy(ak.flatten(v)), np.float64)
-            parts.append(cols)
-            entry0 += n_ev
+        (checked,), _ = check_input_files([(path, tname)], collection)
+        names = proc.input_branches(checked.branches, path)
         with uproot.open({path: None}) as fh:
             t = fh[tname]
-            ids = [f for f in ("run", "luminosityBlock", "event") if f in t.keys()]
-            if ids and entry0:
-                arrays = t.arrays(ids, library="np")
-                mine = [p for p in parts if p["file"].size and p["file"][0] == i]
-                for p in mine:
-                    for f in ids:
-                        p[f] = arrays[f][p["entry"]]
+            # the chunking of iter_nanoaod: "100 MB" of the jet branches (not the event ids)
+            step = t.num_entries_for("100 MB", [n for n in names if n not in EVENT_IDS])
+            entry0 = 0
+            for chunk in t.iterate(names, step_size=step, library="ak"):
+                n_ev = len(chunk)
+                if n_ev == 0:
+                    continue
+                res = proc.score_chunk({f: chunk[f] for f in chunk.fields}, path,
+                                       kinematics_dtype=None, index_dtype=np.int32)
+                cols, counts = res["columns"], res["n_per_event"]
+                part = {"file": np.full(int(counts.sum()), i, np.int32),
+                        "entry": np.repeat(np.arange(entry0, entry0 + n_ev, dtype=np.int64),
+                                           counts)}
+                part.update({k: v for k, v in cols.items() if k not in ("valid", "outside_domain")})
+                parts.append(part)
+                entry0 += n_ev
     if not parts:
         raise ValueError("no events read")
-    names: list[str] = []
-    for p in parts:
-        names += [n for n in p if n not in names]
-    order = ["file", "entry", "run", "luminosityBlock", "event", "jet_idx"]
-    names = [n for n in order if n in names] + [n for n in names if n not in order]
-    out = {n: np.concatenate([p[n] for p in parts if n in p]) for n in names}
+    out = _concatenate(parts)
     domain = training_domain(model)
     if domain is not None:
         warn_outside_domain(out["pt"], out["eta"], domain, collection=collection,
@@ -153,10 +146,49 @@ def score_files(files: list[str], *, model: str, collection: str = "FatJet",
     return out
 
 
+#: The first output columns, in this order (the rest follow in the order of the first chunk).
+LEADING = ("file", "entry", "run", "luminosityBlock", "event", "jet_idx", "pt", "eta", "phi",
+           "mass", "msoftdrop", "label", "n_constituents", "score")
+
+
+def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The chunks' columns end to end; a column some chunks lack is filled for them."""
+    names: list[str] = []
+    for p in parts:
+        names += [n for n in p if n not in names]
+    names = [n for n in LEADING if n in names] + [n for n in names if n not in LEADING]
+    out = {}
+    for n in names:
+        dtype = np.result_type(*[p[n].dtype for p in parts if n in p])
+        pieces = [p[n] if n in p else np.full(len(p["score"]), _missing(dtype), dtype)
+                  for p in parts]
+        out[n] = np.concatenate(pieces).astype(dtype, copy=False)
+    return out
+
+
+def _missing(dtype: np.dtype) -> Any:
+    if np.issubdtype(dtype, np.floating):
+        return np.nan
+    if np.issubdtype(dtype, np.unsignedinteger):
+        return np.iinfo(dtype).max
+    if np.issubdtype(dtype, np.integer):
+        return -1
+    return False
+
+
 def _write(columns: dict[str, np.ndarray], path: Path, files: list[str], meta: dict) -> None:
-    suffix = path.suffix.lower()
+    """Write ``columns`` to ``path`` (format from the suffix) through a temporary file, which
+    a failure removes."""
     tmp = path.with_name(f".{path.name}.tmp")
-    info = json.dumps({"files": files, **meta})
+    try:
+        _write_format(columns, tmp, path.suffix.lower(), json.dumps({"files": files, **meta}))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_format(columns: dict[str, np.ndarray], tmp: Path, suffix: str, info: str) -> None:
     if suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -179,7 +211,6 @@ def _write(columns: dict[str, np.ndarray], path: Path, files: list[str], meta: d
             for row in data:
                 f.write(",".join(repr(float(x)) if isinstance(x, float | np.floating)
                                  else str(x) for x in row) + "\n")
-    tmp.replace(path)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -206,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
         cols = score_files(args.files, model=args.model, collection=args.collection,
                            pt_min=args.pt_min, eta_max=args.eta_max, metric=metric,
                            latent=args.latent,
-                           puppi={"auto": None, "on": True, "off": False}[args.puppi],
+                           puppi=PUPPI_CHOICES[args.puppi],
                            batch_size=args.batch_size, device=args.device, tree=args.tree,
                            progress=not args.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
