@@ -7,6 +7,14 @@
   anomaly score. The model says what is compared (``loss_features`` / ``loss_p4_scale``), so
   no architecture is named here.
 
+* :class:`AuxHead` / :func:`latent_invariants` / :func:`substructure_targets`: the optional
+  auxiliary objective of :func:`lgae_hep.train.fit` (``aux_weight > 0``): a small MLP on the
+  latent's Lorentz invariants that predicts per-jet targets (by default the jet's own
+  standardised log m, tau21, tau32, log D2), trained jointly with the reconstruction so that
+  the latent carries the jet's substructure explicitly (issue 21.3). It is a training-time
+  module: the model's forward outputs, parameters and model file are those of a model trained
+  without it; the head is stored beside the model in the checkpoints' ``extra["aux_head"]``.
+
 ``"chamfer-dr"`` is a loss that sees angles: the pT-weighted angular Chamfer distance
 (:func:`lgae_hep.losses.chamfer_dr`, in the lab frame, dimensionless) plus
 :data:`MOMENTUM_WEIGHT` times the squared Euclidean distance between the reconstructed and the
@@ -31,8 +39,9 @@ from .checkpoint import unwrap_model
 from .data import DEFAULT_NUM_PARTICLES, to_tensors
 from .losses import chamfer, chamfer_dr, mse, pairwise_sqdist
 
-__all__ = ["LOSSES", "forward_model", "jet_losses", "model_dtype", "per_jet_loss",
-           "prepare_data"]
+__all__ = ["AUX_TARGETS", "LOSSES", "AuxHead", "aux_loss", "forward_model", "jet_losses",
+           "latent_invariants", "model_dtype", "per_jet_loss", "prepare_data",
+           "substructure_targets"]
 
 #: training losses (see :mod:`lgae_hep.train` and the module docstring)
 LOSSES = ("chamfer", "mse", "chamfer-dr")
@@ -57,7 +66,8 @@ def prepare_data(
     dtype: torch.dtype = torch.float32,
     warn: bool = True,
     model: nn.Module | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    return_kept: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """Bring a training sample to ``(p4, mask, scalars)`` CPU tensors with invalid jets dropped.
 
     Parameters
@@ -78,10 +88,14 @@ def prepare_data(
         The model to be trained: jets it cannot normalise (``model.unnormalizable``, e.g. a
         mass-normalised LGAE and a jet whose mass is not resolved) are dropped too, with one
         warning counting them.
+    return_kept : bool
+        Also return ``kept``: bool (B_in,) over the input jets, True for those returned (in
+        order), so that per-jet data such as auxiliary targets can be aligned.
 
     Returns
     -------
-    p4 (B, num_particles, 4), mask (B, num_particles), scalars (B, num_particles, S) or None.
+    p4 (B, num_particles, 4), mask (B, num_particles), scalars (B, num_particles, S) or None
+    [, kept (B_in,) bool when ``return_kept``].
 
     Raises
     ------
@@ -129,6 +143,7 @@ def prepare_data(
         keep &= _to_torch(valid, f"{name} valid").to(torch.bool).reshape(-1)
     finite = torch.isfinite(p4).all(-1) | ~mask
     keep &= finite.all(-1)
+    kept = keep.clone()
     n_bad = int((~keep).sum())
     if n_bad:
         if warn:
@@ -171,8 +186,11 @@ def prepare_data(
                     "for them", RuntimeWarning, stacklevel=3)
             p4, mask = p4[~drop], mask[~drop]
             scalars = scalars[~drop] if scalars is not None else None
+            kept[kept.clone()] = ~drop
             if p4.shape[0] == 0:
                 raise ValueError(f"{name} sample has no jet the model can normalise")
+    if return_kept:
+        return p4.contiguous(), mask.contiguous(), scalars, kept
     return p4.contiguous(), mask.contiguous(), scalars
 
 
@@ -339,3 +357,120 @@ def jet_losses(
     return out
 
 
+
+
+# --------------------------------------------------------------------- auxiliary objective
+#: the default auxiliary targets (:func:`substructure_targets`), in column order
+AUX_TARGETS = ("log_mass", "tau21", "tau32", "log_d2")
+
+
+def substructure_targets(obs: Any) -> np.ndarray:
+    """Raw per-jet auxiliary targets (n, 4): log m [GeV], tau21, tau32, log D2 (beta 1).
+
+    ``obs``: a mapping with ``mass``, ``tau21``, ``tau32``, ``d2`` arrays (what
+    :func:`lgae_hep.metrics.yardsticks.jet_observables` returns), or awkward jets, whose
+    observables are then computed with it. Undefined values (a jet with fewer particles than
+    prongs, m = 0, D2 <= 0) are NaN: :func:`aux_loss` skips them entry by entry.
+    """
+    if not hasattr(obs, "keys") or "mass" not in obs:
+        from .metrics.yardsticks import jet_observables
+
+        obs = jet_observables(obs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols = [np.log(np.asarray(obs["mass"], dtype=np.float64)),
+                np.asarray(obs["tau21"], dtype=np.float64),
+                np.asarray(obs["tau32"], dtype=np.float64),
+                np.log(np.asarray(obs["d2"], dtype=np.float64))]
+    out = np.stack(cols, 1)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def latent_invariants(latent: Any) -> torch.Tensor:
+    """The Lorentz invariants of an LGAE latent, differentiably in torch: (B, F) real.
+
+    The ``"gram"`` feature set of :func:`lgae_hep.density.invariant_features` in its column
+    order: the real and imaginary parts of every latent scalar ``(0, 0)`` (``s{i}_re``,
+    ``s{i}_im``), then the Minkowski products ``a.b`` of the real 4-vectors ``v{i}_re``,
+    ``v{i}_im`` (real and imaginary parts of the Cartesian latent 4-vectors, in layout order,
+    ``a`` before or equal to ``b``). The complex Minkowski squares ``v.v`` of
+    :func:`lgae_hep.inference.latent_columns` are functions of these
+    (``re.re - im.im + 2i re.im``).
+    """
+    from .lorentz.group import irrep_to_fourvec
+
+    parts = []
+    s = latent.get((0, 0)) if hasattr(latent, "get") else None
+    if s is not None:
+        flat = s.reshape(s.shape[0], -1)
+        parts.append(torch.stack([flat.real, flat.imag], -1).reshape(s.shape[0], -1))
+    v = latent.get((1, 1)) if hasattr(latent, "get") else None
+    if v is None or not torch.is_complex(v):
+        raise ValueError("the auxiliary head needs an LGAE latent with (1, 1) 4-vectors")
+    cart = irrep_to_fourvec(v)  # (B, tau, 4) complex Cartesian
+    vecs = torch.stack([cart.real, cart.imag], 2).reshape(v.shape[0], -1, 4)  # v0_re, v0_im..
+    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=vecs.dtype, device=vecs.device)
+    gram = torch.einsum("bid,bjd->bij", vecs * metric, vecs)
+    i, j = torch.triu_indices(vecs.shape[1], vecs.shape[1], device=vecs.device)
+    parts.append(gram[:, i, j])
+    return torch.cat(parts, 1)
+
+
+class AuxHead(nn.Module):
+    """A small MLP from the latent invariants to the standardised auxiliary targets.
+
+    ``asinh`` of the invariants (they span orders of magnitude and either sign), then
+    ``depth`` hidden SiLU layers of width ``hidden``. It sees only :func:`latent_invariants`,
+    so its prediction is Lorentz invariant when the encoder is equivariant. ``mean`` / ``std``
+    (buffers) standardise the raw targets; they are computed once from the training jets.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: int = 32, depth: int = 2,
+                 mean: Any = None, std: Any = None,
+                 names: tuple[str, ...] | list[str] = AUX_TARGETS) -> None:
+        super().__init__()
+        self.config = {"n_in": int(n_in), "n_out": int(n_out), "hidden": int(hidden),
+                       "depth": int(depth), "names": [str(x) for x in names]}
+        layers: list[nn.Module] = []
+        width = n_in
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, n_out))
+        self.mlp = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.zeros(n_out) if mean is None
+                             else torch.as_tensor(mean, dtype=torch.float32).clone())
+        self.register_buffer("std", torch.ones(n_out) if std is None
+                             else torch.as_tensor(std, dtype=torch.float32).clone())
+
+    def forward(self, latent: Any) -> torch.Tensor:
+        """Predicted standardised targets (B, n_out) from a model output's latent."""
+        x = latent_invariants(latent)
+        return self.mlp(torch.asinh(x.to(self.mean.dtype)))
+
+    def standardise(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw.to(self.mean.dtype) - self.mean) / self.std
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data for a checkpoint's ``extra["aux_head"]``."""
+        return {"config": dict(self.config),
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_state(cls, state: Any) -> AuxHead:
+        cfg = dict(state["config"])
+        head = cls(cfg["n_in"], cfg["n_out"], cfg["hidden"], cfg["depth"],
+                   names=cfg.get("names", AUX_TARGETS))
+        sd = state["state_dict"]
+        head.to(next(iter(sd.values())).dtype)
+        head.load_state_dict(sd)
+        return head
+
+
+def aux_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-jet auxiliary loss (B,): mean squared error over the finite target entries
+    (standardised units; a jet without any finite target contributes 0)."""
+    ok = torch.isfinite(target)
+    diff = torch.where(ok, pred - torch.where(ok, target, torch.zeros_like(target)),
+                       torch.zeros_like(pred))
+    return (diff ** 2).sum(1) / ok.sum(1).clamp(min=1).to(pred.dtype)

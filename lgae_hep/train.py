@@ -45,6 +45,21 @@ What :func:`fit` does
   ``DistributedSampler`` gives; ``batch_size`` is per process) and validates on its share of the
   validation subset, losses are averaged over processes and only rank 0 writes files; every
   rank returns the same :class:`FitResult`.
+* Auxiliary objective (optional, ``aux_weight > 0`` with ``aux_targets``; issue 21.3): a small
+  MLP (:class:`lgae_hep.objectives.AuxHead`) on the latent's Lorentz invariants
+  (:func:`lgae_hep.objectives.latent_invariants`) predicts per-jet targets (e.g. the jet's own
+  log m, tau21, tau32, log D2: :func:`lgae_hep.objectives.substructure_targets`), standardised
+  once with the mean and standard deviation of the kept training jets; the training objective
+  is ``reconstruction + aux_weight * aux`` (per-jet squared error in standardised units,
+  averaged over the finite targets). The targets follow their jets through the invalid-jet
+  drop and the train / validation split. The validation loss, early stopping and ``best.pt``
+  stay on the reconstruction loss alone (comparable with runs without the head); the history
+  gains ``train_aux_loss``. The head is a training-time module: it is not part of the model
+  (forward outputs, ``state_dict`` and model file are unchanged) and is stored beside it in
+  ``extra["aux_head"]`` of ``last.pt`` / ``best.pt`` (:meth:`AuxHead.from_state` rebuilds it),
+  its parameters in the optimiser state, so ``resume=True`` continues it. With the default
+  ``aux_weight=0`` no head is built and training is bitwise that of a run without the option.
+  Not supported under DDP (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -61,6 +76,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -88,7 +104,17 @@ from .fit_runtime import (
 )
 from .models import build_model
 from .nn.io import parse_dtype
-from .objectives import LOSSES, forward_model, jet_losses, model_dtype, per_jet_loss, prepare_data
+from .objectives import (
+    LOSSES,
+    AuxHead,
+    aux_loss,
+    forward_model,
+    jet_losses,
+    latent_invariants,
+    model_dtype,
+    per_jet_loss,
+    prepare_data,
+)
 
 __all__ = ["LOSSES", "SCHEDULERS", "STEP_OVER_FORWARD", "VAL_BUDGET", "VAL_MIN_JETS",
            "FitResult", "epoch_indices", "fit", "jet_losses", "prepare_data", "val_jets",
@@ -135,6 +161,8 @@ class FitResult:
     resumed_from_epoch: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     val_jets: int = 0
+    #: the auxiliary head (weights of the best epoch) when trained with ``aux_weight > 0``
+    aux_head: nn.Module | None = None
 
     @property
     def best_path(self) -> Path:
@@ -179,6 +207,9 @@ def fit(
     val_size: int | str | None = "auto",
     sync_every: int | None = None,
     deterministic: bool = False,
+    aux_targets: Any = None,
+    aux_weight: float = 0.0,
+    aux_hidden: int = 32,
 ) -> FitResult:
     """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
@@ -270,6 +301,16 @@ def fit(
         deterministic kernel): on a GPU, two runs with the same seed then give the same
         weights. On CPU training is reproducible with the same seed, machine and thread count
         anyway.
+    aux_targets : array_like, optional
+        Raw per-jet auxiliary targets (n_train, K), row ``i`` for jet ``i`` of ``train`` (before
+        any drop; NaN entries are skipped), e.g.
+        :func:`lgae_hep.objectives.substructure_targets`. Used only with ``aux_weight > 0``
+        (module docstring), ignored otherwise.
+    aux_weight : float
+        Weight of the auxiliary loss relative to the reconstruction loss (default 0: no head,
+        the training is exactly that without the option).
+    aux_hidden : int
+        Width of the auxiliary head's two hidden layers.
 
     Returns
     -------
@@ -292,17 +333,23 @@ def fit(
             max_nonfinite_retries=max_nonfinite_retries, num_workers=num_workers,
             epoch_size=epoch_size, max_seconds=max_seconds, progress=progress,
             extra_info=dict(extra_info or {}), val_every=val_every, val_size=val_size,
-            sync_every=sync_every,
+            sync_every=sync_every, aux_targets=aux_targets, aux_weight=aux_weight,
+            aux_hidden=aux_hidden,
         )
 
 
 def _fit(model_or_config: nn.Module | Mapping[str, Any], train: Any, val: Any, *,
          out_dir: str | Path, resume: bool, device: str | torch.device,
          dtype: str | torch.dtype | None, val_fraction: float,
-         log: Callable[[str], None] | None, **options: Any) -> FitResult:
+         log: Callable[[str], None] | None, aux_targets: Any = None, **options: Any
+         ) -> FitResult:
     """:func:`fit` without the determinism context (its keywords, all given)."""
     t_start = time.perf_counter()
     opts = _Options(**options)
+    if opts.aux_weight > 0 and aux_targets is None:
+        raise ValueError("aux_weight > 0 needs aux_targets (per-jet targets of the train jets)")
+    if opts.aux_weight == 0:
+        aux_targets = None
     if val is None and not (0.0 < float(val_fraction) < 1.0):
         raise ValueError(f"val_fraction must be in (0, 1) when no val sample is given, "
                          f"got {val_fraction!r}")
@@ -310,7 +357,9 @@ def _fit(model_or_config: nn.Module | Mapping[str, Any], train: Any, val: Any, *
     out_dir = Path(out_dir)
     torch.manual_seed(opts.seed)
     model = _model_for_fit(model_or_config, dtype)
-    samples = _fit_samples(model, train, val, val_fraction, opts.seed)
+    if aux_targets is not None and world > 1:
+        raise ValueError("the auxiliary objective (aux_weight > 0) is not supported under DDP")
+    samples = _fit_samples(model, train, val, val_fraction, opts.seed, aux_targets)
     if rank == 0:  # before anything is written
         probe_out_dir(out_dir)
         check_disk_space(out_dir, model)
@@ -349,6 +398,8 @@ class _Options:
     val_every: int = 1
     val_size: int | str | None = "auto"
     sync_every: int | None = None
+    aux_weight: float = 0.0
+    aux_hidden: int = 32
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries", "val_every"):
@@ -366,6 +417,8 @@ class _Options:
         check_positive("min_delta", self.min_delta, float, allow_zero=True)
         if self.grad_clip is not None:
             check_positive("grad_clip", self.grad_clip, float)
+        check_positive("aux_weight", self.aux_weight, float, allow_zero=True)
+        check_positive("aux_hidden", self.aux_hidden)
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.loss not in LOSSES:
@@ -460,14 +513,27 @@ class _Samples:
 
     train: tuple[torch.Tensor, ...]
     val: tuple[torch.Tensor, ...]
+    #: raw auxiliary targets (n_train, K) of the training jets, row-aligned with ``train``
+    aux_train: torch.Tensor | None = None
 
 
 def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
-                 seed: int) -> _Samples:
-    """Prepare the samples for ``model``; a seeded split of ``train`` when ``val`` is None."""
+                 seed: int, aux_targets: Any = None) -> _Samples:
+    """Prepare the samples for ``model``; a seeded split of ``train`` when ``val`` is None.
+    ``aux_targets`` (one row per ``train`` jet) follow their jets through the drop and split."""
     n_part = int(model.config.get("num_particles", DEFAULT_NUM_PARTICLES))
     mdtype = model_dtype(model)
-    p4, mask, scal = prepare_data(train, n_part, name="train", dtype=mdtype, model=model)
+    p4, mask, scal, kept = prepare_data(train, n_part, name="train", dtype=mdtype, model=model,
+                                        return_kept=True)
+    aux = None
+    if aux_targets is not None:
+        aux = torch.as_tensor(np.asarray(aux_targets, dtype=np.float64))
+        if aux.ndim == 1:
+            aux = aux[:, None]
+        if aux.ndim != 2 or aux.shape[0] != kept.shape[0] or aux.shape[1] == 0:
+            raise ValueError(f"aux_targets must have one row per train jet, shape "
+                             f"({kept.shape[0]}, K), got {tuple(aux.shape)}")
+        aux = aux[kept]
     if val is None:
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(p4), generator=g)
@@ -478,6 +544,7 @@ def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
         vi, ti = perm[:n_val], perm[n_val:]
         vp4, vmask, vscal = p4[vi], mask[vi], (scal[vi] if scal is not None else None)
         p4, mask, scal = p4[ti], mask[ti], (scal[ti] if scal is not None else None)
+        aux = aux[ti] if aux is not None else None
         if not bool(mask.any()):
             raise ValueError("train sample has no real particle after the validation split")
     else:
@@ -485,7 +552,7 @@ def _fit_samples(model: nn.Module, train: Any, val: Any, val_fraction: float,
     if (scal is None) != (vscal is None):
         raise ValueError("train and val samples must both have scalars or both have none")
     return _Samples(train=(p4, mask) + ((scal,) if scal is not None else ()),
-                    val=(vp4, vmask) + ((vscal,) if vscal is not None else ()))
+                    val=(vp4, vmask) + ((vscal,) if vscal is not None else ()), aux_train=aux)
 
 
 def _history_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -557,13 +624,41 @@ class _Trainer:
         self.config = dict(model.config)
         self.model = model.to(dev)
         self.train_model: nn.Module = self.model  # the DDP wrapper under torchrun
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=float(opts.lr),
+        self.aux: AuxHead | None = None
+        params = list(self.model.parameters())
+        if samples.aux_train is not None:
+            self.aux = self._build_aux(samples)
+            params += list(self.aux.parameters())
+        self.opt = torch.optim.Adam(params, lr=float(opts.lr),
                                     weight_decay=float(opts.weight_decay))
         self.sched = make_scheduler(opts.scheduler, self.opt, opts.epochs, opts.patience)
         self.progress = _Progress()
         self.resumed_from: int | None = None
 
     # ---- build / restore
+    def _build_aux(self, samples: _Samples) -> AuxHead:
+        """The auxiliary head: its input width from one forward pass on two training jets, the
+        target standardisation from all (kept) training jets, computed once."""
+        raw = samples.aux_train
+        p4, mask = samples.train[0][:2].to(self.dev), samples.train[1][:2].to(self.dev)
+        scal = samples.train[2][:2].to(self.dev) if len(samples.train) == 3 else None
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            n_in = latent_invariants(forward_model(self.model, p4, mask, scal).latent).shape[1]
+        self.model.train(was)
+        mean = torch.nanmean(raw, 0)
+        std = torch.sqrt(torch.nanmean((raw - mean) ** 2, 0))
+        std = torch.where(torch.isfinite(std) & (std > 0), std, torch.ones_like(std))
+        mean = torch.where(torch.isfinite(mean), mean, torch.zeros_like(mean))
+        names = [f"target{i}" for i in range(raw.shape[1])]
+        if raw.shape[1] == 4:
+            from .objectives import AUX_TARGETS
+            names = list(AUX_TARGETS)
+        head = AuxHead(n_in, raw.shape[1], self.opts.aux_hidden, mean=mean.float(),
+                       std=std.float(), names=names)
+        return head.to(device=self.dev, dtype=model_dtype(self.model))
+
     def restore(self, resume: bool) -> None:
         """Continue from ``last.pt`` (``resume``); refuse to overwrite a run otherwise."""
         last_path = self.last_path
@@ -586,6 +681,20 @@ class _Trainer:
                 f"requested {self.config}"
             )
         load_state_dict_checked(self.model, ckpt["state_dict"], str(last_path))
+        aux_state = (ckpt.get("extra") or {}).get("aux_head")
+        if (aux_state is None) != (self.aux is None):
+            raise CheckpointError(
+                f"cannot resume from {last_path}: it was trained "
+                f"{'without' if aux_state is None else 'with'} the auxiliary head, the "
+                f"requested run {'has' if self.aux is not None else 'has not'} one "
+                "(aux_weight)")
+        if self.aux is not None:
+            head = AuxHead.from_state(aux_state)
+            if head.config != self.aux.config:
+                raise CheckpointError(f"cannot resume from {last_path}: its auxiliary head "
+                                      f"{head.config} differs from the requested "
+                                      f"{self.aux.config}")
+            load_state_dict_checked(self.aux, aux_state["state_dict"], str(last_path))
         if ckpt.get("optimizer") is not None:
             self.opt.load_state_dict(ckpt["optimizer"])
         if self.sched is not None and ckpt.get("scheduler") is not None:
@@ -612,6 +721,10 @@ class _Trainer:
         self.val_jets = val_jets(opts.val_size, n_val, self.epoch_jets * opts.val_every)
         sel = val_subset(n_val, self.val_jets, opts.seed)[self.rank::self.world]
         self.val_data = tuple(t.index_select(0, sel).to(self.dev) for t in self.samples.val)
+        if self.aux is not None:  # standardised once, with the head's (stored) mean and std
+            head = self.aux
+            raw = self.samples.aux_train.to(self.dev)
+            self.aux_data = ((raw - head.mean.double()) / head.std.double()).to(head.mean.dtype)
         self.sync_every = opts.sync_every or (1 if self.dev.type == "cpu" else 50)
         if self.is_main:
             every = "every epoch" if opts.val_every == 1 else f"every {opts.val_every} epochs"
@@ -672,17 +785,28 @@ class _Trainer:
         show = opts.progress and self.is_main
         bar = tqdm(total=n * world, desc=f"epoch {epoch + 1}/{opts.epochs}", unit="jet",
                    disable=not show, leave=False, file=sys.stderr)
+        aux = self.aux
+        self.aux_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         for k in range(n_batches):
-            pb, mb, sb = self._batch(self.train_data, idx[k * bs:(k + 1) * bs])
+            bidx = idx[k * bs:(k + 1) * bs]
+            pb, mb, sb = self._batch(self.train_data, bidx)
             nb = min(bs, n - k * bs)
             opt.zero_grad(set_to_none=True)
             out = forward_model(self.train_model, pb, mb, sb)
             lval = per_jet_loss(model, out, pb, mb, opts.loss).mean()
-            lval.backward()
-            ok = torch.isfinite(lval)
+            if aux is None:
+                lval.backward()
+                ok = torch.isfinite(lval)
+                params = model.parameters()
+            else:
+                laux = aux_loss(aux(out.latent), self.aux_data.index_select(0, bidx)).mean()
+                objective = lval + float(opts.aux_weight) * laux
+                objective.backward()
+                ok = torch.isfinite(objective)
+                params = [*model.parameters(), *aux.parameters()]
+                self.aux_tot += laux.detach().double() * nb
             if opts.grad_clip is not None:
-                ok = ok & torch.isfinite(nn.utils.clip_grad_norm_(model.parameters(),
-                                                                  opts.grad_clip))
+                ok = ok & torch.isfinite(nn.utils.clip_grad_norm_(params, opts.grad_clip))
             bad = bad | ~ok
             if (k + 1) % every == 0 or k + 1 == n_batches:  # the host reads
                 if all_reduce_sum([float(bad)], world, self.dev)[0] > 0:
@@ -721,6 +845,8 @@ class _Trainer:
     def _snapshot(self) -> dict[str, Any]:
         """The last good state (start of the epoch), for :meth:`roll_back`."""
         return {"model": copy.deepcopy(self.model.state_dict()),
+                "aux": (copy.deepcopy(self.aux.state_dict()) if self.aux is not None
+                        else None),
                 "opt": copy.deepcopy(self.opt.state_dict()),
                 "sched": copy.deepcopy(self.sched.state_dict()) if self.sched is not None
                 else None}
@@ -731,6 +857,8 @@ class _Trainer:
         p, limit = self.progress, self.opts.max_nonfinite_retries
         p.retries += 1
         self.model.load_state_dict(good["model"])
+        if self.aux is not None:
+            self.aux.load_state_dict(good["aux"])
         self.opt.load_state_dict(good["opt"])
         if self.sched is not None:
             self.sched.load_state_dict(good["sched"])
@@ -774,19 +902,30 @@ class _Trainer:
             "best_val_loss": p.best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
             "seconds": seconds, "step": p.step, "improved": bool(improved),
         })
+        if self.aux is not None:
+            p.history[-1]["train_aux_loss"] = (
+                all_reduce_sum([float(self.aux_tot)], self.world, self.dev)[0] / max(tcnt, 1.0))
         p.stopped_early = p.bad_epochs >= opts.patience
         finished = p.stopped_early or epoch + 1 >= opts.epochs
         if self.is_main:
             if improved:
                 save_checkpoint(self.best_path, self.model,
-                                extra=p.extra(epoch, False, opts, self.world), rng_state=False)
+                                extra=self._extra(epoch, False), rng_state=False)
             save_checkpoint(self.last_path, self.model, optimizer=self.opt,
-                            scheduler=self.sched, extra=p.extra(epoch, finished, opts, self.world))
+                            scheduler=self.sched, extra=self._extra(epoch, finished))
             write_metrics(self.out_dir, p.history)
         val_txt = "-" if vloss is None else f"{vloss:.5g}"
         self.emit(f"epoch {epoch + 1}/{opts.epochs}: train {tloss:.5g}  val {val_txt}  "
                   f"lr {lr_now:.3g}  {tcnt / max(seconds, 1e-9):.0f} jets/s  {seconds:.1f} s"
                   + ("  *" if improved else ""))
+
+    def _extra(self, epoch: int, done: bool) -> dict[str, Any]:
+        """A checkpoint's ``extra``: the progress, and the auxiliary head when there is one."""
+        extra = self.progress.extra(epoch, done, self.opts, self.world)
+        if self.aux is not None:
+            extra["aux_head"] = self.aux.to_state()
+            extra["aux_weight"] = float(self.opts.aux_weight)
+        return extra
 
     def _time_spent(self, t_start: float) -> bool:
         """``max_seconds`` is spent (on any process)."""
@@ -800,8 +939,11 @@ class _Trainer:
     def load_best(self) -> None:
         """Put the best weights (``best.pt``) into the model."""
         if self.best_path.exists():
-            load_state_dict_checked(self.model, load_checkpoint(self.best_path)["state_dict"],
-                                    str(self.best_path))
+            best = load_checkpoint(self.best_path)
+            load_state_dict_checked(self.model, best["state_dict"], str(self.best_path))
+            aux_state = (best.get("extra") or {}).get("aux_head")
+            if self.aux is not None and aux_state is not None:
+                load_state_dict_checked(self.aux, aux_state["state_dict"], str(self.best_path))
 
     def result(self, seconds: float) -> FitResult:
         p = self.progress
@@ -811,4 +953,5 @@ class _Trainer:
             epochs_run=len(p.history), history=p.history, out_dir=self.out_dir,
             stopped_early=p.stopped_early, seconds=seconds,
             resumed_from_epoch=self.resumed_from, config=self.config, val_jets=self.val_jets,
+            aux_head=self.aux.eval() if self.aux is not None else None,
         )
