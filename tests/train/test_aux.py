@@ -17,11 +17,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _jets import make_jets  # noqa: E402
+from lgae_hep.models import build_model  # noqa: E402
 
 from lgae_hep.checkpoint import CheckpointError, load_checkpoint, load_model_file  # noqa: E402
 from lgae_hep.density import invariant_features  # noqa: E402
 from lgae_hep.inference import latent_columns  # noqa: E402
-from lgae_hep.models import build_model  # noqa: E402
 from lgae_hep.objectives import AuxHead, aux_loss, latent_invariants  # noqa: E402
 from lgae_hep.precision import path_rtol  # noqa: E402
 from lgae_hep.train import _fit_samples, fit  # noqa: E402
