@@ -5,6 +5,18 @@ One table (issue 20): for the bundled ``lgae-mix`` (its config and weights, floa
 
 * ``inference``: forward without gradients (``torch.inference_mode``), jets/s;
 * ``train step``: forward + Chamfer loss (in the model's loss units) + backward + Adam, jets/s;
+* ``fit``: one whole :func:`lgae_hep.train.fit` call on the bundled recipe (the ``training``
+  section of ``models/pretrained/lgae-mix.json``: loss ``chamfer-dr``, its gradient clipping,
+  scheduler, 5,000-jet epochs, 10,000 validation jets) at the new fit defaults batch 64 /
+  lr 3e-3 (``--fit-batches``, ``--fit-lr``), ``--fit-epochs`` epochs on synthetic jets, jets/s
+  = trained jets / the call's time; measured by ``benchmarks/fit_loop.py``'s
+  :func:`measure_fit`, and in the same subprocess its :func:`measure_train_step` at the same
+  batch and loss, so that ``fit / step`` is the loop's overhead (issue target >= 70 %);
+* ``score``: :func:`lgae_hep.score` (the card's default score, the model's own engine: for the
+  new code each jet in its rest frame) on ``--score-jets`` awkward jets (default 100,000, from
+  ``benchmarks/score_throughput.py``'s ``toy_jets``, built once before the clock starts) at
+  ``batch_size`` = the row's batch; ``score / inference`` at the same batch is printed below
+  the table (issue target >= 80 %);
 * the peak RSS of the measuring subprocess;
 
 each for this checkout (``new``) and for a pinned old commit (``old``, default 3a1d35c, the
@@ -21,6 +33,11 @@ CPU time of the process divided by the thread count (``time.process_time`` count
 on an oversubscribed machine it is the steadier number, though cache and memory-bandwidth
 contention still slow it). The load average is printed before and after.
 
+``--profile-score N`` (this checkout only) then runs ``lgae_hep.score`` on N jets under
+cProfile and prints the shares of the rest-frame boost (``rest_frame_boosts``, ``apply_boosts``,
+``to_lab``), the model forward, ``to_tensors`` and the latent density, and the score rate with
+the rest-frame evaluation switched off (lab frame) beside it.
+
 More rows: add a function ``measure_<what>(model, spec) -> dict`` (keys ``wall``, ``cpu`` in
 seconds per call and ``jets`` per call) and an entry in :data:`MEASUREMENTS`; it is run for both
 codes and every batch like the others.
@@ -29,7 +46,8 @@ Usage::
 
     python benchmarks/throughput.py                  # the table, 2 threads, 2 rounds
     python benchmarks/throughput.py --rounds 1 --batches 1024   # quicker
-    python benchmarks/throughput.py --device cuda --batches 1024 8192
+    python benchmarks/throughput.py --device cuda --batches 1024 8192 --fit-batches 8192
+    python benchmarks/throughput.py --rows score --no-old --profile-score 20000
 """
 
 from __future__ import annotations
@@ -129,14 +147,131 @@ def measure_train_step(model, spec: dict) -> dict:
     return {"wall": wall, "cpu": cpu, "jets": spec["batch"]}
 
 
+def _bench_module(name: str):
+    """A sibling script of this one (``benchmarks/<name>.py``) imported as a module."""
+    mod = sys.modules.get(f"_bench_{name}")
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(
+            f"_bench_{name}", Path(__file__).resolve().parent / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+def measure_fit(model, spec: dict) -> dict:
+    """One ``lgae_hep.train.fit`` call on the bundled recipe, and the raw training step at the
+    same batch / loss / lr in the same process (``benchmarks/fit_loop.py``). ``model`` is not
+    used: ``fit`` builds its own from the recipe's config."""
+    fl = _bench_module("fit_loop")
+    dev, b, lr = str(spec["device"]), spec["batch"], spec["fit_lr"]
+    step = fl.measure_train_step(batch_size=b, lr=lr, steps=spec["fit_steps"], device=dev)
+    fit = fl.measure_fit(epochs=spec["fit_epochs"], device=dev, batch_size=b, lr=lr)
+    return {"wall": fit["seconds"], "cpu": fit["cpu_seconds"], "jets": fit["jets"],
+            "step_rate": (step["jets_per_s"], step["cpu_jets_per_s"]),
+            "epoch_rate": fit["epoch_jets_per_s"], "epochs": fit["epochs"]}
+
+
+def measure_score(model, spec: dict) -> dict:
+    """``lgae_hep.score`` of ``spec["score_jets"]`` awkward jets (built before the clock) at
+    ``batch_size`` = the row's batch; one timed call after a one-batch warm-up."""
+    import lgae_hep
+
+    jets = _bench_module("score_throughput").toy_jets(spec["score_jets"])
+    model.eval()
+    b = spec["batch"]
+    lgae_hep.score(jets[:b], model, batch_size=b, progress=False)
+    spec["sync"]()
+    t0, c0 = time.perf_counter(), time.process_time()
+    s = lgae_hep.score(jets, model, batch_size=b, progress=False)
+    spec["sync"]()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert len(s) == len(jets)
+    return {"wall": wall, "cpu": cpu, "jets": len(jets)}
+
+
 #: row name -> measurement function (run for both codes and every batch size)
-MEASUREMENTS = {"inference": measure_inference, "train step": measure_train_step}
+MEASUREMENTS = {"inference": measure_inference, "train step": measure_train_step,
+                "fit": measure_fit, "score": measure_score}
+
+#: rows whose batch sizes come from another option than ``--batches``
+ROW_BATCHES = {"fit": "fit_batches"}
+
+
+def profile_score(spec: dict) -> dict:
+    """cProfile of ``lgae_hep.score`` (this checkout): shares of its wall time."""
+    import cProfile
+    import inspect
+    import pstats
+
+    import torch
+
+    import lgae_hep
+    import lgae_hep.inference as inf
+    from lgae_hep.data import to_tensors
+    from lgae_hep.scoring import frames
+
+    torch.set_num_threads(spec["threads"])
+    model = lgae_hep.load_model(spec["model"], dtype=spec["dtype"]).eval()
+    jets = _bench_module("score_throughput").toy_jets(spec["score_jets"])
+    b = spec["batch"]
+    lgae_hep.score(jets[:b], model, batch_size=b, progress=False)
+    pr = cProfile.Profile()
+    t0 = time.perf_counter()
+    pr.enable()
+    lgae_hep.score(jets, model, batch_size=b, progress=False)
+    pr.disable()
+    total_prof = time.perf_counter() - t0
+    st = pstats.Stats(pr).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+
+    def key(fn):
+        fn = inspect.unwrap(fn)
+        return (inspect.getsourcefile(fn), fn.__code__.co_firstlineno, fn.__name__)
+
+    def cum(fn, caller=None):
+        e = st.get(key(fn))
+        if e is None:
+            return 0.0
+        if caller is None:
+            return e[3]
+        return sum(v[3] for c, v in e[4].items() if c[2] == caller)
+
+    fwd = type(model).forward
+    density = next((v[3] for k, v in st.items() if k[2] == "score"
+                    and k[0].endswith(os.path.join("lgae_hep", "density.py"))), 0.0)
+    root = next((v[3] for k, v in st.items() if k[2] == "score"
+                 and k[0].endswith(os.path.join("lgae_hep", "api.py"))), total_prof)
+    parts = {
+        "rest_frame_boosts": cum(frames.rest_frame_boosts),
+        "apply_boosts (to rest, in forward_batches)": cum(frames.apply_boosts, "forward_batches"),
+        "to_lab (incl. its apply_boosts)": cum(frames.to_lab),
+        "model forward (LGAE.forward)": cum(fwd),
+        "to_tensors": cum(to_tensors),
+        "latent density score": density,
+    }
+    parts["rest frame total"] = sum(list(parts.values())[:3])
+    top = sorted(st.items(), key=lambda kv: -kv[1][2])[:12]
+    # the same call with the rest-frame evaluation switched off (lab frame), and with it on
+    rates = {}
+    for name, flag in (("lab frame", False), ("rest frame", True)):
+        orig = inf.is_lorentz_equivariant
+        inf.is_lorentz_equivariant = (lambda m: False) if not flag else orig
+        try:
+            t0 = time.perf_counter()
+            lgae_hep.score(jets, model, batch_size=b, progress=False)
+            rates[name] = len(jets) / (time.perf_counter() - t0)
+        finally:
+            inf.is_lorentz_equivariant = orig
+    return {"total": root, "parts": parts, "rates": rates, "jets": len(jets),
+            "top": [(f"{os.path.basename(k[0])}:{k[1]}({k[2]})", v[2], v[3]) for k, v in top]}
 
 
 def worker(spec: dict) -> dict:
     """Measure one (code, measurement, batch) in this process."""
     if spec.get("root"):
         _use_checkout(spec["root"])
+    if spec["what"] == "profile":
+        return profile_score(spec)
     import copy
 
     import torch
@@ -191,6 +326,15 @@ def main(argv=None) -> int:
     ap.add_argument("--old", default="/tmp/lgae_old",
                     help=f"worktree of the old commit {OLD_COMMIT} (created if missing)")
     ap.add_argument("--no-old", action="store_true", help="measure this checkout only")
+    ap.add_argument("--fit-batches", nargs="+", type=int, default=[64],
+                    help="fit row batch sizes (default: the new fit default 64)")
+    ap.add_argument("--fit-lr", type=float, default=3e-3, help="fit row learning rate")
+    ap.add_argument("--fit-epochs", type=int, default=3, help="epochs per fit call")
+    ap.add_argument("--fit-steps", type=int, default=40,
+                    help="timed raw steps beside each fit call")
+    ap.add_argument("--score-jets", type=int, default=100_000, help="jets per score call")
+    ap.add_argument("--profile-score", type=int, default=0, metavar="N",
+                    help="then profile lgae_hep.score on N jets (this checkout)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -201,24 +345,34 @@ def main(argv=None) -> int:
     print(f"{args.model} {args.dtype}, device={args.device}, threads={args.threads}, "
           f"rounds={args.rounds}, reps={args.reps}; load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f} on {os.cpu_count()} CPUs; old = {OLD_COMMIT}", flush=True)
+    def batches(what):
+        return getattr(args, ROW_BATCHES.get(what, "batches"))
+
+    common = {"model": args.model, "dtype": args.dtype, "reps": args.reps,
+              "threads": args.threads, "device": args.device, "fit_lr": args.fit_lr,
+              "fit_epochs": args.fit_epochs, "fit_steps": args.fit_steps,
+              "score_jets": args.score_jets}
     best: dict = {}
     for rnd in range(args.rounds):
         for what in args.rows:
-            for b in args.batches:
+            for b in batches(what):
                 for code, root in (codes.items() if rnd % 2 == 0 else
                                    reversed(list(codes.items()))):
-                    spec = {"root": root, "code": code, "what": what, "batch": b,
-                            "model": args.model, "dtype": args.dtype, "reps": args.reps,
-                            "threads": args.threads, "device": args.device}
+                    spec = {**common, "root": root, "code": code, "what": what, "batch": b}
+                    t0 = time.perf_counter()
                     r = _run(spec)
                     if r is None:
                         continue
+                    print(f"  {code} {what} {b}: {r['jets'] / r['wall']:.0f} jets/s "
+                          f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
                     key = (what, b, code)
                     old = best.get(key)
-                    best[key] = r if old is None else {
-                        **old, "wall": min(old["wall"], r["wall"]),
-                        "cpu": min(old["cpu"], r["cpu"]),
-                        "rss_gb": max(old["rss_gb"], r["rss_gb"])}
+                    if old is not None:
+                        keep = r if r["wall"] < old["wall"] else old
+                        r = {**keep, "wall": min(old["wall"], r["wall"]),
+                             "cpu": min(old["cpu"], r["cpu"]),
+                             "rss_gb": max(old["rss_gb"], r["rss_gb"])}
+                    best[key] = r
     ncpu = args.threads if args.device == "cpu" else 1
     head = (f"{'row':<11} {'batch':>5} {'new jets/s (cpu)':>18} {'old jets/s (cpu)':>18} "
             f"{'speed-up (cpu)':>15} {'RSS new/old GB':>15}")
@@ -227,7 +381,7 @@ def main(argv=None) -> int:
     print(head)
     print("-" * len(head))
     for what in args.rows:
-        for b in args.batches:
+        for b in batches(what):
             cells, rates, rss = [], {}, []
             for code in ("new", "old"):
                 r = best.get((what, b, code))
@@ -244,9 +398,63 @@ def main(argv=None) -> int:
                       f"({rates['new'][1] / rates['old'][1]:.1f}x)")
             print(f"{what:<11} {b:>5} {cells[0]:>18} {cells[1]:>18} {sp:>15} "
                   f"{'/'.join(rss):>15}", flush=True)
+    _print_ratios(args, best, batches, ncpu)
+    if args.profile_score:
+        _print_profile(args, common)
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     return 0
+
+
+def _rate(r: dict, ncpu: int) -> tuple[float, float]:
+    return r["jets"] / r["wall"], r["jets"] * ncpu / r["cpu"]
+
+
+def _print_ratios(args, best: dict, batches, ncpu: int) -> None:
+    """fit / training step and score / inference, per code, wall (CPU)."""
+    lines = []
+    for code in ("new", "old"):
+        for b in batches("fit") if "fit" in args.rows else ():
+            r = best.get(("fit", b, code))
+            if r is None:
+                continue
+            fw, fc = _rate(r, ncpu)
+            sw, sc = r["step_rate"][0], r["step_rate"][1] * ncpu
+            lines.append(f"{code}: fit {b} = {fw / sw:.0%} ({fc / sc:.0%}) of the raw step at "
+                         f"batch {b} in the same process ({sw:.0f} ({sc:.0f}) jets/s; recipe "
+                         f"loss); its epochs alone {r['epoch_rate'] / sw:.0%}")
+            for tb in batches("train step") if "train step" in args.rows else ():
+                t = best.get(("train step", tb, code))
+                if t is not None:
+                    tw, tc = _rate(t, ncpu)
+                    lines.append(f"{code}: fit {b} = {fw / tw:.0%} ({fc / tc:.0%}) of the "
+                                 f"'train step' row at batch {tb}")
+        for b in batches("score") if "score" in args.rows else ():
+            r, i = best.get(("score", b, code)), best.get(("inference", b, code))
+            if r is not None and i is not None:
+                (sw, sc), (iw, ic) = _rate(r, ncpu), _rate(i, ncpu)
+                lines.append(f"{code}: score {b} = {sw / iw:.0%} ({sc / ic:.0%}) of the "
+                             f"inference row at batch {b}")
+    if lines:
+        print("\nratios, wall (CPU); targets: fit >= 70 % of the training step, score >= 80 % "
+              "of inference")
+        print("\n".join(lines))
+
+
+def _print_profile(args, common: dict) -> None:
+    b = args.batches[0]
+    spec = {**common, "root": None, "code": "new", "what": "profile", "batch": b,
+            "score_jets": args.profile_score}
+    r = _run(spec)
+    if r is None:
+        return
+    print(f"\ncProfile of lgae_hep.score, {r['jets']} jets, batch {b} (this checkout; "
+          f"cumulative time as a share of the score call, {r['total']:.1f} s profiled)")
+    for name, t in r["parts"].items():
+        print(f"  {name:<44} {t:7.2f} s {t / r['total']:6.1%}")
+    print("  unprofiled score rate: " + ", ".join(
+        f"{k} {v:.0f} jets/s" for k, v in r["rates"].items()))
+    print("  top self time: " + "; ".join(f"{n} {tt:.2f} s" for n, tt, _ in r["top"][:8]))
 
 
 if __name__ == "__main__":
