@@ -1,0 +1,346 @@
+"""A latent trained to carry substructure explicitly (issue 21, deliverable 3, one candidate).
+
+LGAE-Mix (the bundled ``lgae-mix`` architecture, chamfer-dr loss, ``fit`` defaults batch 64 /
+lr 3e-3) trained jointly with an auxiliary head (:class:`lgae_hep.objectives.AuxHead`) that
+predicts each training jet's own standardised log m, tau21, tau32 and log D2 from the latent's
+Lorentz invariants (``fit(..., aux_targets=..., aux_weight=...)``); then the latent density
+(gram invariants, 8 components) and its mass-conditional form, measured on the VALIDATION sets
+only, beside the bundled ``lgae-mix`` default score and the classic yardsticks on the same jets.
+
+One command, stages cached under ``runs/substructure_latent/``::
+
+    nice python benchmarks/substructure_latent.py --stages train eval
+
+Stages
+------
+``train``: :func:`lgae_hep.train.fit` on the 50k-jet MPI-on QCD training set
+(``train_qcd_qcd_n50000_s301``), its own seeded 10 % split for the validation loss (so no
+validation jet the scores are measured on steers the training), ``max_seconds`` per call,
+``last.pt`` / ``best.pt`` with the head in ``extra["aux_head"]``; an interrupted run continues
+when the command is repeated (``resume=True``). ``DONE.json`` records epochs and time.
+
+``eval``: on ``val_qcd`` (10k jets) and ``val_{t,w,z}`` (2k each): the latent densities of the
+new model fitted on val_qcd jets 0-4999, val_qcd jets 5000-9999 the background; the bundled
+``lgae-mix`` default score (``lgae_hep.score``), jet mass, -log D2, 1 - tau21 and the
+(tau21, tau32 | m) conditional GMM yardstick, all on the same jets; AUC t/W/Z/combined, eps_s at
+eps_b 0.1 and 1/JSD at 0.1 (``anomaly_scores.measure``); and the latent probes: R^2 of a small
+regressor on the latent invariants (fitted on val_qcd jets 0-4999, scored on 5000-9999) for
+log m, tau21, tau32, log D2, for the new model and the bundled ``lgae-mix``. Written to
+``runs/substructure_latent/eval.json`` and printed as one table. Test sets are never read.
+
+Choices, fixed before looking at any result
+-------------------------------------------
+* ``tau_v = 3`` (bundled: 2): more latent 4-vectors to hold the shape, while the gram feature
+  set stays under ``anomaly_scores.MAX_GRAM_FEATURES`` (32): 2 scalar columns + 21 Minkowski
+  products of the 6 real latent 4-vectors = 23 features (tau_v = 4 gives 38, a full-covariance
+  8-component mixture that 5,000 jets do not determine).
+* ``aux_weight = 0.1``: the bundled model's chamfer-dr loss is ~0.04 at its best, the auxiliary
+  loss (standardised squared error) starts at ~1 and a useful head sits at ~0.3-0.5, so the
+  weighted auxiliary term is of the reconstruction's size without swamping it.
+* One seed (0): what the time budget allows; no spread is quoted.
+* No score is flipped: every score is used in the direction it is defined in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "generated" / "anomaly_scores"
+RUN = REPO / "runs" / "substructure_latent"
+SETS = {"train_qcd": "train_qcd_qcd_n50000_s301", "val_qcd": "val_qcd_qcd_n10000_s302",
+        "val_t": "val_t_t_n2000_s303", "val_w": "val_w_w_n2000_s304",
+        "val_z": "val_z_z_n2000_s305"}
+VAL_SETS = ("val_qcd", "val_t", "val_w", "val_z")
+
+#: the bundled lgae-mix architecture (models/pretrained/lgae-mix.json) with tau_v = 3
+CONFIG: dict[str, Any] = {
+    "architecture": "lgae", "num_particles": 30, "tau_v": 3, "aggregation": "mix",
+    "encoder_channels": [3, 3, 4, 4], "decoder_channels": [4, 4, 3, 3], "maxdim": 2,
+    "num_scalars": 0, "num_basis": 6, "mlp_hidden": 16, "p4_scale": 0.01,
+    "normalization": "none", "dtype": "float32",
+}
+LOSS = "chamfer-dr"
+AUX_WEIGHT = 0.1
+#: fit keywords (fit's defaults batch 64 / lr 3e-3; 5,000-jet epochs as the bundled recipe)
+TRAIN = {"epochs": 200, "batch_size": 64, "lr": 3e-3, "patience": 8, "grad_clip": 1.0,
+         "epoch_size": 5_000, "seed": 0, "scheduler": "plateau", "val_fraction": 0.1}
+N_FIT = 5_000  # val_qcd jets 0..4999 fit the densities / probes, the rest is the background
+N_COMPONENTS = 8
+PROBE_TARGETS = ("log_mass", "tau21", "tau32", "log_d2")
+
+
+def _load_sibling(name: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent
+                                                  / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _path(name: str) -> Path:
+    return DATA / f"{SETS[name]}.root"
+
+
+def observables(name: str) -> dict[str, Any]:
+    """Jet mass, tau21, tau32, D2 of every jet of a set (cached; ``anomaly_scores``)."""
+    an = _load_sibling("anomaly_scores")
+    feat = RUN / "features"
+    feat.mkdir(parents=True, exist_ok=True)
+    return an.observables_of(_path(name), feat / f"observables_{name}.npz")
+
+
+# ------------------------------------------------------------------------------------ train
+def stage_train(budget_min: float, threads: int) -> Path:
+    import torch
+
+    from lgae_hep.data import read_nanoaod, to_tensors
+    from lgae_hep.objectives import substructure_targets
+    from lgae_hep.train import fit
+
+    torch.set_num_threads(threads)
+    out = RUN / "model"
+    done = out / "DONE.json"
+    if done.exists():
+        _log(f"train: already trained ({done})")
+        return out
+    jets = read_nanoaod(_path("train_qcd"), flat=True, progress=False)
+    targets = substructure_targets(observables("train_qcd"))  # same jets, same order
+    if len(targets) != len(jets):
+        raise RuntimeError("observables cache does not match the training jets")
+    train = to_tensors(jets, CONFIG["num_particles"])
+    opts = dict(TRAIN)
+    _log(f"train: {len(train)} QCD jets, budget {budget_min:.0f} min, {threads} torch threads, "
+         f"aux_weight {AUX_WEIGHT}")
+    t0 = time.perf_counter()
+    res = fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
+              max_seconds=budget_min * 60, progress=False, log=lambda m: _log(f"train: {m}"),
+              aux_targets=targets, aux_weight=AUX_WEIGHT,
+              extra_info={"data": SETS["train_qcd"], "script": "benchmarks/substructure_latent.py"},
+              **opts)
+    seconds = time.perf_counter() - t0
+    secs_all = sum(h["seconds"] for h in res.history)
+    info = {"epochs": res.epochs_run, "best_epoch": res.best_epoch,
+            "best_val_loss": res.best_val_loss, "stopped_early": res.stopped_early,
+            "train_seconds_this_call": seconds, "epoch_seconds_total": secs_all,
+            "torch_threads": threads, "options": opts, "loss": LOSS,
+            "aux_weight": AUX_WEIGHT, "config": CONFIG,
+            "last_train_aux_loss": res.history[-1].get("train_aux_loss")}
+    _log(f"train: {res.epochs_run} epochs, best val {res.best_val_loss:.5g} "
+         f"(epoch {res.best_epoch + 1}), {secs_all / 60:.1f} min of epochs")
+    if res.stopped_early or res.epochs_run >= opts["epochs"]:
+        done.write_text(json.dumps(info, indent=1))
+    else:  # time budget spent: usable, and the same command continues it
+        (out / "PROGRESS.json").write_text(json.dumps(info, indent=1))
+    return out
+
+
+# ------------------------------------------------------------------------------------- eval
+def _jets(name: str) -> Any:
+    from lgae_hep.data import read_nanoaod
+
+    return read_nanoaod(_path(name), flat=True, progress=False)
+
+
+def model_sets(model: Any, tag: str) -> dict[str, dict[str, Any]]:
+    """Per validation set ("qcd", "t", "w", "z"): observables merged with the model's
+    reconstruction scores and latent columns (``anomaly_scores.model_features``, cached)."""
+    import numpy as np
+
+    an = _load_sibling("anomaly_scores")
+    out = {}
+    for s in VAL_SETS:
+        d = dict(observables(s))
+        if model is not None:
+            d.update(an.model_features(model, _path(s), RUN / "features" / f"{tag}_{s}.npz"))
+        out[s.split("_", 1)[1]] = {k: np.asarray(v) for k, v in d.items()}
+    return out
+
+
+def bundled_default(s: str) -> Any:
+    """The bundled lgae-mix default score (``lgae_hep.score``) of every jet of a set (cached)."""
+    import numpy as np
+
+    import lgae_hep
+
+    cache = RUN / "features" / f"bundled_default_{s}.npy"
+    if cache.exists():
+        return np.load(cache)
+    sc = np.asarray(lgae_hep.score(_jets(s), "lgae-mix", progress=False), dtype=np.float64)
+    np.save(cache, sc)
+    return sc
+
+
+def _summary(m: dict[str, Any]) -> dict[str, float]:
+    sig = m["signals"]
+    return {"t": sig["t"]["auc"], "W": sig["W"]["auc"], "Z": sig["Z"]["auc"],
+            "combined": sig["combined"]["auc"], "eps_s@0.1": sig["combined"]["eps_s"]["0.1"],
+            "inv_jsd@0.1": m["sculpting"]["inv_jsd"]["0.1"],
+            "spearman_mass": m["sculpting"].get("spearman")}
+
+
+def probes(sets: dict[str, dict[str, Any]], kind: str) -> dict[str, float]:
+    """R^2 on val_qcd jets 5000-9999 of a HistGradientBoostingRegressor fitted on jets 0-4999,
+    predicting log m, tau21, tau32, log D2 from the latent invariants (feature set ``kind``)."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.metrics import r2_score
+
+    from lgae_hep.objectives import substructure_targets
+
+    an = _load_sibling("anomaly_scores")
+    q = sets["qcd"]
+    feats = an._features(q, kind)
+    x = np.stack([feats[k] for k in feats], 1)
+    y = substructure_targets(q)
+    out = {"n_features": int(x.shape[1])}
+    for j, name in enumerate(PROBE_TARGETS):
+        ok = np.isfinite(y[:, j]) & np.isfinite(x).all(1)
+        tr, te = ok.copy(), ok.copy()
+        tr[N_FIT:] = False
+        te[:N_FIT] = False
+        reg = HistGradientBoostingRegressor(max_iter=200, random_state=0).fit(x[tr], y[tr, j])
+        out[name] = float(r2_score(y[te, j], reg.predict(x[te])))
+    return out
+
+
+def head_predictions(head: Any, d: dict[str, Any]) -> Any:
+    """The auxiliary head's predictions (n, 4), in raw target units (log m, tau21, tau32,
+    log D2), from a set's latent columns: the gram invariants in the column order of
+    :func:`lgae_hep.objectives.latent_invariants` (tests/train/test_aux.py checks the two)."""
+    import numpy as np
+    import torch
+
+    an = _load_sibling("anomaly_scores")
+    feats = an._features(d, "gram")
+    x = torch.as_tensor(np.stack([feats[k] for k in feats], 1), dtype=head.mean.dtype)
+    with torch.no_grad():
+        y = head.mlp(torch.asinh(x)) * head.std + head.mean
+    return y.double().numpy()
+
+
+HEAD_FEATURES = ("pred_tau21", "pred_tau32", "pred_log_d2")
+
+
+def head_columns(head: Any, d: dict[str, Any]) -> dict[str, Any]:
+    y = head_predictions(head, d)
+    return {"pred_tau21": y[:, 1], "pred_tau32": y[:, 2], "pred_log_d2": y[:, 3]}
+
+
+def stage_eval(threads: int) -> None:
+    import numpy as np
+    import torch
+
+    from lgae_hep.zoo import load_model
+
+    torch.set_num_threads(threads)
+    an = _load_sibling("anomaly_scores")
+    best = RUN / "model" / "best.pt"
+    rows: dict[str, dict[str, float]] = {}
+    # the new model: its densities on its latent, fitted on val_qcd jets 0-4999
+    sets = model_sets(load_model(best), "aux")
+    fit_qcd, bkg, sig = an._split_qcd(sets, "val")
+    dens = an.fit_densities(fit_qcd)
+    sb = an.scores_of(bkg, dens, True)
+    ss = {k: an.scores_of(v, dens, True) for k, v in sig.items()}
+    for f in ("latent-density [gram]", "latent-density-given-mass [gram]",
+              "latent-density-joint [gram]", "latent-density-given-mass [norms]", "chamfer-dr"):
+        rows[f"new: {f}"] = _summary(an.measure(bkg, sb[f], {k: v[f] for k, v in ss.items()}))
+    # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
+    # true jet mass: the same GMM (8 components) as every density here
+    from lgae_hep.checkpoint import load_checkpoint
+    from lgae_hep.density import fit_latent_density
+    from lgae_hep.objectives import AuxHead
+
+    head = AuxHead.from_state(load_checkpoint(best)["extra"]["aux_head"]).eval()
+    hd = fit_latent_density(head_columns(head, fit_qcd), list(HEAD_FEATURES), fit_qcd["mass"],
+                            n_components=N_COMPONENTS)
+
+    def head_score(d: dict[str, Any], metric: str) -> Any:
+        return hd.score(hd.transform(head_columns(head, d), d["mass"]), metric)
+
+    for metric in ("latent-density-given-mass", "latent-density-joint"):
+        rows[f"new: aux-head prediction {metric}"] = _summary(an.measure(
+            bkg, head_score(bkg, metric), {k: head_score(v, metric) for k, v in sig.items()}))
+    # the bundled default score and the yardsticks, same jets
+    yb = an.scores_of(bkg, dens, False)
+    ys = {k: an.scores_of(v, dens, False) for k, v in sig.items()}
+    bd = {s.split("_", 1)[1]: bundled_default(s) for s in VAL_SETS}
+    rows["bundled lgae-mix default score"] = _summary(an.measure(
+        bkg, bd["qcd"][N_FIT:], {k: bd[v] for k, v in an.SIGNALS.items()}))
+    for f in ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)"):
+        rows[f] = _summary(an.measure(bkg, yb[f], {k: v[f] for k, v in ys.items()}))
+    bundled_sets = model_sets(load_model("lgae-mix"), "bundled")
+    from sklearn.metrics import r2_score
+
+    from lgae_hep.objectives import substructure_targets
+
+    yq, pq = substructure_targets(bkg), head_predictions(head, bkg)
+    head_r2: dict[str, Any] = {"n_features": int(pq.shape[1])}
+    for j, name in enumerate(PROBE_TARGETS):
+        ok = np.isfinite(yq[:, j]) & np.isfinite(pq[:, j])
+        head_r2[name] = float(r2_score(yq[ok, j], pq[ok, j]))
+    probe = {"new: the aux head itself (trained on train_qcd)": head_r2,
+             "new (gram)": probes(sets, "gram"), "new (norms)": probes(sets, "norms"),
+             "bundled lgae-mix (gram)": probes(bundled_sets, "gram"),
+             "bundled lgae-mix (norms)": probes(bundled_sets, "norms")}
+    train_info = {}
+    for fname in ("DONE.json", "PROGRESS.json"):
+        if (RUN / "model" / fname).exists():
+            train_info = json.loads((RUN / "model" / fname).read_text())
+    result = {"scores": rows, "probes": probe, "train": train_info,
+              "split": f"densities and probes fitted on val_qcd jets 0-{N_FIT - 1}, background "
+                       f"val_qcd jets {N_FIT}-9999; signals val_t/W/Z (2000 each)",
+              "seed": TRAIN["seed"]}
+    (RUN / "eval.json").write_text(json.dumps(result, indent=1, default=float))
+    print(table(result))
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| score (validation) | t | W | Z | comb | eps_s@0.1 | 1/JSD@0.1 | Spearman m |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in result["scores"].items():
+        vals = [r["t"], r["W"], r["Z"], r["combined"], r["eps_s@0.1"], r["inv_jsd@0.1"],
+                r["spearman_mass"]]
+        lines.append(f"| {name} | " + " | ".join(
+            "-" if v is None else f"{v:.3f}" for v in vals) + " |")
+    lines += ["", "| latent probe R^2 (val QCD) | features | " + " | ".join(PROBE_TARGETS)
+              + " |", "|---|---|" + "---|" * len(PROBE_TARGETS)]
+    for name, r in result["probes"].items():
+        lines.append(f"| {name} | {r['n_features']} | "
+                     + " | ".join(f"{r[t]:.3f}" for t in PROBE_TARGETS) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stages", nargs="+", default=["train", "eval"], choices=["train", "eval"])
+    ap.add_argument("--budget-min", type=float, default=30.0,
+                    help="training wall-clock budget of this call (minutes)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--run-dir", type=Path, default=RUN, help="where the stages cache")
+    args = ap.parse_args(argv)
+    globals()["RUN"] = args.run_dir
+    RUN.mkdir(parents=True, exist_ok=True)
+    if "train" in args.stages:
+        stage_train(args.budget_min, args.threads)
+    if "eval" in args.stages:
+        stage_eval(args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
