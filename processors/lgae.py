@@ -80,7 +80,7 @@ from lgae_hep.data import (
     detect_layout,
     resolve_puppi,
 )
-from lgae_hep.data.dask_adapter import on_partitions
+from lgae_hep.data.dask_adapter import branch_table, on_partitions
 from lgae_hep.data.layout import available_names
 from lgae_hep.domain import TrainingDomain, outside_domain, training_domain
 from lgae_hep.inference import DEFAULT_BATCH_SIZE
@@ -368,20 +368,14 @@ class LGAEProcessor(processor.ProcessorABC):
         available, nested = available_names(events)
         names = self.input_branches(available, f"dataset {dataset!r}")
 
-        def get(name: str) -> Any:
-            if not nested or "_" not in name:
-                return events[name]
-            coll, field = name.split("_", 1)
-            return events[coll][field]
-
-        sub = dak.zip({n: get(n) for n in names}, depth_limit=1)
-        table = on_partitions(_dask_partition, sub, proc=self, label="lgae-process")
+        src = branch_table(events, names, nested)  # [event] records of the flat branches
+        table = on_partitions(_dask_partition, src, proc=self, label="lgae-process")
         flat = dak.flatten(table, axis=1)
         score, valid, n_part = flat["score"], flat["valid"], flat["n_constituents"]
         cutflow = {
             "events": dak.num(table, axis=0),
             "events_with_jets": dak.sum(dak.num(table, axis=1) > 0),
-            "jets": dak.sum(dak.num(get(f"{self.jets}_pt"), axis=1)),
+            "jets": dak.sum(dak.num(src[f"{self.jets}_pt"], axis=1)),
             "jets_selected": dak.num(flat, axis=0),
             "jets_empty": dak.sum((n_part == 0) & valid),
             "jets_invalid": dak.sum(~valid),

@@ -17,14 +17,14 @@ Nothing here imports dask unless a dask-awkward collection comes in.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import awkward as ak
 
 from .layout import is_dask
 
-__all__ = ["is_dask", "on_partitions", "partition_call"]
+__all__ = ["branch_table", "is_dask", "on_partitions", "partition_call"]
 
 
 def on_partitions(fn: Callable[..., Any], *arrays: Any, label: str | None = None,
@@ -43,6 +43,22 @@ def on_partitions(fn: Callable[..., Any], *arrays: Any, label: str | None = None
         return dak.map_partitions(
             functools.partial(partition_call, fn=fn, kwargs=kwargs), *arrays, label=label)
     return partition_call(*arrays, fn=fn, kwargs=kwargs)
+
+
+def branch_table(events: Any, names: Sequence[str], nested: bool) -> Any:
+    """The flat branches ``names`` of dask-awkward ``events`` as one record collection (what the
+    partitions of :func:`on_partitions` get), so dask-awkward's column optimisation reads
+    nothing else. ``nested``: NanoEvents-style ``events[coll][field]`` for ``coll_field``
+    (:func:`lgae_hep.data.layout.available_names`); names without ``_`` are top-level."""
+    import dask_awkward as dak
+
+    def get(name: str) -> Any:
+        if not nested or "_" not in name:
+            return events[name]
+        coll, field = name.split("_", 1)
+        return events[coll][field]
+
+    return dak.zip({n: get(n) for n in names}, depth_limit=1)
 
 
 def partition_call(*arrays: Any, fn: Callable[..., Any],

@@ -9,7 +9,7 @@ from typing import Any
 import awkward as ak
 
 from .constituents import eager_constituents
-from .dask_adapter import on_partitions
+from .dask_adapter import branch_table, on_partitions
 from .layout import NanoLayout, available_names, detect_layout, resolve_puppi
 
 __all__ = ["dask_constituents"]
@@ -26,25 +26,16 @@ def dask_constituents(events: Any, jets: str, max_particles: int | None, *,
     Only the branches of the layout (and the PUPPI weights) are handed to the partitions, so
     dask-awkward's column optimisation reads nothing else from the files.
     """
-    import dask_awkward as dak
-
     available, nested = available_names(events)
     if layout is None:
         layout = detect_layout(available, jets, pf_fields=pf_fields, jet_fields=jet_fields,
                                where="the events")
     weight = resolve_puppi(available, layout, puppi)
     names = layout.branches() + ([weight] if weight is not None else [])
-
-    def get(name: str) -> Any:
-        if not nested:
-            return events[name]
-        coll, field = name.split("_", 1)
-        return events[coll][field]
-
-    sub = dak.zip({n: get(n) for n in names}, depth_limit=1)
     out = on_partitions(
-        _constituents_partition, sub, jets=jets, max_particles=max_particles, layout=layout,
-        puppi=weight is not None, with_jets=with_jets, options=options, label="lgae-constituents",
+        _constituents_partition, branch_table(events, names, nested), jets=jets,
+        max_particles=max_particles, layout=layout, puppi=weight is not None,
+        with_jets=with_jets, options=options, label="lgae-constituents",
     )
     return (out["constituents"], out["jets"]) if with_jets else out["constituents"]
 
