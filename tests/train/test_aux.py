@@ -21,10 +21,11 @@ from lgae_hep.models import build_model  # noqa: E402
 
 from lgae_hep.checkpoint import CheckpointError, load_checkpoint, load_model_file  # noqa: E402
 from lgae_hep.density import invariant_features  # noqa: E402
+from lgae_hep.fit_data import fit_samples as _fit_samples  # noqa: E402
 from lgae_hep.inference import latent_columns  # noqa: E402
 from lgae_hep.objectives import AuxHead, aux_loss, latent_invariants  # noqa: E402
 from lgae_hep.precision import path_rtol  # noqa: E402
-from lgae_hep.train import _fit_samples, fit  # noqa: E402
+from lgae_hep.train import fit  # noqa: E402
 
 LGAE = {"architecture": "lgae", "num_particles": 8, "tau_v": 2, "aggregation": "mix",
         "encoder_channels": [2], "decoder_channels": [2], "mlp_hidden": 4, "num_basis": 3}

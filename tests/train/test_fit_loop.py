@@ -82,7 +82,10 @@ def test_val_size_auto_and_subset():
 
 def test_data_prepared_once_and_host_reads_at_the_cadence(tmp_path, monkeypatch):
     calls = {"prepare": 0, "reads": 0}
-    real_prepare, real_reduce = train_mod.prepare_data, train_mod.all_reduce_sum
+    import lgae_hep.fit_data as data_mod
+    import lgae_hep.fit_loop as loop_mod
+
+    real_prepare, real_reduce = data_mod.prepare_data, loop_mod.all_reduce_sum
 
     def prepare(*a, **k):
         calls["prepare"] += 1
@@ -92,8 +95,8 @@ def test_data_prepared_once_and_host_reads_at_the_cadence(tmp_path, monkeypatch)
         calls["reads"] += 1
         return real_reduce(values, world, dev)
 
-    monkeypatch.setattr(train_mod, "prepare_data", prepare)
-    monkeypatch.setattr(train_mod, "all_reduce_sum", reduce)
+    monkeypatch.setattr(data_mod, "prepare_data", prepare)  # where fit uses them
+    monkeypatch.setattr(loop_mod, "all_reduce_sum", reduce)
     model = _spy()
     # 100 jets in batches of 10: 10 batches per epoch, the host reads every 3rd and the last
     res = fit(model, make_jets(100, 1), make_jets(24, 2), epochs=2, batch_size=10,
