@@ -207,7 +207,6 @@ def profile_score(spec: dict) -> dict:
     import torch
 
     import lgae_hep
-    import lgae_hep.inference as inf
     from lgae_hep.data import to_tensors
     from lgae_hep.scoring import frames
 
@@ -253,15 +252,21 @@ def profile_score(spec: dict) -> dict:
     top = sorted(st.items(), key=lambda kv: -kv[1][2])[:12]
     # the same call with the rest-frame evaluation switched off (lab frame), and with it on
     rates = {}
+    # every engine module that imported the predicate (the engine has moved between modules)
+    users = [m for n, m in list(sys.modules.items()) if n.startswith("lgae_hep.")
+             and getattr(m, "is_lorentz_equivariant", None) is frames.is_lorentz_equivariant
+             and m is not frames]
     for name, flag in (("lab frame", False), ("rest frame", True)):
-        orig = inf.is_lorentz_equivariant
-        inf.is_lorentz_equivariant = (lambda m: False) if not flag else orig
+        for m in users:
+            m.is_lorentz_equivariant = frames.is_lorentz_equivariant if flag else (
+                lambda model: False)
         try:
             t0 = time.perf_counter()
             lgae_hep.score(jets, model, batch_size=b, progress=False)
             rates[name] = len(jets) / (time.perf_counter() - t0)
         finally:
-            inf.is_lorentz_equivariant = orig
+            for m in users:
+                m.is_lorentz_equivariant = frames.is_lorentz_equivariant
     return {"total": root, "parts": parts, "rates": rates, "jets": len(jets),
             "top": [(f"{os.path.basename(k[0])}:{k[1]}({k[2]})", v[2], v[3]) for k, v in top]}
 
@@ -320,7 +325,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="lgae-mix")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batches", nargs="+", type=int, default=[256, 1024, 4096])
-    ap.add_argument("--rows", nargs="+", default=list(MEASUREMENTS), choices=list(MEASUREMENTS))
+    ap.add_argument("--rows", nargs="*", default=list(MEASUREMENTS), choices=list(MEASUREMENTS),
+                    help="rows of the table (none: only --profile-score)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved old/new repetitions")
     ap.add_argument("--reps", type=int, default=3, help="timed calls per subprocess")
     ap.add_argument("--old", default="/tmp/lgae_old",
@@ -376,10 +382,11 @@ def main(argv=None) -> int:
     ncpu = args.threads if args.device == "cpu" else 1
     head = (f"{'row':<11} {'batch':>5} {'new jets/s (cpu)':>18} {'old jets/s (cpu)':>18} "
             f"{'speed-up (cpu)':>15} {'RSS new/old GB':>15}")
-    print("\njets/s from the best wall time, (cpu): from the best CPU time / threads; "
-          "RSS: peak of the measuring subprocess")
-    print(head)
-    print("-" * len(head))
+    if args.rows:
+        print("\njets/s from the best wall time, (cpu): from the best CPU time / threads; "
+              "RSS: peak of the measuring subprocess")
+        print(head)
+        print("-" * len(head))
     for what in args.rows:
         for b in batches(what):
             cells, rates, rss = [], {}, []
