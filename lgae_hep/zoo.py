@@ -20,9 +20,8 @@ import torch
 
 import lgae_hep.models.pretrained as pretrained
 from lgae_hep.checkpoint import load_model_file
-from lgae_hep.density import DENSITY_METRICS
 from lgae_hep.nn.io import dtype_name, parse_dtype
-from lgae_hep.scoring.registry import SCORES, check_score
+from lgae_hep.scoring.registry import SCORES, check_score, is_density_score
 
 __all__ = [
     "ANOMALY_METRICS",
@@ -239,7 +238,7 @@ def load_model(
                 model.score_metric = recommended_metric(name_or_path)  # the card's
             metric = check_metric(getattr(model, "score_metric", None) or "chamfer")
             model.score_metric = metric
-            if metric in DENSITY_METRICS and getattr(model, "latent_density", None) is None:
+            if is_density_score(metric) and getattr(model, "latent_density", None) is None:
                 raise ValueError(
                     f"{path}: its default anomaly score {metric!r} needs a latent density, "
                     "but the model file holds none (a model file saved without it, or the "

@@ -229,11 +229,12 @@ def forward_batches(
                 m = m[:k]
             if rest:
                 out = to_lab(back, out)
+            if density is not None or decorrelation is not None:
+                mass, resolved = jet_mass(x64, m)  # float64, of the kept particles
             if encode_only:
                 s = torch.full((k,), float("nan"), dtype=torch.float64)
             elif density is not None:
                 # -log p of the jet's latent invariants (and log mass) under the QCD density
-                mass, resolved = jet_mass(x64, m)
                 cols = latent_columns({key: z.detach().cpu().numpy()
                                        for key, z in out.latent.items()}).columns
                 s = torch.from_numpy(density.score(
@@ -249,7 +250,7 @@ def forward_batches(
             if unnormalizable is not None:
                 unresolved[start:stop] |= unnormalizable(x64, m).cpu().numpy()
             if decorrelation is not None:
-                masses[start:stop] = jet_mass(x64, m)[0].cpu().numpy()
+                masses[start:stop] = mass.cpu().numpy()
             scores[start:stop] = s.cpu().numpy()
             ok = torch.ones(k, dtype=torch.bool) if encode_only else torch.isfinite(s).cpu()
             for z in out.latent.values():
