@@ -48,6 +48,10 @@ Usage::
     python benchmarks/throughput.py --rounds 1 --batches 1024   # quicker
     python benchmarks/throughput.py --device cuda --batches 1024 8192 --fit-batches 8192
     python benchmarks/throughput.py --rows score --no-old --profile-score 20000
+    python benchmarks/throughput.py --rows inference "compiled inference" --no-old --batches 1024
+
+``compiled inference`` (not in the default rows: its first call compiles for minutes on 2
+cores) is ``torch.compile`` of the same model; its compile time is printed beside the table.
 """
 
 from __future__ import annotations
@@ -123,6 +127,28 @@ def measure_inference(model, spec: dict) -> dict:
     return {"wall": wall, "cpu": cpu, "jets": spec["batch"]}
 
 
+def measure_compiled_inference(model, spec: dict) -> dict:
+    """``torch.compile(model, dynamic=False)`` forward without gradients (issue 20 asked
+    whether compilation now wins). The compile time of the first call is returned as
+    ``compile_s`` and is not in the rate; the outputs are checked against the eager forward
+    (relative difference reported as ``max_rel_diff``). Needs a C++ compiler (inductor)."""
+    import torch
+
+    p4, mask = _jets(spec["batch"], model.num_particles, model.dtype, spec["device"])
+    model.eval()
+    compiled = torch.compile(model, dynamic=False)
+    with torch.inference_mode():
+        ref = model(p4, mask).p4
+        t0 = time.perf_counter()
+        out = compiled(p4, mask).p4
+        spec["sync"]()
+        compile_s = time.perf_counter() - t0
+        wall, cpu = _timed(lambda: compiled(p4, mask), spec["reps"], spec["sync"])
+    scale = ref.abs().amax().clamp_min(1e-30)
+    return {"wall": wall, "cpu": cpu, "jets": spec["batch"], "compile_s": compile_s,
+            "max_rel_diff": float(((out - ref).abs().amax() / scale).item())}
+
+
 def measure_train_step(model, spec: dict) -> dict:
     """Forward + Chamfer loss + backward + Adam step."""
     import torch
@@ -192,7 +218,11 @@ def measure_score(model, spec: dict) -> dict:
 
 #: row name -> measurement function (run for both codes and every batch size)
 MEASUREMENTS = {"inference": measure_inference, "train step": measure_train_step,
-                "fit": measure_fit, "score": measure_score}
+                "fit": measure_fit, "score": measure_score,
+                "compiled inference": measure_compiled_inference}
+
+#: rows only run when named in ``--rows`` (minutes of compilation per subprocess)
+OPT_IN = ("compiled inference",)
 
 #: rows whose batch sizes come from another option than ``--batches``
 ROW_BATCHES = {"fit": "fit_batches"}
@@ -325,7 +355,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="lgae-mix")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batches", nargs="+", type=int, default=[256, 1024, 4096])
-    ap.add_argument("--rows", nargs="*", default=list(MEASUREMENTS), choices=list(MEASUREMENTS),
+    ap.add_argument("--rows", nargs="*", default=[m for m in MEASUREMENTS if m not in OPT_IN],
+                    choices=list(MEASUREMENTS),
                     help="rows of the table (none: only --profile-score)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved old/new repetitions")
     ap.add_argument("--reps", type=int, default=3, help="timed calls per subprocess")
@@ -380,7 +411,7 @@ def main(argv=None) -> int:
                              "rss_gb": max(old["rss_gb"], r["rss_gb"])}
                     best[key] = r
     ncpu = args.threads if args.device == "cpu" else 1
-    head = (f"{'row':<11} {'batch':>5} {'new jets/s (cpu)':>18} {'old jets/s (cpu)':>18} "
+    head = (f"{'row':<18} {'batch':>5} {'new jets/s (cpu)':>18} {'old jets/s (cpu)':>18} "
             f"{'speed-up (cpu)':>15} {'RSS new/old GB':>15}")
     if args.rows:
         print("\njets/s from the best wall time, (cpu): from the best CPU time / threads; "
@@ -403,7 +434,7 @@ def main(argv=None) -> int:
             if len(rates) == 2:
                 sp = (f"{rates['new'][0] / rates['old'][0]:.1f}x "
                       f"({rates['new'][1] / rates['old'][1]:.1f}x)")
-            print(f"{what:<11} {b:>5} {cells[0]:>18} {cells[1]:>18} {sp:>15} "
+            print(f"{what:<18} {b:>5} {cells[0]:>18} {cells[1]:>18} {sp:>15} "
                   f"{'/'.join(rss):>15}", flush=True)
     _print_ratios(args, best, batches, ncpu)
     if args.profile_score:
@@ -436,6 +467,12 @@ def _print_ratios(args, best: dict, batches, ncpu: int) -> None:
                     tw, tc = _rate(t, ncpu)
                     lines.append(f"{code}: fit {b} = {fw / tw:.0%} ({fc / tc:.0%}) of the "
                                  f"'train step' row at batch {tb}")
+        for b in batches("compiled inference") if "compiled inference" in args.rows else ():
+            r, i = best.get(("compiled inference", b, code)), best.get(("inference", b, code))
+            if r is not None:
+                rel = "" if i is None else f" = {_rate(r, ncpu)[0] / _rate(i, ncpu)[0]:.2f}x eager"
+                lines.append(f"{code}: compiled inference {b}: compile {r['compile_s']:.0f} s, "
+                             f"max |compiled - eager| / max|eager| {r['max_rel_diff']:.1e}{rel}")
         for b in batches("score") if "score" in args.rows else ():
             r, i = best.get(("score", b, code)), best.get(("inference", b, code))
             if r is not None and i is not None:
