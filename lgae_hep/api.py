@@ -65,7 +65,14 @@ import numpy as np
 from lgae_hep.data import from_tensors
 from lgae_hep.data.dask_adapter import is_dask, on_partitions
 from lgae_hep.data.tensors import restore_outer
-from lgae_hep.domain import check_constituents, jet_kinematics, training_domain, warn_outside_domain
+from lgae_hep.devices import check_device
+from lgae_hep.domain import (
+    check_collection,
+    check_constituents,
+    jet_kinematics,
+    training_domain,
+    warn_outside_domain,
+)
 from lgae_hep.inference import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE,
@@ -78,6 +85,7 @@ from lgae_hep.zoo import (
     DEFAULT_MODEL,
     bundled_models,
     card_inference_dtype,
+    check_metric,
     load_model,
     model_num_particles,
     recommended_metric,
@@ -115,6 +123,8 @@ def score(
     on_invalid: str = "flag",
     num_particles: int | None = None,
     metric: str | None = None,
+    collection: str | None = None,
+    force: bool = False,
 ) -> ak.Array:
     """Anomaly score of every jet: the model's default score (its card's, chosen on validation
     jets; for the bundled ``"lgae-mix"`` the latent density given the jet mass) or ``metric``.
@@ -149,6 +159,12 @@ def score(
         ``"latent-density-joint"`` (the density scores need a model holding a latent density).
         ``None`` (default): the score the model's card (or model file) recommends,
         ``"chamfer"`` for models without one.
+    collection : str, optional
+        The NanoAOD collection the jets come from (``"FatJet"``, ``"Jet"``, ...), checked
+        against a bundled model's card (:func:`lgae_hep.domain.check_collection`): jets of
+        another radius (AK4 ``"Jet"`` for an AK8 model) are a ``ValueError`` unless ``force``.
+    force : bool
+        Score jets of another radius anyway (one ``OutsideTrainingDomainWarning``).
 
     Returns
     -------
@@ -160,18 +176,25 @@ def score(
     ------
     ValueError
         Input that is not an array of Lorentz-vector records, unknown model, ``num_particles``
-        different from the model's, bad ``batch_size``/``on_invalid``, unknown ``metric``, or
-        invalid jets with ``on_invalid="raise"``; jets instead of constituents (e.g.
-        ``events.FatJet``), with a message naming :func:`lgae_hep.read_nanoaod`.
+        different from the model's, bad ``batch_size``/``chunk_size``/``on_invalid``, unknown
+        ``metric``, a ``device`` this machine lacks (``"cuda"`` without CUDA), a ``collection``
+        of another jet radius than the model's without ``force``, or invalid jets with
+        ``on_invalid="raise"``; jets instead of constituents (e.g. ``events.FatJet``), with a
+        message naming :func:`lgae_hep.read_nanoaod`. Arguments are checked before any work
+        (and before any domain warning).
 
     Notes
     -----
     A dask-awkward ``jets`` gives a dask-awkward result (the same function per partition via
     ``dask_awkward.map_partitions``; nothing is computed until you call ``.compute()``).
     Bundled models warn (:class:`lgae_hep.domain.OutsideTrainingDomainWarning`) about jets far
-    outside their card's training domain.
+    outside their card's training domain, for plain Python lists as for awkward arrays.
     """
-    check_constituents(jets, "lgae_hep.score")
+    jets = _prepare(jets, "lgae_hep.score", model=model, batch_size=batch_size,
+                    chunk_size=chunk_size, device=device, on_invalid=on_invalid, metric=metric)
+    if collection is not None and (model is None or isinstance(model, str)):
+        check_collection(collection, training_domain(model), force=force,
+                         where="lgae_hep.score")
     if is_dask(jets):
         return _map_partitions(score, jets, "lgae-score", model=model, batch_size=batch_size,
                                chunk_size=chunk_size, device=device, on_invalid=on_invalid,
@@ -231,7 +254,8 @@ def encode(
     ak.Array
         ``[...][jet]`` records as above (dask-awkward in, dask-awkward out).
     """
-    check_constituents(jets, "lgae_hep.encode")
+    jets = _prepare(jets, "lgae_hep.encode", model=model, batch_size=batch_size,
+                    chunk_size=chunk_size, device=device, on_invalid=on_invalid)
     if is_dask(jets):
         return _map_partitions(encode, jets, "lgae-encode", model=model, batch_size=batch_size,
                                chunk_size=chunk_size, device=device, on_invalid=on_invalid,
@@ -279,7 +303,8 @@ def reconstruct(
     ak.Array
         ``[...][jet][particle]`` (option type at the jet level only when some jets are invalid).
     """
-    check_constituents(jets, "lgae_hep.reconstruct")
+    jets = _prepare(jets, "lgae_hep.reconstruct", model=model, batch_size=batch_size,
+                    chunk_size=chunk_size, device=device, on_invalid=on_invalid)
     res, valid, _, structure, _ = run_chunks(
         jets,
         model,
@@ -298,6 +323,30 @@ def reconstruct(
     if not valid.all():
         rec = ak.mask(rec, valid)
     return restore_outer(rec, structure)
+
+
+def _prepare(jets: Any, where: str, *, model: Any, batch_size: Any, chunk_size: Any,
+             device: Any, on_invalid: Any, metric: Any = None) -> Any:
+    """Check the arguments (before any work or warning) and the input: plain Python lists
+    become an ``ak.Array`` (so they get the same checks and warnings), jets instead of
+    constituents are a ``ValueError``."""
+    for name, v in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            default = DEFAULT_BATCH_SIZE if name == "batch_size" else DEFAULT_CHUNK_SIZE
+            raise ValueError(f"{where}: {name} must be a positive integer (e.g. the default "
+                             f"{name}={default}), got {v!r}")
+    if on_invalid not in ("flag", "raise"):
+        raise ValueError(f"{where}: on_invalid must be 'flag' (NaN + a warning) or 'raise', "
+                         f"got {on_invalid!r}")
+    check_device(device, what=f"{where}: device")
+    if metric is not None:
+        check_metric(metric)
+    if isinstance(model, str):
+        resolve_model(model)
+    if isinstance(jets, list | tuple):
+        jets = ak.Array(jets)
+    check_constituents(jets, where)
+    return jets
 
 
 def _domain_check(jets: Any, model: Any, where: str) -> None:

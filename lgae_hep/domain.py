@@ -14,6 +14,9 @@ Two questions a user cannot see from a score alone:
   pT below half the lower edge or above twice the upper edge, or ``|eta|`` beyond
   ``eta_max + 0.5``. The factor 2 is deliberate: jets near the edges are fine to score, the
   warning is for jets where the score has no calibration at all.
+* **Are they the right kind of jets?** :func:`check_collection`: jets of another radius than
+  the card's (AK4 ``Jet`` for an AK8 model) are refused with a ``ValueError`` unless
+  ``force=True`` (``--force``); another collection of the same radius only warns.
 
 The card's domain is its ``"training_domain"`` entry (``{"collection": "FatJet",
 "pt_range": [lo, hi], "eta_max": x, "jet_radius": 0.8}``) when present; cards of models trained
@@ -32,10 +35,13 @@ import awkward as ak
 import numpy as np
 
 __all__ = [
+    "COLLECTION_RADIUS",
     "OutsideTrainingDomainWarning",
     "TrainingDomain",
+    "check_collection",
     "check_constituents",
     "outside_domain",
+    "short_type",
     "training_domain",
     "warn_outside_domain",
 ]
@@ -44,6 +50,10 @@ __all__ = [
 _JET_RECORDS = {"FatJet", "Jet", "SubJet", "GenJet", "GenJetAK8", "CorrT1METJet"}
 _JET_FIELDS = {"nConstituents", "msoftdrop", "jetId", "tau1", "rawFactor", "area",
                "btagDeepB", "particleNet_QCD", "subJetIdx1"}
+
+#: Jet radius of the NanoAOD jet collections (anti-kT R); collections not listed: unknown.
+COLLECTION_RADIUS = {"FatJet": 0.8, "GenJetAK8": 0.8, "Jet": 0.4, "GenJet": 0.4,
+                     "CorrT1METJet": 0.4}
 
 #: Generator defaults of :func:`lgae_hep.data.generate` (the bundled models' training data).
 GENERATOR_DOMAIN = {"collection": "FatJet", "pt_range": (800.0, 1600.0), "eta_max": 2.5,
@@ -121,17 +131,39 @@ def outside_domain(pt: Any, eta: Any, domain: TrainingDomain) -> np.ndarray:
         return (pt < 0.5 * lo) | (pt > 2.0 * hi) | (np.abs(eta) > domain.eta_max + 0.5)
 
 
+def check_collection(collection: str | None, domain: TrainingDomain | None, *,
+                     force: bool = False, where: str = "lgae_hep.score",
+                     stacklevel: int = 3) -> None:
+    """Jets of ``collection`` for a model trained on ``domain``: fine if it is the card's
+    collection; a ``ValueError`` if its jet radius (:data:`COLLECTION_RADIUS`) differs from the
+    card's (AK4 ``Jet`` for an AK8 model) unless ``force``; else one
+    :class:`OutsideTrainingDomainWarning`."""
+    if domain is None or collection is None or collection == domain.collection:
+        return
+    radius = COLLECTION_RADIUS.get(collection)
+    trained = domain.jet_radius or COLLECTION_RADIUS.get(domain.collection)
+    if radius is not None and trained is not None and abs(radius - float(trained)) > 1e-6 \
+            and not force:
+        raise ValueError(
+            f"{where}: {collection!r} jets (R = {radius:g}) are not the jets the model was "
+            f"trained on ({domain.describe()}); score {domain.collection!r} jets "
+            f"(--collection {domain.collection}), or pass --force (force=True) to score them "
+            "anyway, uncalibrated")
+    warnings.warn(
+        f"{where}: the model was trained on {domain.describe()}; scoring the {collection!r} "
+        "collection is outside its training domain (scores are not calibrated)",
+        OutsideTrainingDomainWarning, stacklevel=stacklevel + 1)
+
+
 def warn_outside_domain(pt: Any, eta: Any, domain: TrainingDomain | None, *,
                         collection: str | None = None, where: str = "lgae_hep.score",
                         stacklevel: int = 3) -> int:
-    """Warn once about jets far outside ``domain``; returns how many there are."""
+    """Warn once about jets far outside ``domain``; returns how many there are. A
+    ``collection`` other than the card's warns too (:func:`check_collection` with
+    ``force=True``: this function never refuses)."""
     if domain is None:
         return 0
-    if collection is not None and collection != domain.collection:
-        warnings.warn(
-            f"{where}: the model was trained on {domain.describe()}; scoring the {collection!r} "
-            "collection is outside its training domain (scores are not calibrated)",
-            OutsideTrainingDomainWarning, stacklevel=stacklevel)
+    check_collection(collection, domain, force=True, where=where, stacklevel=stacklevel + 1)
     bad = outside_domain(pt, eta, domain)
     n = int(bad.sum())
     if n:
@@ -169,10 +201,30 @@ def check_constituents(jets: Any, where: str = "lgae_hep.score") -> None:
             f"records with jet fields {sorted(jet_like)}"
         raise ValueError(
             f"{where} expects jet constituents ([...][jet][particle] Lorentz vectors) but got "
-            f"jets ({what}, type {jets.type}). Pass the PF-candidate constituents instead, e.g. "
-            "lgae_hep.read_nanoaod(events, jets='FatJet') (events.FatJet.constituents.pf only "
-            "works on files with FatJet_nConstituents and a jet-ordered table)"
+            f"jets ({what}, type {short_type(jets)}). Pass the PF-candidate constituents "
+            "instead, e.g. lgae_hep.read_nanoaod(events, jets='FatJet') "
+            "(events.FatJet.constituents.pf only works on files with FatJet_nConstituents and "
+            "a jet-ordered table)"
         )
+
+
+def short_type(arr: Any, limit: int = 80) -> str:
+    """The type of an (dask-)awkward array in at most about ``limit`` characters: a record's
+    field list (often kilobytes for NanoAOD collections) becomes ``[...N fields]``."""
+    try:
+        text = str(arr.type)
+    except Exception:  # noqa: BLE001 - a type that does not print: its Python type
+        return type(arr).__name__
+    if len(text) <= limit:
+        return text
+    for opener, closer in (("[", "]"), ("{", "}")):
+        i = text.find(opener)
+        if i >= 0:
+            head = text[:i]
+            record, _ = _innermost_record(arr)
+            n = len(record.fields) if record is not None else "?"
+            return f"{head}{opener}...{n} fields{closer}"
+    return text[:limit] + "..."
 
 
 def jet_kinematics(constituents: Any) -> tuple[np.ndarray, np.ndarray]:
