@@ -82,7 +82,8 @@ from lgae_hep.data import (
 )
 from lgae_hep.data.dask_adapter import branch_table, on_partitions
 from lgae_hep.data.layout import available_names
-from lgae_hep.domain import TrainingDomain, outside_domain, training_domain
+from lgae_hep.devices import check_device
+from lgae_hep.domain import TrainingDomain, check_collection, outside_domain, training_domain
 from lgae_hep.inference import DEFAULT_BATCH_SIZE
 from lgae_hep.zoo import DEFAULT_MODEL, resolve_metric, resolve_model
 
@@ -96,8 +97,11 @@ __all__ = ["BadInputFileError", "LGAEProcessor", "LGAEScorer"]
 # coffea's NanoAOD schemas warn, in every worker and for every chunk, about cross-references of
 # collections that PFNano files do not have (LowPtElectron, JetSVs, ...). They are irrelevant to
 # this processor; silence exactly that message (this module is imported in each worker before
-# the events are built, when the processor is unpickled).
+# the events are built, when the processor is unpickled). The same goes for the schema's
+# "Branch Photon_mass already exists but its values will be replaced" of PFNano files.
 warnings.filterwarnings("ignore", message="Missing cross-reference index", category=RuntimeWarning)
+warnings.filterwarnings("ignore", message="Branch .* already exists but its values",
+                        category=RuntimeWarning)
 
 
 class BadInputFileError(OSError, ValueError):
@@ -156,8 +160,11 @@ class LGAEProcessor(processor.ProcessorABC):
         Count (cutflow ``jets_outside_domain``) the selected jets far outside the model's
         training domain (:mod:`lgae_hep.domain`); ``"card"`` reads it from the bundled
         model's card (no domain for models without a card), ``None`` switches it off. A
-        collection other than the card's (e.g. AK4 ``Jet`` for an AK8 model) warns when the
-        processor is created.
+        collection of another jet radius than the card's (e.g. AK4 ``Jet`` for an AK8
+        model) is a ``ValueError`` unless ``force``; another collection of the same radius
+        warns when the processor is created (:func:`lgae_hep.domain.check_collection`).
+    force : bool
+        Score a collection of another jet radius than the model's anyway (it warns).
     metric : str, optional
         Anomaly-score metric (:data:`lgae_hep.zoo.ANOMALY_METRICS`), as in
         :func:`lgae_hep.score` (``None``: the one the model's card recommends, see
@@ -184,11 +191,17 @@ class LGAEProcessor(processor.ProcessorABC):
         metric: str | None = None,
         puppi: bool | None = None,
         training_domain: Any = "card",
+        force: bool = False,
     ) -> None:
         if not isinstance(jets, str) or not jets.isidentifier():
             raise ValueError(f"jets must be a collection name such as 'FatJet', got {jets!r}")
         if not isinstance(max_particles, int | np.integer) or max_particles < 1:
             raise ValueError(f"max_particles must be a positive integer, got {max_particles!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer (jets per network call, "
+                             f"e.g. {DEFAULT_BATCH_SIZE}), got {batch_size!r}")
+        check_device(device)
         for name, v in (("pt_min", pt_min), ("eta_max", eta_max)):
             if v is not None and not np.isfinite(v):
                 raise ValueError(f"{name} must be a finite number or None, got {v!r}")
@@ -224,14 +237,9 @@ class LGAEProcessor(processor.ProcessorABC):
             raise ValueError("training_domain must be 'card', None or a "
                              f"lgae_hep.domain.TrainingDomain, got {training_domain!r}")
         self.training_domain = training_domain
-        if training_domain is not None and jets != training_domain.collection:
-            from lgae_hep.domain import OutsideTrainingDomainWarning
-
-            warnings.warn(
-                f"LGAEProcessor: model {self.model!r} was trained on "
-                f"{training_domain.describe()}; the {jets!r} collection is outside its "
-                "training domain (scores are not calibrated)",
-                OutsideTrainingDomainWarning, stacklevel=2)
+        self.force = bool(force)
+        check_collection(jets, training_domain, force=self.force,
+                         where=f"LGAEProcessor (model {self.model!r})", stacklevel=2)
 
     # ------------------------------------------------------------------------------------------
     def scorer(self) -> LGAEScorer:
