@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from coffea.nanoevents import PFNanoAODSchema
 
 from .fileset import check_files, dask_fileset, generator_level, load_fileset
 
-__all__ = ["EXECUTORS", "RunResult", "merged_hist", "merged_hists", "run_dask", "run_fileset"]
+__all__ = ["EXECUTORS", "RunResult", "coffea_progress", "merged_hist", "merged_hists", "run_dask",
+           "run_fileset"]
 
 #: ``iterative``/``futures``/``dask``: coffea's ``processor.Runner`` with that executor;
 #: ``dask-awkward``: ``coffea.dataset_tools.apply_to_fileset`` on ``mode="dask"`` NanoEvents,
@@ -96,6 +98,27 @@ def _make_executor(executor: str, workers: int, retries: int, status: bool,
     raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
 
 
+@contextlib.contextmanager
+def coffea_progress(status: bool) -> Iterator[None]:
+    """With ``status=False``, coffea's ``Runner`` draws no progress bars.
+
+    coffea's iterative and futures executors draw their ``rich`` bars ("Preprocessing",
+    "Processing", "Merging (local)") whatever their ``status`` flag says; within this context
+    their bar factory (``coffea.processor.executor.rich_bar``) makes disabled bars."""
+    if status:
+        yield
+        return
+    from coffea.processor import executor as coffea_executor
+    from rich.progress import Progress
+
+    original = coffea_executor.rich_bar
+    coffea_executor.rich_bar = lambda: Progress(disable=True)
+    try:
+        yield
+    finally:
+        coffea_executor.rich_bar = original
+
+
 def run_fileset(
     fileset: str | Path | Mapping[str, Any],
     proc: Any,
@@ -133,7 +156,7 @@ def run_fileset(
     scheduler : str, optional
         Address of a running dask scheduler (``tcp://host:8786``).
     status : bool
-        Progress bars.
+        Progress bars (``False``: none, coffea's included, :func:`coffea_progress`).
 
     Raises
     ------
@@ -193,7 +216,7 @@ def run_fileset(
     )
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), coffea_progress(status):
             # the schema warns about cross-references of collections PFNano files do not have
             warnings.filterwarnings("ignore", message="Missing cross-reference")
             warnings.filterwarnings("ignore", message=".*already exists but its values")

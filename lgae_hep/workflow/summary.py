@@ -75,7 +75,7 @@ def split_classes(output: Mapping[str, Any], background: str | None,
         matches = [k for k in out if "qcd" in k.lower()]
         background = matches[0] if matches else ""
     elif background not in out:
-        raise ValueError(f"--background {background!r} is not one of the {what} "
+        raise ValueError(f"--background-class {background!r} is not one of the {what} "
                          f"{sorted(out) or '(none with columns)'}"
                          + ("; classes come from the truth labels (pass --classes datasets "
                             "to use dataset names)" if labelled else ""))
@@ -129,13 +129,22 @@ def summarize(result_or_output: RunResult | Mapping[str, Any], *,
         "auc": {},
         **extra,
     }
-    signals = {k: v["score"] for k, v in classes.items() if k != bkg}
-    if bkg and signals and bkg in classes:
+    # an empty selection (say pt_min=1e6) is a valid result: zero counts and no AUC, with a
+    # note that says why; a class without a finite score has no AUC
+    signals = {k: v["score"] for k, v in classes.items()
+               if k != bkg and np.isfinite(v["score"]).any()}
+    has_bkg = bool(bkg) and bkg in classes and np.isfinite(classes[bkg]["score"]).any()
+    if has_bkg and signals:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             metrics = anomaly_metrics(classes[bkg]["score"], signals, combined=False)
         summary["auc"] = {k: float(m["auc"]) for k, m in metrics["signals"].items()}
         summary["metrics"] = metrics
+    no_auc = sorted(k for k in classes if k != bkg and k not in summary["auc"])
+    if bkg and (no_auc or not has_bkg):
+        summary["auc_note"] = (
+            f"no AUC: the background {bkg!r} has no scored jet" if not has_bkg else
+            f"no AUC for {no_auc}: no scored jet")
     return summary
 
 
@@ -157,6 +166,8 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if summary.get("auc"):
         lines += ["", f"| signal (vs {summary['background']}) | AUC |", "|---|---:|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in summary["auc"].items()]
+    if summary.get("auc_note"):
+        lines += ["", f"{summary['auc_note']}"]
     if summary.get("bad_files"):
         lines += ["", "Skipped files:", ""]
         lines += [f"- `{p}`: {why}" for p, why in summary["bad_files"].items()]
