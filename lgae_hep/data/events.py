@@ -23,7 +23,44 @@ from .truth import PROCESSES, RESONANCE_ID, EventRecord, match_qcd, match_resona
 vector.register_awkward()
 
 __all__ = ["DEFAULT_PTHAT_RANGE", "JET_R", "JetChunk", "JetWorker", "check_range",
-           "concat_chunks", "pythia_settings", "truncate_chunk"]
+           "concat_chunks", "pythia_settings", "silence_fastjet_banner", "truncate_chunk"]
+
+_FASTJET_BANNER_DONE = False
+
+
+def silence_fastjet_banner() -> None:
+    """Make this process's first FastJet clustering now, with stdout muted.
+
+    FastJet prints its 13-line banner to the C++ ``std::cout`` (file descriptor 1, past
+    Python's ``sys.stdout``) at the first clustering of every process, so a generation with
+    2 workers for 4 classes printed it 9 times. :func:`lgae_hep.data.generate.generate` calls
+    this in each worker process (and in its own process when it shows no progress), so the
+    banner appears at most once, from the main process. Idempotent; a no-op without fastjet.
+    """
+    global _FASTJET_BANNER_DONE
+    if _FASTJET_BANNER_DONE:
+        return
+    try:
+        import fastjet
+    except ImportError:
+        return
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            try:
+                one = ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 2.0}]])
+                jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R)
+                fastjet.ClusterSequence(one, jet_def).inclusive_jets()
+            finally:
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+    _FASTJET_BANNER_DONE = True
 
 #: default pT-hat window (GeV) of the hard process
 DEFAULT_PTHAT_RANGE: tuple[float, float] = (700.0, 2000.0)

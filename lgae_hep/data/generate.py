@@ -88,6 +88,7 @@ from .events import (
     check_range,
     concat_chunks,
     pythia_settings,
+    silence_fastjet_banner,
 )
 from .pfnano import write_pfnano
 from .truth import LABELS, PROCESSES
@@ -134,6 +135,7 @@ def _worker_process(
     index: int, kwargs: dict[str, Any], n_jets: int, max_events: int, queue: Any
 ) -> None:  # pragma: no cover - runs in a child process
     try:
+        silence_fastjet_banner()  # the banner prints once, from the main process
         result = _run_worker(kwargs, n_jets, max_events, lambda n: queue.put(("progress", n)))
         queue.put(("done", index, result))
     except BaseException:
@@ -279,6 +281,9 @@ def generate(
 
     import fastjet  # noqa: F401  (fail early, before starting workers, when not installed)
     import pythia8mc  # noqa: F401
+
+    if not progress:
+        silence_fastjet_banner()  # quiet: no FastJet banner either
 
 
     shares = _split(int(n_jets), workers)
