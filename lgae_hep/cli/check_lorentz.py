@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from lgae_hep.lorentz.check import residual_table
-
 __all__ = ["add_arguments", "main"]
 
 
@@ -16,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Print the residual table; exit status 1 if any residual exceeds its bound."""
+    from lgae_hep.lorentz.check import residual_table  # lazy: fast `--help`
+
     t0 = time.perf_counter()
     rows = residual_table(args.seed)
     width = max(len(r[0]) for r in rows)

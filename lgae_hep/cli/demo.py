@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lgae_hep.cli._common import add_model, add_quiet, check_model
-from lgae_hep.demo import DEFAULT_JETS, SMALL_JETS, demo
+from lgae_hep.cli._common import (
+    DEMO_JETS,
+    DEMO_SMALL_JETS,
+    add_deprecated_alias,
+    add_model,
+    add_quiet,
+    check_model,
+    positive_int,
+)
 
 __all__ = ["add_arguments", "main"]
 
@@ -14,9 +21,11 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="lgae-demo",
                         help="output folder (the demo replaces its own files there)")
-    parser.add_argument("--jets-per-class", type=int, default=None,
-                        help=f"jets per class (default: {DEFAULT_JETS}; {SMALL_JETS} with "
-                             "--small)")
+    parser.add_argument("--num-jets", type=positive_int, default=None,
+                        help=f"jets generated per class (default: {DEMO_JETS}; "
+                             f"{DEMO_SMALL_JETS} with --small)")
+    add_deprecated_alias(parser, "--jets-per-class", "--num-jets", "num_jets",
+                         type=positive_int)
     parser.add_argument("--small", action="store_true", help="tiny samples (CI)")
     add_model(parser, None)
     parser.add_argument("--cache-dir", default=None,
@@ -28,8 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep demo``."""
+    from lgae_hep.demo import DEFAULT_JETS, SMALL_JETS, demo  # lazy: no torch in `--help`
+
     check_model(args.model)
-    n = args.jets_per_class or (SMALL_JETS if args.small else DEFAULT_JETS)
+    n = args.num_jets or (SMALL_JETS if args.small else DEFAULT_JETS)
     summary = demo(args.output, jets_per_class=n, model=args.model, cache_dir=args.cache_dir,
                    workers=args.workers, progress=not args.quiet)
     out = Path(args.output).resolve()

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from lgae_hep.cli._common import add_quiet, check_output_file
-from lgae_hep.data.generate import GeneratedJets, generate
-from lgae_hep.data.truth import PROCESSES
+from lgae_hep.cli._common import PROCESS_NAMES, add_quiet, check_output_file, positive_int
 
 __all__ = ["add_arguments", "main"]
 
 
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--process", required=True, choices=sorted(PROCESSES), help="jet class")
-    parser.add_argument("-n", "--num-jets", type=int, required=True,
+    parser.add_argument("--process", required=True, choices=PROCESS_NAMES, help="jet class")
+    parser.add_argument("-n", "--num-jets", type=positive_int, required=True,
                         help="number of jets to generate")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     parser.add_argument("--fast", action="store_true",
                         help="switch multi-parton interactions off (about 2x faster)")
     parser.add_argument("--pt-range", type=float, nargs=2, default=(800.0, 1600.0),
@@ -34,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep generate``; returns the exit status."""
+    from lgae_hep.data.generate import GeneratedJets, generate  # lazy: fast `--help`
+
     check_output_file(args.output, args.overwrite)
     info = generate(args.process, args.num_jets, seed=args.seed, workers=args.workers,
                     output=args.output, fast=args.fast, pt_range=tuple(args.pt_range),

@@ -6,7 +6,6 @@ import argparse
 
 from lgae_hep.cli._common import add_quiet
 from lgae_hep.cli.run import add_plot_arguments, check_plot_arguments, label_from_args
-from lgae_hep.workflow import load_output, make_plots
 
 __all__ = ["add_arguments", "main"]
 
@@ -20,11 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``lgae-hep plot``."""
+    from lgae_hep.workflow import load_output, make_plots
 
     check_plot_arguments(args)
     result = load_output(args.run_dir)
-    files = make_plots(result, args.run_dir, background=args.background, formats=args.formats,
+    files = make_plots(result, args.run_dir, background=args.background_class,
+                       formats=args.formats,
                        progress=not args.quiet, classes=args.classes,
                        label=label_from_args(result, args))
-    print(f"plots: {', '.join(str(f) for f in files)}")
+    print(f"plots: {', '.join(str(f) for f in files) or 'none (no scored jets)'}")
     return 0

@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"learning-rate schedule ({d['scheduler']})")
     t.add_argument("--val-fraction", type=float, default=None,
                    help=f"fraction held out for validation ({d['val_fraction']})")
-    add_device(t, None)
+    add_device(t, None, unset="auto: cuda when available, else cpu")
     t.add_argument("--seed", type=int, default=None, help=f"random seed ({d['seed']})")
     add_quiet(t)
 

@@ -261,13 +261,13 @@ def test_overwrite_clears_what_the_run_owns(env, fileset_json, tmp_path, capsys)
     assert list(summary["cutflow"]) == ["QCD", "Top"]  # sorted
     capsys.readouterr()
     # plot: an unknown background is a one-line error with exit code 2, naming the classes
-    assert main(["plot", str(out), "--background", "Unknown", "--quiet"]) == 2
+    assert main(["plot", str(out), "--background-class", "Unknown", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lgae-hep plot: error:") and "'Unknown'" in err and "'t'" in err
-    assert main(["plot", str(out), "--background", "QCD", "--classes", "datasets",
+    assert main(["plot", str(out), "--background-class", "QCD", "--classes", "datasets",
                  "--quiet", "--energy", "13.6", "--cms-label", "Simulation Preliminary"]) == 0
     assert {p.name for p in (out / "plots").iterdir()} >= {"roc.png", "score.png"}
-    assert main(["plot", str(out), "--background", "Top", "--classes", "labels",
+    assert main(["plot", str(out), "--background-class", "Top", "--classes", "labels",
                  "--quiet"]) == 2  # "Top" is a dataset, the label classes are QCD and t
 
 
@@ -297,10 +297,10 @@ def test_score_subcommand(env, tmp_path, suffix, capsys):
     elif suffix == ".root":
         cols = uproot.open(out)["Jets"].arrays(library="np")
     else:
-        lines = out.read_text().splitlines()
-        assert lines[0].startswith("# lgae_hep:")
-        names = lines[1].split(",")
-        data = np.array([row.split(",") for row in lines[2:]], dtype=float)
+        lines = out.read_text().splitlines()  # plain CSV; metadata in scores.csv.json
+        assert json.loads(Path(f"{out}.json").read_text())["lgae_hep"]["model"] == env["model"]
+        names = lines[0].split(",")
+        data = np.array([row.split(",") for row in lines[1:]], dtype=float)
         cols = {n: data[:, i] for i, n in enumerate(names)}
     # join back: event `entry` of file `file`, jet `jet_idx` is the scored jet
     for i, path in enumerate((env["Top"], env["d1"])):
