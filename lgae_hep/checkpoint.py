@@ -245,6 +245,9 @@ def save_checkpoint(
     density = getattr(bare, "latent_density", None)
     if density is not None and "latent_density" not in extra:
         extra["latent_density"] = density.to_state()
+    head = getattr(bare, "aux_head", None)
+    if head is not None and "aux_head" not in extra:
+        extra["aux_head"] = head.to_state()
     maps = getattr(bare, "decorrelation", None)
     if maps and "decorrelation" not in extra:
         extra["decorrelation"] = {k: v.to_state() for k, v in maps.items()}
@@ -404,6 +407,15 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
             model.latent_density = LatentDensity.from_state(extra["latent_density"])
         except ValueError as err:
             raise CheckpointError(f"{source}: its latent density is corrupt: {err}") from None
+    if isinstance(extra, Mapping) and "aux_head" in extra:
+        from lgae_hep.scoring.aux_head import AuxHead
+
+        try:  # float64: its predictions are score features (objectives.aux_head_columns);
+            # a plain attribute, not a submodule: the model's state_dict stays the network's
+            object.__setattr__(model, "aux_head",
+                               AuxHead.from_state(extra["aux_head"]).double().eval())
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{source}: its auxiliary head is corrupt: {err}") from None
     if isinstance(extra, Mapping) and "decorrelation" in extra:
         from lgae_hep.scoring.decorrelation import MassDecorrelation
 

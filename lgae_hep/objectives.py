@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from .checkpoint import unwrap_model
 from .data import DEFAULT_NUM_PARTICLES, to_tensors
 from .losses import chamfer, chamfer_dr, mse, pairwise_sqdist
+from .scoring.aux_head import AUX_TARGETS, AuxHead, latent_invariants
 
 __all__ = ["AUX_TARGETS", "LOSSES", "AuxHead", "aux_loss", "forward_model", "jet_losses",
            "latent_invariants", "model_dtype", "per_jet_loss", "prepare_data",
@@ -360,8 +361,8 @@ def jet_losses(
 
 
 # --------------------------------------------------------------------- auxiliary objective
-#: the default auxiliary targets (:func:`substructure_targets`), in column order
-AUX_TARGETS = ("log_mass", "tau21", "tau32", "log_d2")
+# AUX_TARGETS (the default auxiliary targets of substructure_targets, in column order), AuxHead
+# and latent_invariants live in lgae_hep.scoring.aux_head (the scoring engine uses the head)
 
 
 def substructure_targets(obs: Any) -> np.ndarray:
@@ -384,87 +385,6 @@ def substructure_targets(obs: Any) -> np.ndarray:
     out = np.stack(cols, 1)
     out[~np.isfinite(out)] = np.nan
     return out
-
-
-def latent_invariants(latent: Any) -> torch.Tensor:
-    """The Lorentz invariants of an LGAE latent, differentiably in torch: (B, F) real.
-
-    The ``"gram"`` feature set of :func:`lgae_hep.density.invariant_features` in its column
-    order: the real and imaginary parts of every latent scalar ``(0, 0)`` (``s{i}_re``,
-    ``s{i}_im``), then the Minkowski products ``a.b`` of the real 4-vectors ``v{i}_re``,
-    ``v{i}_im`` (real and imaginary parts of the Cartesian latent 4-vectors, in layout order,
-    ``a`` before or equal to ``b``). The complex Minkowski squares ``v.v`` of
-    :func:`lgae_hep.inference.latent_columns` are functions of these
-    (``re.re - im.im + 2i re.im``).
-    """
-    from .lorentz.group import irrep_to_fourvec
-
-    parts = []
-    s = latent.get((0, 0)) if hasattr(latent, "get") else None
-    if s is not None:
-        flat = s.reshape(s.shape[0], -1)
-        parts.append(torch.stack([flat.real, flat.imag], -1).reshape(s.shape[0], -1))
-    v = latent.get((1, 1)) if hasattr(latent, "get") else None
-    if v is None or not torch.is_complex(v):
-        raise ValueError("the auxiliary head needs an LGAE latent with (1, 1) 4-vectors")
-    cart = irrep_to_fourvec(v)  # (B, tau, 4) complex Cartesian
-    vecs = torch.stack([cart.real, cart.imag], 2).reshape(v.shape[0], -1, 4)  # v0_re, v0_im..
-    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=vecs.dtype, device=vecs.device)
-    gram = torch.einsum("bid,bjd->bij", vecs * metric, vecs)
-    i, j = torch.triu_indices(vecs.shape[1], vecs.shape[1], device=vecs.device)
-    parts.append(gram[:, i, j])
-    return torch.cat(parts, 1)
-
-
-class AuxHead(nn.Module):
-    """A small MLP from the latent invariants to the standardised auxiliary targets.
-
-    ``asinh`` of the invariants (they span orders of magnitude and either sign), then
-    ``depth`` hidden SiLU layers of width ``hidden``. It sees only :func:`latent_invariants`,
-    so its prediction is Lorentz invariant when the encoder is equivariant. ``mean`` / ``std``
-    (buffers) standardise the raw targets; they are computed once from the training jets.
-    """
-
-    def __init__(self, n_in: int, n_out: int, hidden: int = 32, depth: int = 2,
-                 mean: Any = None, std: Any = None,
-                 names: tuple[str, ...] | list[str] = AUX_TARGETS) -> None:
-        super().__init__()
-        self.config = {"n_in": int(n_in), "n_out": int(n_out), "hidden": int(hidden),
-                       "depth": int(depth), "names": [str(x) for x in names]}
-        layers: list[nn.Module] = []
-        width = n_in
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, n_out))
-        self.mlp = nn.Sequential(*layers)
-        self.register_buffer("mean", torch.zeros(n_out) if mean is None
-                             else torch.as_tensor(mean, dtype=torch.float32).clone())
-        self.register_buffer("std", torch.ones(n_out) if std is None
-                             else torch.as_tensor(std, dtype=torch.float32).clone())
-
-    def forward(self, latent: Any) -> torch.Tensor:
-        """Predicted standardised targets (B, n_out) from a model output's latent."""
-        x = latent_invariants(latent)
-        return self.mlp(torch.asinh(x.to(self.mean.dtype)))
-
-    def standardise(self, raw: torch.Tensor) -> torch.Tensor:
-        return (raw.to(self.mean.dtype) - self.mean) / self.std
-
-    def to_state(self) -> dict[str, Any]:
-        """Plain data for a checkpoint's ``extra["aux_head"]``."""
-        return {"config": dict(self.config),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-
-    @classmethod
-    def from_state(cls, state: Any) -> AuxHead:
-        cfg = dict(state["config"])
-        head = cls(cfg["n_in"], cfg["n_out"], cfg["hidden"], cfg["depth"],
-                   names=cfg.get("names", AUX_TARGETS))
-        sd = state["state_dict"]
-        head.to(next(iter(sd.values())).dtype)
-        head.load_state_dict(sd)
-        return head
 
 
 def aux_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

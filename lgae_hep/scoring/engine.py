@@ -35,6 +35,7 @@ from lgae_hep.data import to_tensors
 from lgae_hep.data.badinput import EMPTY, ENCODED, INVALID, OVERFLOW, UNRESOLVED
 from lgae_hep.data.tensors import flatten_outer
 from lgae_hep.nn.io import AutoencoderOutput, jet_mass
+from lgae_hep.scoring.aux_head import aux_head_columns
 from lgae_hep.scoring.frames import (
     apply_boosts,
     frame_references,
@@ -186,6 +187,7 @@ def forward_batches(
     base = spec.base or metric  # a decorrelated score maps its base score afterwards
     decorrelation = model_decorrelation(model, metric)
     density = model_density(model, base)
+    head = getattr(model, "aux_head", None) if density is not None else None
     compute = check_score(base).compute
     rest = is_lorentz_equivariant(model)
     n_jets = int(p4.shape[0])
@@ -235,8 +237,10 @@ def forward_batches(
                 s = torch.full((k,), float("nan"), dtype=torch.float64)
             elif density is not None:
                 # -log p of the jet's latent invariants (and log mass) under the QCD density
-                cols = latent_columns({key: z.detach().cpu().numpy()
-                                       for key, z in out.latent.items()}).columns
+                cols, inv = latent_columns({key: z.detach().cpu().numpy()
+                                            for key, z in out.latent.items()})
+                if head is not None:  # the auxiliary head's predicted substructure
+                    cols = {**cols, **aux_head_columns(head, cols, inv)}
                 s = torch.from_numpy(density.score(
                     density.transform(cols, mass.cpu().numpy()), base))
                 unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()

@@ -194,3 +194,64 @@ def test_bad_aux_arguments(tmp_path):
     with pytest.raises(ValueError, match="aux_weight"):
         fit(dict(LGAE), train, val, epochs=1, out_dir=tmp_path / "c", aux_weight=-1.0,
             aux_targets=np.zeros((16, 4)), **KW)
+
+
+def test_a_loaded_head_scores_through_the_engine(tmp_path):
+    """A model file with ``extra["aux_head"]`` loads the head as a plain float64 attribute (the
+    network's state_dict unchanged), and a latent density on its predicted substructure
+    (``pred_*`` columns) is what ``lgae_hep.score`` computes."""
+    import lgae_hep
+    from lgae_hep.checkpoint import save_checkpoint
+    from lgae_hep.density import fit_latent_density
+    from lgae_hep.inference import forward_batches
+    from lgae_hep.scoring.aux_head import aux_head_columns
+
+    train, val = make_jets(48, 14), make_jets(24, 15)
+    fit(dict(LGAE), train, val, epochs=1, out_dir=tmp_path, aux_weight=1.0,
+        aux_targets=_targets(train[0]), **KW)
+    model = load_model_file(tmp_path / "best.pt")
+    assert model.aux_head.mean.dtype == torch.float64
+    assert "aux_head" not in dict(model.named_children())
+    assert set(model.state_dict()) == set(build_model(dict(LGAE)).state_dict())
+    p4, mask = val
+    out = forward_batches(model, p4, mask, batch_size=8, want_latent=True, want_reco=False,
+                          encode_only=True)
+    cols, inv = latent_columns(out.latent)
+    pred = aux_head_columns(model.aux_head, cols, inv)
+    assert list(pred) == ["pred_log_mass", "pred_tau21", "pred_tau32", "pred_log_d2"]
+    # the head itself on the same float64 invariants (latent_invariants' order)
+    x = torch.as_tensor(np.stack(list(invariant_features(cols, inv, "gram").values()), 1))
+    with torch.no_grad():
+        ref = (model.aux_head.mlp(torch.asinh(x)) * model.aux_head.std
+               + model.aux_head.mean).numpy()
+    np.testing.assert_array_equal(np.stack(list(pred.values()), 1), ref)
+    # a density on two of the predictions, stored in the model file, scored by the engine
+    mass = (p4.double().sum(1) ** 2 * torch.tensor([1.0, -1, -1, -1], dtype=torch.float64)
+            ).sum(-1).clamp_min(0).sqrt().numpy()
+    feats = ["pred_tau21", "pred_log_d2"]
+    model.latent_density = fit_latent_density(pred, feats, mass, n_components=1)
+    model.score_metric = "latent-density-given-mass"
+    save_checkpoint(tmp_path / "with_head.pt", model, rng_state=False)
+    again = load_model_file(tmp_path / "with_head.pt")
+    import awkward as ak
+    import vector
+
+    vector.register_awkward()
+    jets = ak.Array([[dict(zip(("E", "px", "py", "pz"), map(float, v), strict=True))
+                      for v, m in zip(p4[j], mask[j], strict=True) if m]
+                     for j in range(len(p4))], with_name="Momentum4D")
+    jets = ak.with_name(jets, "Momentum4D")
+    s = lgae_hep.score(jets, again, progress=False)
+    d = model.latent_density
+    expect = d.score(d.transform(pred, mass), "latent-density-given-mass")
+    # the same float64 arithmetic on the same float64 latent (batching is per jet): the
+    # engine's density score equals the direct computation to the rounding of the GMM's
+    # log-sum-exp (a few ulps of the largest term)
+    np.testing.assert_allclose(np.asarray(s), expect, rtol=0,
+                               atol=16 * np.finfo(np.float64).eps * (1 + np.abs(expect).max()))
+    # a model file whose head is corrupt names the file
+    ck = torch.load(tmp_path / "with_head.pt", weights_only=True)
+    ck["extra"]["aux_head"]["config"]["n_in"] = 3
+    torch.save(ck, tmp_path / "corrupt.pt")
+    with pytest.raises(CheckpointError, match="corrupt.pt.*auxiliary head"):
+        load_model_file(tmp_path / "corrupt.pt")
