@@ -7,9 +7,12 @@ Lorentz invariants (``fit(..., aux_targets=..., aux_weight=...)``); then the lat
 (gram invariants, 8 components) and its mass-conditional form, measured on the VALIDATION sets
 only, beside the bundled ``lgae-mix`` default score and the classic yardsticks on the same jets.
 
-One command, stages cached under ``runs/substructure_latent/``::
+Candidates (:data:`CANDIDATES`) x seeds, each cached under
+``runs/substructure_latent/<candidate>-s<seed>/``::
 
-    nice python benchmarks/substructure_latent.py --stages train eval
+    nice python benchmarks/substructure_latent.py --candidate aux-time --seed 0   # train, eval
+    python benchmarks/substructure_latent.py --stages summary   # mean +- sd over seeds, choice
+    python benchmarks/substructure_latent.py --candidate C --seed S --stages test  # once
 
 Stages
 ------
@@ -18,6 +21,12 @@ Stages
 validation jet the scores are measured on steers the training), ``max_seconds`` per call,
 ``last.pt`` / ``best.pt`` with the head in ``extra["aux_head"]``; an interrupted run continues
 when the command is repeated (``resume=True``). ``DONE.json`` records epochs and time.
+
+``summary``: every (candidate, score) over the seeds that have an ``eval.json``: mean and
+standard deviation, and the choice by the fixed rule (:data:`MIN_INV_JSD`); ``summary.json``.
+
+``test``: the same scores on the test sets (densities still fitted on val_qcd jets 0-4999),
+run once for the chosen candidate's seeds after the choice; ``test.json``.
 
 ``eval``: on ``val_qcd`` (10k jets) and ``val_{t,w,z}`` (2k each): the latent densities of the
 new model fitted on val_qcd jets 0-4999, val_qcd jets 5000-9999 the background; the bundled
@@ -52,14 +61,18 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "generated" / "anomaly_scores"
-RUN = REPO / "runs" / "substructure_latent"
+ROOT = REPO / "runs" / "substructure_latent"
+RUN = ROOT  # the run directory of the (candidate, seed) being worked on (set by main)
 SETS = {"train_qcd": "train_qcd_qcd_n50000_s301", "val_qcd": "val_qcd_qcd_n10000_s302",
         "val_t": "val_t_t_n2000_s303", "val_w": "val_w_w_n2000_s304",
-        "val_z": "val_z_z_n2000_s305"}
+        "val_z": "val_z_z_n2000_s305", "test_qcd": "test_qcd_qcd_n10000_s401",
+        "test_t": "test_t_t_n10000_s402", "test_w": "test_w_w_n10000_s403",
+        "test_z": "test_z_z_n10000_s404"}
 VAL_SETS = ("val_qcd", "val_t", "val_w", "val_z")
+TEST_SETS = ("test_qcd", "test_t", "test_w", "test_z")
 
 #: the bundled lgae-mix architecture (models/pretrained/lgae-mix.json) with tau_v = 3
-CONFIG: dict[str, Any] = {
+BASE_CONFIG: dict[str, Any] = {
     "architecture": "lgae", "num_particles": 30, "tau_v": 3, "aggregation": "mix",
     "encoder_channels": [3, 3, 4, 4], "decoder_channels": [4, 4, 3, 3], "maxdim": 2,
     "num_scalars": 0, "num_basis": 6, "mlp_hidden": 16, "p4_scale": 0.01,
@@ -67,6 +80,19 @@ CONFIG: dict[str, Any] = {
 }
 LOSS = "chamfer-dr"
 AUX_WEIGHT = 0.1
+
+#: the candidates (fixed before any of them was trained): name -> config overrides and
+#: auxiliary weight. ``aux``: the latent with the substructure head of the previous round;
+#: ``aux-time``: the same with the lab time direction as a reference vector (``references=
+#: ["time"]``: the score keeps rotations, not boosts), which gives the encoder the lab-frame
+#: energy sharing and decay orientation that full equivariance removes (worth ~0.04 AUC on
+#: two-prong jets in the supervised ceilings of ../shared/physics-notes.md).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "aux": {"config": {}, "aux_weight": AUX_WEIGHT},
+    "aux-time": {"config": {"references": ["time"]}, "aux_weight": AUX_WEIGHT},
+}
+CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
+CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "seed": 0}  # (set by main)
 #: fit keywords (fit's defaults batch 64 / lr 3e-3; 5,000-jet epochs as the bundled recipe)
 TRAIN = {"epochs": 200, "batch_size": 64, "lr": 3e-3, "patience": 8, "grad_clip": 1.0,
          "epoch_size": 5_000, "seed": 0, "scheduler": "plateau", "val_fraction": 0.1}
@@ -97,7 +123,7 @@ def _path(name: str) -> Path:
 def observables(name: str) -> dict[str, Any]:
     """Jet mass, tau21, tau32, D2 of every jet of a set (cached; ``anomaly_scores``)."""
     an = _load_sibling("anomaly_scores")
-    feat = RUN / "features"
+    feat = ROOT / "features"  # shared by every candidate and seed
     feat.mkdir(parents=True, exist_ok=True)
     return an.observables_of(_path(name), feat / f"observables_{name}.npz")
 
@@ -123,11 +149,11 @@ def stage_train(budget_min: float, threads: int) -> Path:
     train = to_tensors(jets, CONFIG["num_particles"])
     opts = dict(TRAIN)
     _log(f"train: {len(train)} QCD jets, budget {budget_min:.0f} min, {threads} torch threads, "
-         f"aux_weight {AUX_WEIGHT}")
+         f"aux_weight {CURRENT['aux_weight']}, seed {TRAIN['seed']}")
     t0 = time.perf_counter()
     res = fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
               max_seconds=budget_min * 60, progress=False, log=lambda m: _log(f"train: {m}"),
-              aux_targets=targets, aux_weight=AUX_WEIGHT,
+              aux_targets=targets, aux_weight=CURRENT["aux_weight"],
               extra_info={"data": SETS["train_qcd"], "script": "benchmarks/substructure_latent.py"},
               **opts)
     seconds = time.perf_counter() - t0
@@ -136,7 +162,7 @@ def stage_train(budget_min: float, threads: int) -> Path:
             "best_val_loss": res.best_val_loss, "stopped_early": res.stopped_early,
             "train_seconds_this_call": seconds, "epoch_seconds_total": secs_all,
             "torch_threads": threads, "options": opts, "loss": LOSS,
-            "aux_weight": AUX_WEIGHT, "config": CONFIG,
+            "aux_weight": CURRENT["aux_weight"], "config": CONFIG,
             "last_train_aux_loss": res.history[-1].get("train_aux_loss")}
     _log(f"train: {res.epochs_run} epochs, best val {res.best_val_loss:.5g} "
          f"(epoch {res.best_epoch + 1}), {secs_all / 60:.1f} min of epochs")
@@ -154,17 +180,21 @@ def _jets(name: str) -> Any:
     return read_nanoaod(_path(name), flat=True, progress=False)
 
 
-def model_sets(model: Any, tag: str) -> dict[str, dict[str, Any]]:
-    """Per validation set ("qcd", "t", "w", "z"): observables merged with the model's
-    reconstruction scores and latent columns (``anomaly_scores.model_features``, cached)."""
+def model_sets(model: Any, tag: str, names: tuple[str, ...] = VAL_SETS
+               ) -> dict[str, dict[str, Any]]:
+    """Per set of ``names`` ("qcd", "t", "w", "z"): observables merged with the model's
+    reconstruction scores and latent columns (``anomaly_scores.model_features``, cached; the
+    bundled model's features under the shared ``features`` folder)."""
     import numpy as np
 
     an = _load_sibling("anomaly_scores")
+    feat = (ROOT if tag == "bundled" else RUN) / "features"
+    feat.mkdir(parents=True, exist_ok=True)
     out = {}
-    for s in VAL_SETS:
+    for s in names:
         d = dict(observables(s))
         if model is not None:
-            d.update(an.model_features(model, _path(s), RUN / "features" / f"{tag}_{s}.npz"))
+            d.update(an.model_features(model, _path(s), feat / f"{tag}_{s}.npz"))
         out[s.split("_", 1)[1]] = {k: np.asarray(v) for k, v in d.items()}
     return out
 
@@ -175,7 +205,7 @@ def bundled_default(s: str) -> Any:
 
     import lgae_hep
 
-    cache = RUN / "features" / f"bundled_default_{s}.npy"
+    cache = ROOT / "features" / f"bundled_default_{s}.npy"
     if cache.exists():
         return np.load(cache)
     sc = np.asarray(lgae_hep.score(_jets(s), "lgae-mix", progress=False), dtype=np.float64)
@@ -239,73 +269,154 @@ def head_columns(head: Any, d: dict[str, Any]) -> dict[str, Any]:
     return {"pred_tau21": y[:, 1], "pred_tau32": y[:, 2], "pred_log_d2": y[:, 3]}
 
 
-def stage_eval(threads: int) -> None:
-    import numpy as np
+#: the scores of a candidate (fixed before looking): its latent densities (gram invariants;
+#: unconditional and given the mass), its reconstruction error, the QCD density of its head's
+#: predicted substructure given the mass, and one density of both (gram invariants and the
+#: head's three predictions, given the mass)
+NEW_SCORES = ("latent-density [gram]", "latent-density-given-mass [gram]", "chamfer-dr",
+              "aux-head prediction latent-density-given-mass",
+              "latent and head latent-density-given-mass")
+YARDSTICKS = ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)")
+
+
+def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
+    """Every score of the candidate (and the yardsticks, the bundled default) on the validation
+    sets (``kind="val"``: val_qcd jets 5000-9999 the background) or, once, on the test sets
+    (``"test"``: test_qcd the background); densities always fitted on val_qcd jets 0-4999."""
     import torch
 
+    from lgae_hep.checkpoint import load_checkpoint
+    from lgae_hep.density import fit_latent_density
+    from lgae_hep.objectives import AuxHead
     from lgae_hep.zoo import load_model
 
     torch.set_num_threads(threads)
     an = _load_sibling("anomaly_scores")
     best = RUN / "model" / "best.pt"
-    rows: dict[str, dict[str, float]] = {}
-    # the new model: its densities on its latent, fitted on val_qcd jets 0-4999
-    sets = model_sets(load_model(best), "aux")
-    fit_qcd, bkg, sig = an._split_qcd(sets, "val")
+    model = load_model(best)
+    head = AuxHead.from_state(load_checkpoint(best)["extra"]["aux_head"]).eval()
+    val = model_sets(model, "aux")
+    fit_qcd, bkg, sig = an._split_qcd(val, "val")
+    if kind == "test":
+        _, bkg, sig = an._split_qcd(model_sets(model, "aux", TEST_SETS), "test")
     dens = an.fit_densities(fit_qcd)
     sb = an.scores_of(bkg, dens, True)
     ss = {k: an.scores_of(v, dens, True) for k, v in sig.items()}
-    for f in ("latent-density [gram]", "latent-density-given-mass [gram]",
-              "latent-density-joint [gram]", "latent-density-given-mass [norms]", "chamfer-dr"):
+    rows: dict[str, dict[str, float]] = {}
+    for f in NEW_SCORES[:3]:
         rows[f"new: {f}"] = _summary(an.measure(bkg, sb[f], {k: v[f] for k, v in ss.items()}))
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
-    # true jet mass: the same GMM (8 components) as every density here
-    from lgae_hep.checkpoint import load_checkpoint
-    from lgae_hep.density import fit_latent_density
-    from lgae_hep.objectives import AuxHead
+    # true jet mass, alone and beside the gram invariants: the same GMM (8 components)
+    gram = list(an._features(fit_qcd, "gram"))
 
-    head = AuxHead.from_state(load_checkpoint(best)["extra"]["aux_head"]).eval()
+    def both(d: dict[str, Any]) -> dict[str, Any]:
+        return {**an._features(d, "gram"), **head_columns(head, d)}
+
     hd = fit_latent_density(head_columns(head, fit_qcd), list(HEAD_FEATURES), fit_qcd["mass"],
                             n_components=N_COMPONENTS)
+    bd = fit_latent_density(both(fit_qcd), gram + list(HEAD_FEATURES), fit_qcd["mass"],
+                            n_components=N_COMPONENTS)
+    metric = "latent-density-given-mass"
+    for name, dn, cols in ((NEW_SCORES[3], hd, lambda d: head_columns(head, d)),
+                           (NEW_SCORES[4], bd, both)):
+        def score(d: dict[str, Any], dn: Any = dn, cols: Any = cols) -> Any:
+            return dn.score(dn.transform(cols(d), d["mass"]), metric)
 
-    def head_score(d: dict[str, Any], metric: str) -> Any:
-        return hd.score(hd.transform(head_columns(head, d), d["mass"]), metric)
-
-    for metric in ("latent-density-given-mass", "latent-density-joint"):
-        rows[f"new: aux-head prediction {metric}"] = _summary(an.measure(
-            bkg, head_score(bkg, metric), {k: head_score(v, metric) for k, v in sig.items()}))
+        rows[f"new: {name}"] = _summary(an.measure(bkg, score(bkg),
+                                                   {k: score(v) for k, v in sig.items()}))
     # the bundled default score and the yardsticks, same jets
     yb = an.scores_of(bkg, dens, False)
     ys = {k: an.scores_of(v, dens, False) for k, v in sig.items()}
-    bd = {s.split("_", 1)[1]: bundled_default(s) for s in VAL_SETS}
+    names = VAL_SETS if kind == "val" else TEST_SETS
+    bdef = {s.split("_", 1)[1]: bundled_default(s) for s in names}
+    qb = bdef["qcd"][N_FIT:] if kind == "val" else bdef["qcd"]
     rows["bundled lgae-mix default score"] = _summary(an.measure(
-        bkg, bd["qcd"][N_FIT:], {k: bd[v] for k, v in an.SIGNALS.items()}))
-    for f in ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)"):
+        bkg, qb, {k: bdef[v] for k, v in an.SIGNALS.items()}))
+    for f in YARDSTICKS:
         rows[f] = _summary(an.measure(bkg, yb[f], {k: v[f] for k, v in ys.items()}))
-    bundled_sets = model_sets(load_model("lgae-mix"), "bundled")
+    result: dict[str, Any] = {"scores": rows, "candidate": CURRENT["name"],
+                              "seed": CURRENT["seed"], "kind": kind}
+    if kind == "val":
+        result["probes"] = _probes(val, head, bkg)
+    train_info = {}
+    for fname in ("DONE.json", "PROGRESS.json"):
+        if (RUN / "model" / fname).exists():
+            train_info = json.loads((RUN / "model" / fname).read_text())
+    result["train"] = train_info
+    result["split"] = (f"densities and probes fitted on val_qcd jets 0-{N_FIT - 1}; background "
+                       + (f"val_qcd jets {N_FIT}-9999, signals val_t/W/Z (2000 each)"
+                          if kind == "val" else "test_qcd (10000), signals test_t/W/Z (10000 "
+                          "each)"))
+    (RUN / f"{'eval' if kind == 'val' else 'test'}.json").write_text(
+        json.dumps(result, indent=1, default=float))
+    print(table(result))
+    return result
+
+
+def _probes(sets: dict[str, Any], head: Any, bkg: dict[str, Any]) -> dict[str, Any]:
+    """R^2 of the latent probes (new and bundled model) and of the head itself."""
+    import numpy as np
     from sklearn.metrics import r2_score
 
     from lgae_hep.objectives import substructure_targets
+    from lgae_hep.zoo import load_model
 
+    bundled_sets = model_sets(load_model("lgae-mix"), "bundled")
     yq, pq = substructure_targets(bkg), head_predictions(head, bkg)
     head_r2: dict[str, Any] = {"n_features": int(pq.shape[1])}
     for j, name in enumerate(PROBE_TARGETS):
         ok = np.isfinite(yq[:, j]) & np.isfinite(pq[:, j])
         head_r2[name] = float(r2_score(yq[ok, j], pq[ok, j]))
-    probe = {"new: the aux head itself (trained on train_qcd)": head_r2,
-             "new (gram)": probes(sets, "gram"), "new (norms)": probes(sets, "norms"),
-             "bundled lgae-mix (gram)": probes(bundled_sets, "gram"),
-             "bundled lgae-mix (norms)": probes(bundled_sets, "norms")}
-    train_info = {}
-    for fname in ("DONE.json", "PROGRESS.json"):
-        if (RUN / "model" / fname).exists():
-            train_info = json.loads((RUN / "model" / fname).read_text())
-    result = {"scores": rows, "probes": probe, "train": train_info,
-              "split": f"densities and probes fitted on val_qcd jets 0-{N_FIT - 1}, background "
-                       f"val_qcd jets {N_FIT}-9999; signals val_t/W/Z (2000 each)",
-              "seed": TRAIN["seed"]}
-    (RUN / "eval.json").write_text(json.dumps(result, indent=1, default=float))
-    print(table(result))
+    return {"new: the aux head itself (trained on train_qcd)": head_r2,
+            "new (gram)": probes(sets, "gram"), "new (norms)": probes(sets, "norms"),
+            "bundled lgae-mix (gram)": probes(bundled_sets, "gram"),
+            "bundled lgae-mix (norms)": probes(bundled_sets, "norms")}
+
+
+#: the choice rule (fixed before looking, as anomaly_scores' select stage): among the
+#: candidates' LGAE scores (rows "new: ..."), the highest mean combined validation AUC over
+#: the seeds, among those whose mean 1/JSD at eps_b = 0.1 is >= MIN_INV_JSD
+MIN_INV_JSD = 5.0
+
+
+def stage_summary() -> dict[str, Any]:
+    """Mean and spread over the seeds of every (candidate, score) on validation, and the
+    choice; ``summary.json``."""
+    import numpy as np
+
+    per: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for f in sorted(ROOT.glob("*-s*/eval.json")):
+        r = json.loads(f.read_text())
+        for name, row in r["scores"].items():
+            key = name if not name.startswith("new: ") else f"{r['candidate']}: {name[5:]}"
+            per.setdefault(key, {}).setdefault(str(r["seed"]), []).append(row)
+    stats: dict[str, dict[str, Any]] = {}
+    for key, seeds in per.items():
+        rows = [v[0] for v in seeds.values()]
+        stats[key] = {"seeds": sorted(seeds), "n": len(rows)}
+        for col in ("t", "W", "Z", "combined", "eps_s@0.1", "inv_jsd@0.1"):
+            vals = np.array([r[col] for r in rows], dtype=float)
+            stats[key][col] = float(vals.mean())
+            stats[key][f"{col}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+    lgae = {k: v for k, v in stats.items()
+            if k.split(":")[0] in CANDIDATES and v["inv_jsd@0.1"] >= MIN_INV_JSD}
+    choice = max(lgae, key=lambda k: lgae[k]["combined"]) if lgae else None
+    out = {"stats": stats, "choice": choice,
+           "rule": f"highest mean combined validation AUC among the candidates' scores with "
+                   f"mean 1/JSD@0.1 >= {MIN_INV_JSD}"}
+    (ROOT / "summary.json").write_text(json.dumps(out, indent=1))
+    lines = ["| score (validation, mean +- sd over seeds) | seeds | t | W | Z | comb | "
+             "eps_s@0.1 | 1/JSD@0.1 |", "|---|---|---|---|---|---|---|---|"]
+    for key, v in stats.items():
+        cells = []
+        for col in ("t", "W", "Z", "combined", "eps_s@0.1", "inv_jsd@0.1"):
+            sd = v[f"{col}_std"]
+            fmt = ".1f" if col == "inv_jsd@0.1" else ".3f"
+            cells.append(f"{v[col]:{fmt}}" + ("" if sd is None else f" +- {sd:{fmt}}"))
+        lines.append(f"| {key} | {v['n']} | " + " | ".join(cells) + " |")
+    lines.append(f"\nchoice: {choice} ({out['rule']})")
+    print("\n".join(lines))
+    return out
 
 
 def table(result: dict[str, Any]) -> str:
@@ -316,6 +427,8 @@ def table(result: dict[str, Any]) -> str:
                 r["spearman_mass"]]
         lines.append(f"| {name} | " + " | ".join(
             "-" if v is None else f"{v:.3f}" for v in vals) + " |")
+    if "probes" not in result:
+        return "\n".join(lines)
     lines += ["", "| latent probe R^2 (val QCD) | features | " + " | ".join(PROBE_TARGETS)
               + " |", "|---|---|" + "---|" * len(PROBE_TARGETS)]
     for name, r in result["probes"].items():
@@ -327,18 +440,30 @@ def table(result: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stages", nargs="+", default=["train", "eval"], choices=["train", "eval"])
+    ap.add_argument("--stages", nargs="+", default=["train", "eval"],
+                    choices=["train", "eval", "summary", "test"])
+    ap.add_argument("--candidate", default="aux", choices=list(CANDIDATES))
+    ap.add_argument("--seed", type=int, default=0, help="training seed of the candidate")
     ap.add_argument("--budget-min", type=float, default=30.0,
                     help="training wall-clock budget of this call (minutes)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--run-dir", type=Path, default=RUN, help="where the stages cache")
+    ap.add_argument("--run-dir", type=Path, default=ROOT, help="where the stages cache")
     args = ap.parse_args(argv)
-    globals()["RUN"] = args.run_dir
+    cand = CANDIDATES[args.candidate]
+    globals()["ROOT"] = args.run_dir
+    globals()["RUN"] = args.run_dir / f"{args.candidate}-s{args.seed}"
+    globals()["CONFIG"] = {**BASE_CONFIG, **cand["config"]}
+    CURRENT.update(name=args.candidate, aux_weight=cand["aux_weight"], seed=args.seed)
+    TRAIN["seed"] = args.seed
     RUN.mkdir(parents=True, exist_ok=True)
     if "train" in args.stages:
         stage_train(args.budget_min, args.threads)
     if "eval" in args.stages:
-        stage_eval(args.threads)
+        stage_eval(args.threads, "val")
+    if "summary" in args.stages:
+        stage_summary()
+    if "test" in args.stages:  # looked at once, for the chosen candidate's seeds
+        stage_eval(args.threads, "test")
     return 0
 
 
