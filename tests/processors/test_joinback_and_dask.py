@@ -196,8 +196,11 @@ def test_training_domain_counted_and_warned(env):
     # the synthetic jets have pT of a few hundred GeV at most: far below 400 GeV
     pt = res.output["Top"]["columns"]["pt"].value
     assert c["jets_outside_domain"] == int(np.sum(pt < 400.0)) > 0
-    with pytest.warns(OutsideTrainingDomainWarning, match="'Jet' collection"):
+    # AK4 jets for an AK8 domain: refused unless forced, then warned (issue 23.7)
+    with pytest.raises(ValueError, match="R = 0.4.*--force"):
         LGAEProcessor(env["model"], jets="Jet", training_domain=domain)
+    with pytest.warns(OutsideTrainingDomainWarning, match="'Jet' collection"):
+        LGAEProcessor(env["model"], jets="Jet", training_domain=domain, force=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutsideTrainingDomainWarning)
         LGAEProcessor(env["model"])  # a model without a card has no domain: no warning
