@@ -26,7 +26,8 @@ import uproot
 
 from .vectors import MOMENTUM_FIELDS, cartesian_components, pt_eta_phi_mass
 
-__all__ = ["METADATA_KEY", "PFNANO_LAYOUT", "open_root", "read_metadata", "write_pfnano"]
+__all__ = ["METADATA_KEY", "PFNANO_LAYOUT", "PFNanoWriter", "open_root", "read_metadata",
+           "write_pfnano"]
 
 #: Name of the JSON string object that :func:`write_pfnano` stores next to the tree.
 METADATA_KEY = "lgae_hep_metadata"
@@ -124,15 +125,30 @@ def write_pfnano(
     ``FatJetPFCands`` is jet-ordered with ``pFCandsIdx = 0..n-1``, which is what coffea's
     ``FatJet.constituents`` (through ``FatJet_nConstituents``) requires.
     """
-    path = Path(path)
+    with PFNanoWriter(path, tree=tree, collection=collection, float_dtype=float_dtype,
+                      step_size=step_size, compression=compression,
+                      sort_by_pt=sort_by_pt) as writer:
+        writer.write(jets, jet_fields=jet_fields, event_fields=event_fields)
+        writer.metadata = metadata
+    return Path(path)
+
+
+def _pfnano_chunks(
+    jets: ak.Array,
+    jet_fields: Mapping[str, Any] | None,
+    event_fields: Mapping[str, Any] | None,
+    collection: str,
+    float_dtype: Any,
+    sort_by_pt: bool,
+) -> tuple[int, Any]:
+    """The number of events and ``chunk(start, stop)``: the branches (uproot ``extend`` dict)
+    of events ``start:stop`` (see :func:`write_pfnano`)."""
     jets = ak.Array(jets)
     if jets.ndim != 3 or not ak.fields(jets):
         raise ValueError(
             "write_pfnano expects jets as an [event][jet][particle] array of Lorentz-vector "
             f"records, got type {jets.type}"
         )
-    if step_size < 1:
-        raise ValueError(f"step_size must be >= 1, got {step_size}")
     n_events = len(jets)
     if sort_by_pt:
         energy, px, py, pz = cartesian_components(jets)
@@ -259,18 +275,72 @@ def write_pfnano(
         )
         return out
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compression = uproot.LZ4(1) if compression is None else compression
-    with uproot.recreate(path, compression=compression) as file:
-        first = chunk(0, min(step_size, n_events))
-        ttree = file.mktree(tree, {k: _branch_type(v) for k, v in first.items()})
+    return n_events, chunk
+
+
+class PFNanoWriter:
+    """Writes the PFNano layout of :func:`write_pfnano` chunk by chunk: each :meth:`write`
+    appends ``[event][jet][particle]`` jets (and their jet / event fields) to one TTree, so a
+    file can be written from a stream without holding it in memory. The branches are created
+    by the first :meth:`write` (later chunks must have the same fields and types); closing
+    (``with`` block or :meth:`close`) writes :attr:`metadata` (if set) and the file. Arguments
+    as for :func:`write_pfnano`."""
+
+    def __init__(self, path: str | Path, *, tree: str = "Events", collection: str = "FatJet",
+                 float_dtype: Any = np.float32, step_size: int = 100_000,
+                 compression: Any = None, sort_by_pt: bool = True) -> None:
+        if step_size < 1:
+            raise ValueError(f"step_size must be >= 1, got {step_size}")
+        self.path = Path(path)
+        self.tree_name, self.collection = tree, collection
+        self.float_dtype, self.step_size, self.sort_by_pt = float_dtype, step_size, sort_by_pt
+        self.metadata: Mapping[str, Any] | None = None
+        self.compression = uproot.LZ4(1) if compression is None else compression
+        self.file: Any = None  # opened by the first write, after its input is checked
+        self.ttree: Any = None
+        self.closed = False
+
+    def _open(self) -> Any:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = uproot.recreate(self.path, compression=self.compression)
+        return self.file
+
+    def write(self, jets: ak.Array, *, jet_fields: Mapping[str, Any] | None = None,
+              event_fields: Mapping[str, Any] | None = None) -> None:
+        """Append ``[event][jet][particle]`` jets (``ValueError`` as for :func:`write_pfnano`)."""
+        n_events, chunk = _pfnano_chunks(jets, jet_fields, event_fields, self.collection,
+                                         self.float_dtype, self.sort_by_pt)
+        first = chunk(0, min(self.step_size, n_events))
+        if self.ttree is None:
+            self.ttree = self._open().mktree(self.tree_name,
+                                          {k: _branch_type(v) for k, v in first.items()})
         if n_events:
-            ttree.extend(first)
-        for start in range(step_size, n_events, step_size):
-            ttree.extend(chunk(start, min(start + step_size, n_events)))
-        if metadata is not None:
-            file[METADATA_KEY] = json.dumps(dict(metadata), sort_keys=True, default=str)
-    return path
+            self.ttree.extend(first)
+        for start in range(self.step_size, n_events, self.step_size):
+            self.ttree.extend(chunk(start, min(start + self.step_size, n_events)))
+
+    def close(self) -> None:
+        """Write the metadata string and close the file (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        file = self._open()
+        try:
+            if self.metadata is not None:
+                file[METADATA_KEY] = json.dumps(dict(self.metadata), sort_keys=True,
+                                                default=str)
+        finally:
+            file.close()
+
+    def __enter__(self) -> PFNanoWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None and self.file is None:
+            self.closed = True  # the first write failed its checks: no file is created
+            return
+        self.close()
 
 
 def _branch_type(values: Any) -> Any:
