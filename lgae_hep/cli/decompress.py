@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 
 from lgae_hep.cli._common import add_device, add_quiet, check_device, check_output_file
 
@@ -31,9 +33,16 @@ def main(args: argparse.Namespace) -> int:
     check_device(args.device)
     parse_compression(args.compression)
     out = check_output_file(args.output, args.overwrite)
-    summary = decompress_file(args.input, out, args.model, batch_size=args.batch_size,
-                              device=args.device, progress=not args.quiet,
-                              compression=args.compression)
+    from lgae_hep.compression.physical import UnphysicalOutputWarning
+
+    with warnings.catch_warnings():
+        # said once below, as one line, even with --quiet: the jets are not fit for physics
+        warnings.simplefilter("ignore", UnphysicalOutputWarning)
+        summary = decompress_file(args.input, out, args.model, batch_size=args.batch_size,
+                                  device=args.device, progress=not args.quiet,
+                                  compression=args.compression)
     print(f"{summary['n_jets']} jets in {summary['n_events']} events -> {summary['output']} "
           f"({summary['bytes']} bytes)")
+    if summary.get("warning"):
+        print(f"warning: {summary['warning']}", file=sys.stderr)
     return 0

@@ -38,12 +38,19 @@ and come back exactly. One :class:`~lgae_hep.inference.InvalidJetWarning` counts
 
 Decompressed particles
 ----------------------
-The decoder's output 4-vectors are not constrained to be physical (for the bundled models
-about 40 % of them are spacelike and ~1 % have E < 0). The PFNano layout stores
-``pt, eta, phi, mass`` of physical particles, so :func:`decompress` (``physical=True``, the
-default, and what files hold) keeps each output's 3-momentum and sets ``mass = max(m, 0)``
-(spacelike outputs become massless; ``E`` is recomputed from ``|p|`` and the mass).
-``physical=False`` returns the network's 4-vectors as they are (``px, py, pz, E``).
+The decoder's output 4-vectors are not constrained to be physical (for the bundled
+``lgae-mix`` about half of them are spacelike and a quarter have E < 0). The PFNano layout
+stores ``pt, eta, phi, mass`` of physical particles, so :func:`decompress` (``physical=True``,
+the default, and what files hold) repairs every jet with an output outside the light cone
+**keeping the jet's decoded 4-momentum** (:func:`~.physical.make_physical`: the unphysical
+outputs become massless, the energy balance is taken from the other particles, in the lab when
+their 3-momenta can stay, else in the jet's rest frame): the jet 4-momentum and mass read from
+a decompressed file are those of :func:`lgae_hep.reconstruct`. A jet whose decoded 4-momentum
+is itself not timelike cannot be split into physical particles and is counted apart. Repairs
+are never silent: one :class:`~.physical.UnphysicalOutputWarning` (the CLI prints it as one
+line) and the counts in the decompressed file's metadata (``physical``) and per jet
+(``<collection>_lgaeRepair``). ``physical=False`` returns the network's 4-vectors as they are
+(``px, py, pz, E``).
 
 Models
 ------
@@ -58,7 +65,9 @@ Modules
   entropy coding (:func:`parse_compression`);
 * :mod:`.jets`: :class:`CompressedJets`, :func:`compress` / :func:`decompress` in memory (the
   scoring engine :mod:`lgae_hep.inference` encodes and decodes) and the model checks;
-* :mod:`.fileformat`: the compressed ROOT file, :func:`write_compressed` / :func:`read_compressed`;
+* :mod:`.physical`: the repair of unphysical decoder outputs (:func:`~.physical.make_physical`);
+* :mod:`.fileformat`: the compressed ROOT file, :func:`write_compressed` / :func:`read_compressed`
+  (:class:`~.fileformat.CompressedFileReader` reads it in chunks);
 * :mod:`.driver`: :func:`compress_files` / :func:`decompress_file` over NanoAOD/PFNano files.
 """
 
@@ -72,7 +81,14 @@ from .codec import (
     truncate_mantissa,
 )
 from .driver import compress_files, decompress_file
-from .fileformat import EVENT_KEYS, METADATA_KEY, TREE, read_compressed, write_compressed
+from .fileformat import (
+    EVENT_KEYS,
+    METADATA_KEY,
+    TREE,
+    CompressedFileReader,
+    read_compressed,
+    write_compressed,
+)
 from .jets import (
     DEFAULT_BATCH_SIZE,
     FORMAT,
@@ -84,6 +100,7 @@ from .jets import (
     file_sha256,
     model_checksum,
 )
+from .physical import REPAIR_NAMES, UnphysicalOutputWarning, make_physical
 
 __all__ = [
     "COMPRESSIONS",
@@ -94,14 +111,18 @@ __all__ = [
     "FORMAT_VERSION",
     "LATENT_DTYPES",
     "METADATA_KEY",
+    "REPAIR_NAMES",
     "STATUS_NAMES",
     "TREE",
+    "CompressedFileReader",
     "CompressedJets",
+    "UnphysicalOutputWarning",
     "compress",
     "compress_files",
     "decompress",
     "decompress_file",
     "file_sha256",
+    "make_physical",
     "model_checksum",
     "parse_compression",
     "read_compressed",

@@ -23,26 +23,32 @@ from lgae_hep.data import (
     check_input_files,
     constituents_from_events,
     resolve_puppi,
-    write_pfnano,
 )
+from lgae_hep.data.pfnano import PFNanoWriter
 from lgae_hep.data.tensors import flatten_outer, restore_outer
 
 from .codec import DEFAULT_COMPRESSION, check_precision, parse_compression
-from .fileformat import EVENT_KEYS, CompressedFileWriter, read_compressed
+from .fileformat import EVENT_KEYS, CompressedFileReader, CompressedFileWriter
 from .jets import (
     DEFAULT_BATCH_SIZE,
     CompressedJets,
     check_batch_size,
     check_on_invalid,
-    decompress,
+    decode_jets,
     encode_jets,
+    flatten_records,
     metadata,
+    model_for,
     model_info,
     records,
     warn_raw,
 )
+from .physical import REPAIR_NAMES, merge_counts, warn_repaired
 
-__all__ = ["compress_files", "decompress_file"]
+__all__ = ["DEFAULT_DECOMPRESS_STEP", "compress_files", "decompress_file"]
+
+#: Events per chunk of :func:`decompress_file`.
+DEFAULT_DECOMPRESS_STEP = 10_000
 
 _EVENT_KEYS_REASON = "compressed files carry run, luminosityBlock and event"
 
@@ -220,15 +226,24 @@ def decompress_file(
     device: Any = None,
     progress: bool | None = None,
     compression: str | None = "lz4:1",
+    step_size: int | str = DEFAULT_DECOMPRESS_STEP,
 ) -> dict[str, Any]:
     """Rebuild particle-level jets from a compressed file into a PFNano-layout ROOT file.
 
     The output has every event of the compressed file with its ``run``, ``luminosityBlock``,
     ``event``; the jet collection with its stored fields exactly as they were (``pt, eta, phi,
-    mass``, ...), ``lgaeIdx`` (the original index), ``lgaeStatus`` and ``lgaeNOrig``; and the
-    decompressed constituents as ``<collection>PFCands`` / ``PFCands`` (decoded particles:
-    ``mass = max(m, 0)``, ``charge = pdgId = 0``; jets kept raw: their stored constituents), so
-    :func:`lgae_hep.read_nanoaod` and coffea's ``PFNanoAODSchema`` read it like any PFNano file.
+    mass``, ...), ``lgaeIdx`` (the original index), ``lgaeStatus``, ``lgaeNOrig`` and
+    ``lgaeRepair`` (:data:`~lgae_hep.compression.physical.REPAIR_NAMES`); and the decompressed
+    constituents as ``<collection>PFCands`` / ``PFCands``, so :func:`lgae_hep.read_nanoaod` and
+    coffea's ``PFNanoAODSchema`` read it like any PFNano file. Decoded particles are physical
+    (``E >= |p|``, ``charge = pdgId = 0``) and sum to the decoder's jet 4-momentum, that of
+    :func:`lgae_hep.reconstruct` (decoder outputs outside the light cone are repaired,
+    :mod:`lgae_hep.compression.physical`: counted in the output's metadata ``physical`` and in
+    one :class:`~lgae_hep.compression.physical.UnphysicalOutputWarning`); jets kept raw: their
+    stored constituents.
+
+    The file is read and written in chunks of ``step_size`` events (memory bounded by the
+    chunk, not the file). On an error no output file is left behind.
 
     Parameters
     ----------
@@ -240,31 +255,75 @@ def decompress_file(
         ``None``: the model recorded in the file; another model (checksum) is an error.
     compression : str
         Compression of the output (default ``"lz4:1"``, fast to read, as the generator writes).
+    step_size : int or str
+        Events (or a size such as ``"50 MB"``) per chunk.
 
     Returns
     -------
     dict
-        ``output``, ``n_events``, ``n_jets``, ``bytes``.
+        ``output``, ``n_events``, ``n_jets``, ``bytes``, ``physical`` (the repair counts) and
+        ``warning`` (the text of the warning, or None).
+
+    Raises
+    ------
+    ValueError
+        Not a compressed file, a corrupt or truncated one, non-finite latents, another model
+        than the one that compressed: the message names the file.
     """
-    c = read_compressed(path)
-    meta = c.metadata
+    check_batch_size(batch_size)
     output = Path(output)
     if output.resolve() == Path(path).resolve():
         raise ValueError(f"output {output} is the compressed input")
-    particles = decompress(c, model, batch_size=batch_size, device=device, progress=progress)
-    coll = str(meta.get("collection", "FatJet"))
-    jets = c.jets
-    jet_fields: dict[str, Any] = {f: jets[f"jet_{f}"] for f in meta.get("jet_fields", [])}
-    jet_fields.update(lgaeIdx=ak.values_astype(jets["index"], np.int32),
-                      lgaeStatus=jets["status"],
-                      lgaeNOrig=ak.values_astype(jets["n_orig"], np.int32))
-    events = dict(c.events or {})
-    out_meta = {"decompressed_from": str(path), "compression": {
-        k: meta.get(k) for k in ("model", "latent_dtype", "mantissa_bits", "inputs",
-                                 "status_counts", "num_particles")},
-        "lgae_hep_version": __version__}
-    write_pfnano(output, particles, jet_fields=jet_fields, event_fields=events,
-                 metadata=out_meta, collection=coll,
-                 compression=parse_compression(compression), sort_by_pt=False)
-    return {"output": str(output), "n_events": len(jets), "n_jets": int(ak.sum(ak.num(jets))),
-            "bytes": output.stat().st_size}
+    comp = parse_compression(compression)
+    with CompressedFileReader(path) as reader:
+        meta = reader.metadata
+        try:
+            module = model_for(meta, model, device)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        coll = reader.collection
+        writer = PFNanoWriter(output, collection=coll, compression=comp, sort_by_pt=False)
+        counts: dict[str, int] | None = None
+        n_events = n_jets = 0
+        bar = tqdm(total=reader.num_entries, desc="lgae-hep decompress", unit="evt",
+                   disable=None if progress is None else not progress)
+        ok = False
+        try:
+            for c in reader.chunks(step_size):
+                flat, structure = flatten_records(c.jets)
+                try:
+                    parts, repair, cnt = decode_jets(flat, meta, module, physical=True,
+                                                     batch_size=batch_size)
+                except ValueError as err:
+                    raise ValueError(f"{path}: {err}") from None
+                counts = merge_counts(counts, cnt)
+                jets = c.jets
+                jet_fields: dict[str, Any] = {f: jets[f"jet_{f}"]
+                                              for f in meta.get("jet_fields", [])}
+                jet_fields.update(lgaeIdx=ak.values_astype(jets["index"], np.int32),
+                                  lgaeStatus=jets["status"],
+                                  lgaeNOrig=ak.values_astype(jets["n_orig"], np.int32),
+                                  lgaeRepair=restore_outer(ak.Array(repair), structure))
+                writer.write(restore_outer(parts, structure), jet_fields=jet_fields,
+                             event_fields=dict(c.events or {}))
+                n_events += len(jets)
+                n_jets += len(flat)
+                bar.update(len(jets))
+            ok = True
+        finally:
+            bar.close()
+            counts = counts or {}
+            writer.metadata = {
+                "decompressed_from": str(path), "lgae_hep_version": __version__,
+                "compression": {k: meta.get(k) for k in (
+                    "model", "latent_dtype", "mantissa_bits", "inputs", "status_counts",
+                    "num_particles")},
+                "physical": {**counts, "repair_names": {str(k): v
+                                                        for k, v in REPAIR_NAMES.items()},
+                             "fit_for_physics": not counts.get("unphysical_particles", 0)}}
+            writer.close()
+            if not ok:
+                output.unlink(missing_ok=True)
+    text = warn_repaired("lgae-hep decompress", counts, stacklevel=2)
+    return {"output": str(output), "n_events": n_events, "n_jets": n_jets,
+            "bytes": output.stat().st_size, "physical": counts, "warning": text}

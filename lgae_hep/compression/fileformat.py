@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from lgae_hep.data.pfnano import open_root
 from .codec import DEFAULT_COMPRESSION, layout_width, parse_compression
 from .jets import RAW_FIELDS, CompressedJets, check_meta, flatten_records, is_raw, records
 
-__all__ = ["EVENT_KEYS", "METADATA_KEY", "TREE", "CompressedFileWriter", "read_compressed",
-           "write_compressed"]
+__all__ = ["EVENT_KEYS", "METADATA_KEY", "TREE", "CompressedFileReader", "CompressedFileWriter",
+           "read_compressed", "write_compressed"]
 
 #: Name of the JSON metadata string in compressed files.
 METADATA_KEY = "lgae_hep_compression"
@@ -144,36 +144,49 @@ def write_compressed(c: CompressedJets, path: str | Path, *, collection: str = "
     return path
 
 
-def read_compressed(path: str | Path) -> CompressedJets:
-    """Read a compressed ROOT file (:func:`compress_files`) into :class:`CompressedJets`.
+class CompressedFileReader:
+    """A compressed ROOT file (:func:`compress_files`), opened and checked once (metadata,
+    branches, latent types), read as :class:`CompressedJets` whole (:meth:`read`) or in chunks
+    of events (:meth:`chunks`, uproot's ``iterate``: memory bounded by the chunk, not the file).
 
-    Raises
-    ------
-    ValueError
-        Not a compressed file (no or foreign metadata), a newer format, missing or corrupt
-        branches (a latent branch missing or of the wrong type, inconsistent counts).
-    FileNotFoundError
-        A missing file.
+    Every error names the file: ``ValueError`` for a file that is not compressed data (no or
+    foreign metadata), a newer format, missing, mistyped or corrupt branches and damaged
+    baskets; ``FileNotFoundError`` for a missing file. Use as a context manager (or
+    :meth:`close`).
     """
-    path = Path(path)
-    with open_root(path) as f:
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path = Path(path)
+        self.file = f = open_root(path)
+        try:
+            self._check()
+        except BaseException:
+            f.close()
+            raise
+
+    def _check(self) -> None:
+        f, path = self.file, self.path
         if METADATA_KEY not in f:
             raise ValueError(f"{path} is not an lgae-hep compressed file (no {METADATA_KEY!r} "
                              "metadata; compress files with `lgae-hep compress`)")
         try:
             meta = json.loads(str(f[METADATA_KEY]))
-        except ValueError as err:
+        except Exception as err:  # noqa: BLE001 - bad JSON or an unreadable string object
             raise ValueError(f"{path}: corrupt compression metadata ({err})") from None
         meta = check_meta(meta, str(path))
         if not meta.get("complete", True):
             raise ValueError(f"{path}: compression did not finish (the file is incomplete)")
         if TREE not in f:
             raise ValueError(f"{path}: tree {TREE!r} missing (corrupt compressed file)")
-        t = f[TREE]
+        try:
+            t = f[TREE]
+            keys = set(t.keys())
+        except Exception as err:  # noqa: BLE001 - a truncated file fails here in many ways
+            raise ValueError(f"{path}: cannot read tree {TREE!r} ({type(err).__name__}: {err});"
+                             " the file is corrupt or truncated") from None
         coll = str(meta.get("collection", "FatJet"))
         width = int(meta.get("latent_width", layout_width(meta["latent_layout"])))
         want_dtype = np.dtype(np.uint16 if meta["latent_dtype"] == "float16" else np.float32)
-        keys = set(t.keys())
         jet_fields = list(meta.get("jet_fields", []))
         names = ["lgaeIdx", "lgaeStatus", "lgaeN", "lgaeNOrig", "lgaeE", "lgaePx", "lgaePy",
                  "lgaePz", *[_latent_branch(i) for i in range(width)]]
@@ -195,54 +208,118 @@ def read_compressed(path: str | Path) -> CompressedJets:
             if got is None or np.dtype(got) != want_dtype:
                 raise ValueError(f"{path}: corrupt latent branch {coll}_{_latent_branch(i)}: "
                                  f"type {interp}, expected {want_dtype} per jet")
+        self.metadata, self.tree, self.collection = meta, t, coll
+        self.width, self.latent_dtype, self.jet_fields = width, want_dtype, jet_fields
+        self.names, self.required = names, required
+
+    @property
+    def num_entries(self) -> int:
+        """Events in the file."""
+        return int(self.tree.num_entries)
+
+    def read(self) -> CompressedJets:
+        """All events as one :class:`CompressedJets`."""
         try:
-            arr = t.arrays(required, library="ak")
+            arr = self.tree.arrays(self.required, library="ak")
         except Exception as err:  # noqa: BLE001 - uproot/zlib/lzma raise many types on bad bytes
-            raise ValueError(f"{path}: cannot read the compressed tree ({type(err).__name__}: "
-                             f"{err}); the file is corrupt") from None
-    n_jets = ak.num(arr[f"{coll}_lgaeIdx"], axis=1)
-    for n in (*jet_fields, *names):
-        if not ak.all(ak.num(arr[f"{coll}_{n}"], axis=1) == n_jets):
-            raise ValueError(f"{path}: corrupt compressed file, branch {coll}_{n} has other "
-                             f"jet counts than {coll}_lgaeIdx")
+            raise self._corrupt(err) from None
+        return self._compressed(arr)
 
-    def col(n: str) -> np.ndarray:
-        return np.asarray(ak.to_numpy(ak.flatten(arr[f"{coll}_{n}"])))
+    def chunks(self, step_size: int | str = 10_000) -> Iterator[CompressedJets]:
+        """:class:`CompressedJets` of consecutive chunks of ``step_size`` events (or a size such
+        as ``"50 MB"``), through ``uproot``'s ``iterate``; at least one (possibly empty)."""
+        it = self.tree.iterate(self.required, step_size=step_size, library="ak")
+        any_chunk = False
+        while True:
+            try:
+                arr = next(it)
+            except StopIteration:
+                break
+            except Exception as err:  # noqa: BLE001 - damaged or truncated baskets
+                raise self._corrupt(err) from None
+            any_chunk = True
+            yield self._compressed(arr)
+        if not any_chunk:
+            yield self._compressed(self.tree.arrays(self.required, entry_stop=0, library="ak"))
 
-    latent = np.stack([col(_latent_branch(i)) for i in range(width)], axis=1) if width else \
-        np.zeros((int(ak.sum(n_jets)), 0), want_dtype)
-    counts = np.asarray(ak.to_numpy(n_jets), np.int64)
-    # raw constituents back to their jets
-    rj = arr[f"{coll}RawPFCands_jetIdx"]
-    n_raw_ev = np.asarray(ak.to_numpy(ak.num(rj, axis=1)), np.int64)
-    jet_off = np.concatenate([[0], np.cumsum(counts)])
-    rj_flat = np.asarray(ak.to_numpy(ak.flatten(rj)), np.int64)
-    ev_of_raw = np.repeat(np.arange(len(counts)), n_raw_ev)
-    if np.any((rj_flat < 0) | (rj_flat >= counts[ev_of_raw])):
-        raise ValueError(f"{path}: corrupt compressed file, {coll}RawPFCands_jetIdx out of "
-                         "range")
-    gjet = rj_flat + jet_off[:-1][ev_of_raw]
-    if len(gjet) > 1 and np.any(np.diff(gjet) < 0):
-        raise ValueError(f"{path}: corrupt compressed file, raw constituents not in jet order")
-    total = int(jet_off[-1])
-    raw_counts = np.bincount(gjet, minlength=total) if total else np.zeros(0, np.int64)
-    rcols = {f: np.asarray(ak.to_numpy(ak.flatten(arr[f"{coll}RawPFCands_{f}"])))
-             for f in RAW_FIELDS}
-    raw = ak.unflatten(ak.zip(rcols, with_name="Momentum4D"), raw_counts)
-    cols: dict[str, Any] = {
-        "status": col("lgaeStatus").astype(np.uint8),
-        "n": col("lgaeN").astype(np.int16),
-        "n_orig": col("lgaeNOrig").astype(np.int64),
-        "E": col("lgaeE"), "px": col("lgaePx"), "py": col("lgaePy"), "pz": col("lgaePz"),
-        "latent": latent,
-        "raw": raw,
-    }
-    raw_jets = is_raw(cols["status"])
-    if np.any((raw_counts > 0) & ~raw_jets) or np.any(raw_counts[raw_jets]
-                                                      != cols["n_orig"][raw_jets]):
-        raise ValueError(f"{path}: corrupt compressed file, raw constituents do not match the "
-                         "jets' status and multiplicity")
-    extra = {f: col(f) for f in jet_fields}
-    rec = records(cols, col("lgaeIdx").astype(np.int64), extra)
-    events = {k: np.asarray(ak.to_numpy(arr[k])) for k in (*EVENT_KEYS, "lgaeSource")}
-    return CompressedJets(ak.unflatten(rec, counts), meta, events)
+    def _corrupt(self, err: BaseException) -> ValueError:
+        return ValueError(f"{self.path}: cannot read the compressed tree ({type(err).__name__}: "
+                          f"{err}); the file is corrupt or truncated")
+
+    def _compressed(self, arr: ak.Array) -> CompressedJets:
+        path, coll, meta = self.path, self.collection, self.metadata
+        width, want_dtype, jet_fields, names = (self.width, self.latent_dtype, self.jet_fields,
+                                                self.names)
+        n_jets = ak.num(arr[f"{coll}_lgaeIdx"], axis=1)
+        for n in (*jet_fields, *names):
+            if not ak.all(ak.num(arr[f"{coll}_{n}"], axis=1) == n_jets):
+                raise ValueError(f"{path}: corrupt compressed file, branch {coll}_{n} has other "
+                                 f"jet counts than {coll}_lgaeIdx")
+
+        def col(n: str) -> np.ndarray:
+            return np.asarray(ak.to_numpy(ak.flatten(arr[f"{coll}_{n}"])))
+
+        latent = np.stack([col(_latent_branch(i)) for i in range(width)], axis=1) if width \
+            else np.zeros((int(ak.sum(n_jets)), 0), want_dtype)
+        counts = np.asarray(ak.to_numpy(n_jets), np.int64)
+        # raw constituents back to their jets
+        rj = arr[f"{coll}RawPFCands_jetIdx"]
+        n_raw_ev = np.asarray(ak.to_numpy(ak.num(rj, axis=1)), np.int64)
+        jet_off = np.concatenate([[0], np.cumsum(counts)])
+        rj_flat = np.asarray(ak.to_numpy(ak.flatten(rj)), np.int64)
+        ev_of_raw = np.repeat(np.arange(len(counts)), n_raw_ev)
+        if np.any((rj_flat < 0) | (rj_flat >= counts[ev_of_raw])):
+            raise ValueError(f"{path}: corrupt compressed file, {coll}RawPFCands_jetIdx out of "
+                             "range")
+        gjet = rj_flat + jet_off[:-1][ev_of_raw]
+        if len(gjet) > 1 and np.any(np.diff(gjet) < 0):
+            raise ValueError(f"{path}: corrupt compressed file, raw constituents not in jet "
+                             "order")
+        total = int(jet_off[-1])
+        raw_counts = np.bincount(gjet, minlength=total) if total else np.zeros(0, np.int64)
+        rcols = {f: np.asarray(ak.to_numpy(ak.flatten(arr[f"{coll}RawPFCands_{f}"])))
+                 for f in RAW_FIELDS}
+        raw = ak.unflatten(ak.zip(rcols, with_name="Momentum4D"), raw_counts)
+        cols: dict[str, Any] = {
+            "status": col("lgaeStatus").astype(np.uint8),
+            "n": col("lgaeN").astype(np.int16),
+            "n_orig": col("lgaeNOrig").astype(np.int64),
+            "E": col("lgaeE"), "px": col("lgaePx"), "py": col("lgaePy"), "pz": col("lgaePz"),
+            "latent": latent,
+            "raw": raw,
+        }
+        raw_jets = is_raw(cols["status"])
+        if np.any((raw_counts > 0) & ~raw_jets) or np.any(raw_counts[raw_jets]
+                                                          != cols["n_orig"][raw_jets]):
+            raise ValueError(f"{path}: corrupt compressed file, raw constituents do not match "
+                             "the jets' status and multiplicity")
+        extra = {f: col(f) for f in jet_fields}
+        rec = records(cols, col("lgaeIdx").astype(np.int64), extra)
+        events = {k: np.asarray(ak.to_numpy(arr[k])) for k in (*EVENT_KEYS, "lgaeSource")}
+        return CompressedJets(ak.unflatten(rec, counts), meta, events)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> CompressedFileReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_compressed(path: str | Path) -> CompressedJets:
+    """Read a compressed ROOT file (:func:`compress_files`) into :class:`CompressedJets`
+    (all of it; :class:`CompressedFileReader` reads it in chunks).
+
+    Raises
+    ------
+    ValueError
+        Not a compressed file (no or foreign metadata), a newer format, missing or corrupt
+        branches (a latent branch missing or of the wrong type, inconsistent counts), damaged
+        or truncated baskets; the message names the file.
+    FileNotFoundError
+        A missing file.
+    """
+    with CompressedFileReader(path) as reader:
+        return reader.read()

@@ -49,6 +49,7 @@ from .codec import (
     store_latent,
     unflatten_latent,
 )
+from .physical import make_physical, repair_counts, warn_repaired
 
 vector.register_awkward()
 
@@ -494,8 +495,15 @@ def decode_jets(
     physical: bool,
     batch_size: int,
     bar: Any = None,
-) -> ak.Array:
-    """``[jet]`` compressed records -> ``[jet][particle]`` Momentum4D records."""
+) -> tuple[ak.Array, np.ndarray, dict[str, int]]:
+    """``[jet]`` compressed records -> ``[jet][particle]`` Momentum4D records, the per-jet
+    repair code (:data:`~lgae_hep.compression.physical.REPAIR_NAMES`; 0 for jets not encoded
+    and with ``physical=False``) and the repair counts
+    (:func:`~lgae_hep.compression.physical.repair_counts`).
+
+    ``physical=True``: the decoder's outputs made physical by
+    :func:`~lgae_hep.compression.physical.make_physical` (each jet's decoded 4-momentum kept),
+    as ``pt, eta, phi, mass`` sorted by pT; ``False``: the outputs as ``px, py, pz, E``."""
     n_part = int(meta["num_particles"])
     layout = meta["latent_layout"]
     width = layout_width(layout)
@@ -525,10 +533,18 @@ def decode_jets(
     p4 = decode_batches(module, unflatten_latent(z, layout), batch_size=batch_size,
                         jet_p4=p4sum, bar=bar)
     mask = np.arange(n_part)[None, :] < n_keep[enc][:, None]
+    repair = np.zeros(b, np.uint8)
+    if physical:
+        # outputs outside the light cone -> physical particles with the same jet sum
+        p4, unphysical, repair_enc = make_physical(p4, mask)
+        repair[enc] = repair_enc
+        counts = repair_counts(unphysical, repair_enc, int(mask.sum()))
+    else:
+        counts = repair_counts(np.zeros(0, bool), np.zeros(0, np.uint8), int(mask.sum()))
     e, px, py, pz = (p4[..., i] for i in range(4))
     if physical:
         pt, eta, phi, mass = pt_eta_phi_mass(e, px, py, pz)
-        mass = np.maximum(mass, 0.0)
+        mass = np.maximum(mass, 0.0)  # massless repaired outputs: -0 or rounding below 0
         order = np.argsort(np.where(mask, -pt, np.inf), axis=1, kind="stable")
         take = (lambda a: np.take_along_axis(a, order, axis=1)[mask])  # noqa: E731
         dec = {"pt": take(pt), "eta": take(eta), "phi": take(phi), "mass": take(mass)}
@@ -560,7 +576,7 @@ def decode_jets(
     merged = ak.concatenate([dec_lists, raw]) if b else dec_lists
     out = merged[src] if b else merged
     fields = ak.fields(out)
-    return ak.zip({f: out[f] for f in fields}, with_name="Momentum4D")
+    return ak.zip({f: out[f] for f in fields}, with_name="Momentum4D"), repair, counts
 
 
 def decompress(
@@ -582,8 +598,11 @@ def decompress(
         ``None``: the model recorded at compression (bundled name or checkpoint path). A model
         given explicitly must be the same (checksum), else ``ValueError``.
     physical : bool
-        ``True``: Momentum4D ``pt, eta, phi, mass`` with ``mass = max(m, 0)`` (what PFNano
-        files hold, see :mod:`lgae_hep.compression`); ``False``: the network's ``px, py, pz, E``.
+        ``True``: physical Momentum4D ``pt, eta, phi, mass`` (what PFNano files hold): in each
+        jet with decoder outputs outside the light cone, the particles are repaired keeping the
+        decoded jet 4-momentum (:mod:`lgae_hep.compression.physical`; one
+        :class:`~lgae_hep.compression.physical.UnphysicalOutputWarning` counts them);
+        ``False``: the network's ``px, py, pz, E`` as they are (:func:`lgae_hep.reconstruct`).
     batch_size, device, progress
         As for :func:`compress`.
 
@@ -605,7 +624,9 @@ def decompress(
                if len(flat) else 0, desc="lgae_hep.decompress", unit="jet",
                disable=(len(flat) <= 50_000) if progress is None else not progress)
     try:
-        out = decode_jets(flat, meta, module, physical=physical, batch_size=batch_size, bar=bar)
+        out, _, counts = decode_jets(flat, meta, module, physical=physical,
+                                     batch_size=batch_size, bar=bar)
     finally:
         bar.close()
+    warn_repaired("lgae_hep.decompress", counts, stacklevel=2)
     return restore_outer(out, structure)
