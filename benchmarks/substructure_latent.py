@@ -438,10 +438,112 @@ def table(result: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------ main
+#: the score family of a summary row -> (latent density features, uses the head)
+FAMILIES = {"latent-density-given-mass [gram]": ("gram", False),
+            NEW_SCORES[3]: ("head", True), NEW_SCORES[4]: ("both", True)}
+
+
+def stage_bundle(pretrained: Path) -> None:
+    """Re-bundle ``lgae-mix`` as the chosen (candidate, score family) of ``summary.json``: the
+    seed of that candidate with the best validation combined AUC of the family, its latent
+    density fitted on val_qcd jets 0-4999 (and the auxiliary head in the model file when the
+    family uses its predictions), its test metrics (``test.json`` of that seed) in the card.
+    The mass-decorrelation maps are refitted afterwards by ``benchmarks/decorrelation.py
+    --bundle``."""
+    from lgae_hep.checkpoint import load_model_file, save_checkpoint
+    from lgae_hep.density import fit_latent_density
+    from lgae_hep.jsonio import jsonable
+
+    an = _load_sibling("anomaly_scores")
+    summary = json.loads((ROOT / "summary.json").read_text())
+    choice = summary["choice"]
+    cand, family = choice.split(": ", 1)
+    if family not in FAMILIES:
+        raise SystemExit(f"bundle: the chosen score {family!r} is not a latent density family")
+    feats_kind, uses_head = FAMILIES[family]
+    seeds = summary["stats"][choice]["seeds"]
+    evals = {sd: json.loads((ROOT / f"{cand}-s{sd}" / "eval.json").read_text())
+             for sd in seeds}
+    seed = max(seeds, key=lambda sd: evals[sd]["scores"][f"new: {family}"]["combined"])
+    run = ROOT / f"{cand}-s{seed}"
+    globals()["RUN"] = run
+    test = json.loads((run / "test.json").read_text())
+    model = load_model_file(run / "model" / "best.pt")
+    head = model.aux_head
+    fit_qcd, _, _ = an._split_qcd(model_sets(model, "aux"), "val")
+    cols: dict[str, Any] = {}
+    if feats_kind in ("gram", "both"):
+        cols.update(an._features(fit_qcd, "gram"))
+    if uses_head:
+        cols.update(head_columns(head, fit_qcd))
+    else:
+        object.__delattr__(model, "aux_head")
+    model.latent_density = fit_latent_density(
+        cols, list(cols), fit_qcd["mass"], n_components=N_COMPONENTS,
+        info={"features": feats_kind, "fit_sample": f"val_qcd[:{N_FIT}]"})
+    model.score_metric = "latent-density-given-mass"
+    done = json.loads((run / "model" / "DONE.json").read_text()) \
+        if (run / "model" / "DONE.json").exists() else \
+        json.loads((run / "model" / "PROGRESS.json").read_text())
+    row = test["scores"][f"new: {family}"]
+    card = {
+        "name": "lgae-mix",
+        "file": "lgae-mix.pt",
+        "description": f"LGAE-Mix (tau_v = {model.config['tau_v']}"
+                       + (f", reference vectors {model.config['references']}"
+                          if model.config.get("references") else "")
+                       + ") with an auxiliary substructure head, trained on MPI-on generated QCD "
+                         f"jets; default score: {family}",
+        "architecture": model.config["architecture"],
+        "config": model.config,
+        "compression_rate": model.compression_rate,
+        "anomaly_score": "lgae_hep.score(jets) uses score_metric; chosen on the validation "
+                         "sets by benchmarks/substructure_latent.py (docs/RESULTS.md)",
+        "score_metric": "latent-density-given-mass",
+        "latent_density": {"features": list(cols), "feature_set": feats_kind,
+                           "n_components": N_COMPONENTS,
+                           "fit_sample": f"first {N_FIT} jets of val_qcd"},
+        "aux_head": None if not uses_head else {
+            "targets": head.config["names"], "hidden": head.config["hidden"],
+            "depth": head.config["depth"],
+            "note": "predicts the jet's log m, tau21, tau32, log D2 from the latent invariants; "
+                    "its predictions pred_* are features of the latent density"},
+        "selection": {"choice": choice, "rule": summary["rule"], "seed": seed,
+                      "validation_mean": summary["stats"][choice]},
+        "training": {"candidate": cand, "seed": seed, "loss": LOSS,
+                     "aux_weight": CANDIDATES[cand]["aux_weight"],
+                     "data": {"train_qcd": SETS["train_qcd"], "val_qcd": SETS["val_qcd"]},
+                     "generator": "lgae_hep.data.generate(process, n, seed=seed, workers=2, "
+                                  "fast=False): MPI on, pT 0.8-1.6 TeV, |eta| < 2.5, "
+                                  "anti-kT R=0.8",
+                     "options": done.get("options"), "epochs": done.get("epochs"),
+                     "best_epoch": done.get("best_epoch"),
+                     "best_val_loss": done.get("best_val_loss"),
+                     "train_seconds": done.get("epoch_seconds_total"),
+                     "torch_threads": done.get("torch_threads"),
+                     "hardware": "2 CPU cores, no GPU (none was lent), torch 2.13.0+cpu"},
+        "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
+                            "eta_max": 2.5, "jet_radius": 0.8},
+        "test_sets": {k: SETS[k] for k in TEST_SETS},
+        "metrics": {"t": row["t"], "W": row["W"], "Z": row["Z"], "combined": row["combined"],
+                    "eps_s@0.1": row["eps_s@0.1"], "inv_jsd@0.1": row["inv_jsd@0.1"],
+                    "spearman_mass": row["spearman_mass"]},
+        "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
+                   f"benchmarks/substructure_latent.py --candidate {cand} --seed {seed} "
+                   f"--stages train eval test && python benchmarks/substructure_latent.py "
+                   f"--stages summary bundle && python benchmarks/decorrelation.py --bundle",
+    }
+    pretrained.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(pretrained / "lgae-mix.pt", model, rng_state=False,
+                    extra={"name": "lgae-mix", "metrics": card["metrics"]})
+    (pretrained / "lgae-mix.json").write_text(json.dumps(jsonable(card), indent=1) + "\n")
+    _log(f"bundle: lgae-mix <- {cand} seed {seed} with {family}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stages", nargs="+", default=["train", "eval"],
-                    choices=["train", "eval", "summary", "test"])
+                    choices=["train", "eval", "summary", "test", "bundle"])
     ap.add_argument("--candidate", default="aux", choices=list(CANDIDATES))
     ap.add_argument("--seed", type=int, default=0, help="training seed of the candidate")
     ap.add_argument("--budget-min", type=float, default=30.0,
@@ -464,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         stage_summary()
     if "test" in args.stages:  # looked at once, for the chosen candidate's seeds
         stage_eval(args.threads, "test")
+    if "bundle" in args.stages:
+        stage_bundle(REPO / "models" / "pretrained")
     return 0
 
 
