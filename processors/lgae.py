@@ -41,8 +41,9 @@ Design
 Output (per dataset)
 --------------------
 ``hists``: ``score``, ``mass_score``, ``pt_score``, ``msoftdrop_score`` (when the files have
-``msoftdrop``) and ``latent`` (see :mod:`lgae_hep.processors.hists`; the score axis follows the
-score registry). :func:`lgae_hep.run.merged_hists` puts all datasets on one ``process`` axis.
+``msoftdrop``) and ``latent`` (see :mod:`lgae_hep.processors.hists`: the score axis is fitted
+to the model's QCD quantiles for the metric, widened so that tails stay in range).
+:func:`lgae_hep.run.merged_hists` puts all datasets on one ``process`` axis.
 ``cutflow``: ``events``, ``events_with_jets``, ``jets``, ``jets_selected``, ``jets_empty``
 (selected jets without constituents, score 0), ``jets_invalid``, ``jets_scored``,
 ``jets_outside_domain`` (selected jets far outside the model card's training domain,
@@ -168,8 +169,8 @@ class LGAEProcessor(processor.ProcessorABC):
     metric : str, optional
         Anomaly-score metric (:data:`lgae_hep.zoo.ANOMALY_METRICS`), as in
         :func:`lgae_hep.score` (``None``: the one the model's card recommends, see
-        :func:`lgae_hep.zoo.recommended_metric`; the score histogram's binning and label follow
-        it).
+        :func:`lgae_hep.zoo.recommended_metric`; the score histogram's binning follows it and
+        the model, :func:`lgae_hep.processors.hists.score_edges`).
     """
 
     def __init__(
@@ -404,7 +405,8 @@ class LGAEProcessor(processor.ProcessorABC):
     def _fill_hists(self, dataset: str, cols: Mapping[str, Any],
                     hist_module: Any = hist) -> dict[str, Any]:
         """Histograms of one chunk (:func:`lgae_hep.processors.hists.fill_hists`)."""
-        return fill_hists(dataset, cols, metric=self.metric, hist_module=hist_module,
+        return fill_hists(dataset, cols, metric=self.metric, model=self.model,
+                          hist_module=hist_module,
                           latent_invariants=self.scorer().latent_invariants if self.latent
                           else None)
 
