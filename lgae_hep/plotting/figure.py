@@ -47,8 +47,12 @@ def cms_label(ax: Any, *, data: bool = False, rlabel: str = "(13 TeV)",
     """Put "CMS Simulation" (``data=False``) or "CMS" (``data=True``) and ``rlabel`` on ``ax``;
     with ``label`` (a :class:`PlotLabel`) exactly that experiment, text and energy instead.
 
-    Uses ``mplhep.cms.label`` / ``mplhep.label.exp_label`` (mplhep >= 1.0 API).
+    Uses ``mplhep.cms.label`` / ``mplhep.label.exp_label`` (mplhep >= 1.0 API). mplhep
+    places the text beside the experiment name from the axes' size when called, so the figure
+    is laid out first: a label drawn before a multi-panel constrained layout settles would run
+    into the name ("CMSSimulation"). Call it after the axes' contents are drawn.
     """
+    ax.figure.draw_without_rendering()
     if label is not None:
         return mplhep.label.exp_label(exp=label.exp, text=label.text, data=True,
                                       rlabel=label.right(), ax=ax, **kwargs)

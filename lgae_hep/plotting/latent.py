@@ -11,6 +11,7 @@ from typing import Any
 import hist
 import mplhep
 import numpy as np
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .figure import cms_label, cms_style, finish_figure, new_figure, panel_grid
 from .hists import common_edges, find_category_axis, is_hist, numeric_axes
@@ -50,7 +51,7 @@ def plot_latent_invariants(
     *,
     bins: int = 50,
     category_axis: str | None = None,
-    max_panels: int = 6,
+    max_panels: int = 4,
     logy: bool = True,
     data_label: bool = False,
     path: str | Path | None = None,
@@ -61,8 +62,10 @@ def plot_latent_invariants(
     """Latent Lorentz invariants (e.g. Minkowski norms of the latent 4-vectors) per class.
 
     Panels named like the latent columns (``s0_re``, ``v1_norm_im``) get readable x labels
-    (:func:`latent_label`). Array input is binned between the 0.5 % and 99.5 % quantiles of all
-    classes (the entries outside are not drawn; the y label says so).
+    (:func:`latent_label`). The first ``max_panels`` invariants are drawn (default 4, a 2 x 2
+    grid; a warning names how many were left out), with one legend (first panel) and at most
+    five labelled x ticks per panel. Array input is binned between the 0.5 % and 99.5 %
+    quantiles of all classes (the entries outside are not drawn; the legend title says so).
 
     ``data``: a ``hist.Hist`` with a process StrCategory axis, one numeric axis and optionally a
     further category axis (one panel per entry, e.g. the latent channel); or a mapping class ->
@@ -114,7 +117,7 @@ def plot_latent_invariants(
         warnings.warn(f"{len(panels)} latent invariants; plotting the first {max_panels}",
                       RuntimeWarning, stacklevel=2)
         panels = dict(list(panels.items())[:max_panels])
-    nrows, ncols = panel_grid(len(panels))
+    nrows, ncols = panel_grid(len(panels), 2 if len(panels) <= 4 else 3)
     with cms_style():
         fig, axes = new_figure(nrows, ncols, figsize=(8.0 * ncols, 7.5 * nrows))
         for i, (pname, content) in enumerate(panels.items()):
@@ -139,12 +142,15 @@ def plot_latent_invariants(
                 ylabel = "Density"
             if logy:
                 ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.tick_params(labelsize=18)
             ax.set_xlabel(xlabels[pname], fontsize=18)
             ax.set_ylabel(ylabel)
-            ax.legend(fontsize=16, title=None if is_hist(content) or i else
-                      "bulk shown (quartiles $\\pm$ 5 IQR)", title_fontsize=13)
-            if i == 0:
-                cms_label(ax, data=data_label, fontsize=20, label=label)
+            if i == 0:  # one legend: the classes are the same in every panel
+                ax.legend(fontsize=18, title=None if is_hist(content) else
+                          "bulk shown (quartiles $\\pm$ 5 IQR)", title_fontsize=14)
         for j in range(len(panels), nrows * ncols):
             axes[j // ncols, j % ncols].set_visible(False)
+        cms_label(axes[0, 0], data=data_label, fontsize=20, label=label)
         return finish_figure(fig, path, formats)

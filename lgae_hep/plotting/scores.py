@@ -26,6 +26,9 @@ from .style import PlotLabel, sort_names
 
 __all__ = ["plot_roc", "plot_score_distributions", "roc_from_hist"]
 
+#: One line style per class in score distributions, so that coincident histograms stay visible.
+_LINE_STYLES = ("-", "--", "-.", ":")
+
 
 def roc_from_hist(
     h: Any,
@@ -147,7 +150,9 @@ def plot_roc(
         Legend title (e.g. the score metric and the background).
 
     A ``"combined"`` curve is drawn only when there are at least two other signals (with one,
-    it is the same curve).
+    it is the same curve). The y axis stops where the background statistics end: at the
+    rejection of one background jet (``1 / min eps_b``, drawn as a dashed line), with the
+    working-point lines below it.
     """
     if style not in ("rejection", "efficiency"):
         raise ValueError(f"style must be 'rejection' or 'efficiency', got {style!r}")
@@ -163,17 +168,24 @@ def plot_roc(
             lab = f"{name} (AUC = {a:.3f})" if a is not None and math.isfinite(a) else name
             ax.plot(es[keep], y, label=lab, lw=2.5, ls="--" if name == "combined" else "-",
                     color=(colors or {}).get(name, "black" if name == "combined" else None))
-        grid = np.linspace(1e-3, 1.0, 200)
+        # the background statistics end at one background jet: eps_b = 1 / n_background
+        top = max((float(np.max(1.0 / eb[eb > 0])) for eb, _, _ in curves.values()
+                   if np.any(eb > 0)), default=1e3)
+        grid = np.linspace(1.0 / top if np.isfinite(top) else 1e-3, 1.0, 200)
         ax.plot(grid, 1.0 / grid if style == "rejection" else grid, color="grey", ls=":",
                 label="random")
         for wp in working_points:
-            ax.axhline(1.0 / wp if style == "rejection" else wp, color="lightgrey", lw=1, ls=":")
+            if 1.0 / wp <= top:
+                ax.axhline(1.0 / wp if style == "rejection" else wp, color="lightgrey", lw=1,
+                           ls=":")
         ax.set_yscale("log")
         ax.set_xlim(0.0, 1.0)
-        if style == "rejection":  # up to the largest rejection measured, with room for the legend
-            top = max((float(np.max(1.0 / eb[eb > 0])) for eb, _, _ in curves.values()
-                       if np.any(eb > 0)), default=1e3)
-            ax.set_ylim(0.8, max(10.0, top * 30.0))
+        if style == "rejection":  # up to the largest rejection measured (one background jet)
+            ax.axhline(top, color="grey", lw=1, ls="--",
+                       label=f"1 background jet ($1/\\varepsilon_b$ = {top:.3g})")
+            ax.set_ylim(0.8, max(10.0, top * 2.5))
+        else:
+            ax.set_ylim(min(0.5 / top, 0.1), 1.25)
         ax.set_xlabel(r"Signal efficiency $\varepsilon_s$")
         ax.set_ylabel(r"Background rejection $1/\varepsilon_b$" if style == "rejection"
                       else r"Background efficiency $\varepsilon_b$")
@@ -198,6 +210,7 @@ def plot_score_distributions(
     colors: Mapping[str, str] | None = None,
     xlabel: str | None = None,
     log_x: bool | None = None,
+    data_classes: Sequence[str] = (),
 ) -> Any:
     """Anomaly-score distribution per class (normalised to unit area by default).
 
@@ -205,9 +218,13 @@ def plot_score_distributions(
     numeric axes are summed over), or a mapping process -> scores (binned with
     :func:`score_histogram`: log-spaced when ``log_x`` is true, or by default when every finite
     score is positive; a latent-density score ``-log p`` can be negative and gets linear bins).
-    ``xlabel`` names the score (say which metric and its unit). On a log y axis no error bars
-    are drawn (single-entry bins would draw bars down to the axis); the classes are drawn in
-    sorted order with ``colors``.
+    ``xlabel`` names the score (say which metric and its unit). Every class carries its
+    statistical uncertainty (Poisson 68 % intervals per bin, which for one jet span 0.17-3.3
+    entries, so a single-jet bin in the tail shows as such instead of looking like structure)
+    and its number of jets in the legend. The classes are drawn in sorted order with
+    ``colors`` and one line style each (solid, dashed, dash-dotted, dotted), so that
+    identical histograms stay visible; ``data_classes`` (real collision data, e.g. ``JetHT``)
+    are drawn as black points with error bars on top.
     """
 
     if is_hist(data):
@@ -228,20 +245,44 @@ def plot_score_distributions(
     with cms_style():
         fig, axes = new_figure()
         ax = axes[0, 0]
-        for name in sort_names(cat):
+        data_names = {str(n) for n in data_classes}
+        filled = np.zeros(len(sax), dtype=bool)
+        floor = np.inf  # the lowest plotted bin (one jet): its error bar must stay visible
+        names = sort_names(cat)
+        sim = [n for n in names if n not in data_names]
+        for i, name in enumerate(sim + [n for n in names if n in data_names]):
             h1 = h2[{cat.name: name}]
+            n_jets = float(h1.values(flow=True).sum())
             if h1.values().sum() <= 0:
                 continue
-            mplhep.histplot(h1, ax=ax, density=density, label=str(name), flow="none", lw=2,
-                            yerr=False if logy else None,
-                            color=(colors or {}).get(str(name)))
+            v1 = np.asarray(h1.values(), dtype=float)
+            filled |= v1 > 0
+            y1 = v1 / (v1.sum() * np.diff(np.asarray(sax.edges))) if density else v1
+            floor = min(floor, float(y1[v1 > 0].min()))
+            lab = f"{name} ({n_jets:.0f} jets)"
+            if name in data_names:
+                mplhep.histplot(h1, ax=ax, density=density, label=lab, flow="none",
+                                histtype="errorbar", yerr=True, color="black", marker="o",
+                                markersize=6, zorder=5)
+            else:
+                mplhep.histplot(h1, ax=ax, density=density, label=lab, flow="none", lw=2,
+                                yerr=True, ls=_LINE_STYLES[i % len(_LINE_STYLES)],
+                                color=(colors or {}).get(str(name)))
         edges = np.asarray(sax.edges)
         if is_log_binning(edges):
             ax.set_xscale("log")
             log_ticks(ax)
         if logy:
             ax.set_yscale("log")
-        ax.set_xlim(edges[0], edges[-1])
+            if np.isfinite(floor):  # the Poisson interval of one jet reaches 0.17 of it
+                ax.set_ylim(bottom=0.1 * floor)
+        if filled.any():  # the filled range (a histogram's axis reaches far beyond the jets)
+            first, last = np.flatnonzero(filled)[[0, -1]]
+            lo, hi = edges[first], edges[last + 1]
+            pad = 0.0 if is_log_binning(edges) else 0.03 * (hi - lo)
+            ax.set_xlim(lo - pad, hi + pad)
+        else:
+            ax.set_xlim(edges[0], edges[-1])
         ax.set_xlabel(xlabel or sax.label or "Anomaly score")
         ax.set_ylabel("Fraction of jets / bin width" if density else "Jets")
         ax.legend(fontsize=18)

@@ -100,16 +100,20 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
     # per-jet columns give exact, adaptively binned distributions; the histograms (fixed
     # binning, mergeable across chunks) are the fallback when columns were switched off
     h_score = merged_hist(output, "score")
+    # real collision data (a dataset class whose files are neither simulation nor generated):
+    # black points on top, so a data set is never hidden under a simulated one
+    data_classes = [k for k in cls if k in result.simulated and not result.simulated[k]
+                    and not result.generator_level.get(k, False)]
     finite = {k: v["score"][np.isfinite(v["score"])] for k, v in cls.items()}
     finite = {k: v for k, v in finite.items() if len(v)}
     if finite and (not score_log or any(np.any(v > 0) for v in finite.values())):
         jobs.append(("score", lambda p: plotting.plot_score_distributions(
-            finite, path=p, colors=colors, xlabel=score_label,
+            finite, path=p, colors=colors, xlabel=score_label, data_classes=data_classes,
             log_x=score_log and all(np.all(v > 0) for v in finite.values()), **common)))
     elif h_score is not None and h_score.sum(flow=True) > 0:
         jobs.append(("score", lambda p: plotting.plot_score_distributions(
             h_score, category_axis="process", path=p, colors=colors, xlabel=score_label,
-            **common)))
+            data_classes=data_classes, **common)))
     if summary.get("metrics"):
         jobs.append(("roc", lambda p: plotting.plot_roc(
             summary["metrics"], path=p, colors=colors,
@@ -118,15 +122,12 @@ def make_plots(result: RunResult, outdir: str | Path, *, background: str | None 
            for k, v in cls.items()}
     inv = {k: v for k, v in inv.items() if v and len(next(iter(v.values())))}
     h_lat = merged_hist(output, "latent")
-    if inv:
-        n_inv = max(len(v) for v in inv.values())
+    if inv:  # the first invariants (plot_latent_invariants' default number of panels)
         jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
-            inv, max_panels=n_inv, path=p, colors=colors, **common)))
+            inv, path=p, colors=colors, **common)))
     elif h_lat is not None and h_lat.sum(flow=True) > 0:
-        n_inv = len(h_lat.axes["invariant"])
         jobs.append(("latent_invariants", lambda p: plotting.plot_latent_invariants(
-            h_lat, category_axis="process", max_panels=max(n_inv, 1), path=p, colors=colors,
-            **common)))
+            h_lat, category_axis="process", path=p, colors=colors, **common)))
     mass_src = cls.get(bkg) if bkg else None
     if mass_src is not None and np.isfinite(mass_src["score"]).sum() >= 20:
         msd = mass_src.get("msoftdrop")
