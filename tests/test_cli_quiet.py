@@ -78,13 +78,15 @@ def test_warnings_are_one_line_without_the_source(capsys):
 
     def noisy(args):
         warnings.warn("12 jets are far\noutside the domain", UserWarning, stacklevel=1)
+        warnings.warn("lgae-hep score: 3 jets", UserWarning, stacklevel=1)  # named once
         return 0
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         assert run_command("score", noisy, argparse.Namespace()) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lgae-hep score: warning: (UserWarning) 12 jets are far outside the domain"]
+    assert err == ["lgae-hep score: warning: (UserWarning) 12 jets are far outside the domain",
+                   "lgae-hep score: warning: (UserWarning) 3 jets"]
     assert warnings.showwarning is before  # only the command line changes the format
 
 

@@ -135,7 +135,8 @@ def run_command(name: str, main: Callable[[argparse.Namespace], int | None],
         print(f"lgae-hep {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except USER_ERRORS as err:
-        msg = one_line(err) or type(err).__name__
+        # a library message that already names the command ("lgae-hep score: ...") once only
+        msg = one_line(err).removeprefix(f"lgae-hep {name}: ") or type(err).__name__
         print(f"lgae-hep {name}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -153,8 +154,8 @@ def cli_warnings(name: str) -> Iterator[None]:
              file: Any = None, line: str | None = None) -> None:
         out = file if file is not None else sys.stderr
         try:
-            print(f"lgae-hep {name}: warning: ({category.__name__}) {one_line(message)}",
-                  file=out)
+            text = one_line(message).removeprefix(f"lgae-hep {name}: ")
+            print(f"lgae-hep {name}: warning: ({category.__name__}) {text}", file=out)
         except (OSError, ValueError):  # a closed stream: nowhere to warn
             pass
 
