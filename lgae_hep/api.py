@@ -126,8 +126,8 @@ def score(
     collection: str | None = None,
     force: bool = False,
 ) -> ak.Array:
-    """Anomaly score of every jet: the model's default score (its card's, chosen on validation
-    jets; for the bundled ``"lgae-mix"`` the latent density given the jet mass) or ``metric``.
+    """Anomaly score of every jet: the model's default score (the ``score_metric`` its card
+    records, chosen on validation jets: :func:`lgae_hep.zoo.recommended_metric`) or ``metric``.
 
     >>> import lgae_hep  # doctest: +SKIP
     >>> s = lgae_hep.score(lgae_hep.read_nanoaod("nano.root"))  # doctest: +SKIP
@@ -156,7 +156,9 @@ def score(
     metric : None or str
         One of :data:`lgae_hep.zoo.ANOMALY_METRICS` (module docstring): ``"chamfer"``,
         ``"chamfer-dr"``, ``"latent-density"``, ``"latent-density-given-mass"``,
-        ``"latent-density-joint"`` (the density scores need a model holding a latent density).
+        ``"latent-density-joint"`` (the density scores need a model holding a latent density),
+        and ``"<score>-decorrelated"`` for a score whose mass-decorrelation map the model file
+        holds: the registry :data:`lgae_hep.scoring.registry.SCORES`.
         ``None`` (default): the score the model's card (or model file) recommends,
         ``"chamfer"`` for models without one.
     collection : str, optional

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_EPS_B",
     "anomaly_metrics",
     "auc",
+    "auc_standard_error",
     "eps_key",
     "roc_curve",
     "signal_efficiency_at",
@@ -109,6 +110,25 @@ def auc(scores_bkg: Any, scores_sig: Any) -> float:
     """
     y, s, _, _ = _labels_and_scores(scores_bkg, scores_sig)
     return float(roc_auc_score(y, s))
+
+
+def auc_standard_error(auc_value: float, n_bkg: int, n_sig: int) -> float:
+    """Statistical (sampling) standard error of an AUC measured on ``n_bkg`` background and
+    ``n_sig`` signal jets (Hanley & McNeil 1982, Radiology 143, 29)::
+
+        Q1 = A / (2 - A),  Q2 = 2 A^2 / (1 + A)
+        SE^2 = (A (1 - A) + (n_s - 1)(Q1 - A^2) + (n_b - 1)(Q2 - A^2)) / (n_s n_b)
+
+    >>> round(auc_standard_error(0.5, 400, 400), 4)
+    0.0204
+    """
+    a = float(auc_value)
+    if not 0.0 <= a <= 1.0 or n_bkg < 1 or n_sig < 1:
+        raise ValueError(f"need 0 <= auc <= 1 and positive counts, got {a}, {n_bkg}, {n_sig}")
+    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
+    var = (a * (1.0 - a) + (n_sig - 1) * (q1 - a * a) + (n_bkg - 1) * (q2 - a * a)) \
+        / (n_sig * n_bkg)
+    return float(np.sqrt(max(var, 0.0)))
 
 
 def _roc_envelope(eps_b: np.ndarray, eps_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
