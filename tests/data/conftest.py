@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import vector
 vector.register_awkward()
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+#: the real CMS PFNano fixture: $LGAE_HEP_PFNANO, default ../shared/fixtures/pfnano.root
+PFNANO = Path(os.environ.get("LGAE_HEP_PFNANO") or FIXTURES / "pfnano.root")
 
 
 def make_jets(
@@ -63,9 +66,9 @@ def reference_sort():
 
 @pytest.fixture
 def pfnano_fixture() -> Path:
-    path = FIXTURES / "pfnano.root"
+    path = PFNANO
     if not path.exists():
-        pytest.skip(f"real CMS PFNano fixture not found at {path}")
+        pytest.skip(f"real CMS PFNano fixture not found at {path} (set LGAE_HEP_PFNANO)")
     return path
 
 

@@ -29,7 +29,9 @@ from lgae_hep.api import card_inference_dtype
 from lgae_hep.precision import path_atol, path_rtol, score_atol, score_rtol
 
 MODELS = ("lgae-mix", "lgae-minmax")
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "pfnano.root"
+#: the real CMS PFNano fixture: $LGAE_HEP_PFNANO, default ../shared/fixtures/pfnano.root
+FIXTURE = Path(os.environ.get("LGAE_HEP_PFNANO") or Path(__file__).resolve().parents[2].parent
+               / "shared" / "fixtures" / "pfnano.root")
 
 _SCRIPT = textwrap.dedent(
     """

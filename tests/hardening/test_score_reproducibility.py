@@ -17,6 +17,7 @@ The lab-frame float32 evaluation moved single jets by up to 0.29 x IQR.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -28,7 +29,9 @@ import torch
 import lgae_hep
 from lgae_hep.zoo import bundled_models
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "pfnano.root"
+#: the real CMS PFNano fixture: $LGAE_HEP_PFNANO, default ../shared/fixtures/pfnano.root
+FIXTURE = Path(os.environ.get("LGAE_HEP_PFNANO") or Path(__file__).resolve().parents[2].parent
+               / "shared" / "fixtures" / "pfnano.root")
 TARGET = 1e-3  # of the QCD IQR (issue 19)
 MODELS = tuple(bundled_models())
 

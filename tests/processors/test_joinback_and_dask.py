@@ -4,6 +4,7 @@ self-describing outputs, the new subcommands."""
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from lgae_hep.domain import OutsideTrainingDomainWarning, TrainingDomain
 
 vector.register_awkward()
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "pfnano.root"
+#: the real CMS PFNano fixture: $LGAE_HEP_PFNANO, default ../shared/fixtures/pfnano.root
+FIXTURE = Path(os.environ.get("LGAE_HEP_PFNANO") or Path(__file__).resolve().parents[2].parent
+               / "shared" / "fixtures" / "pfnano.root")
 needs_fixture = pytest.mark.skipif(not FIXTURE.exists(),
                                    reason=f"CMS PFNano fixture not found at {FIXTURE}")
 CHUNK = 40

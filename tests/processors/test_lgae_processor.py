@@ -28,7 +28,9 @@ vector.register_awkward()
 
 #: Scores of one float32 model through two code paths (other thread count / batch shape).
 PATH_RTOL = path_rtol(torch.float32)
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "pfnano.root"
+#: the real CMS PFNano fixture: $LGAE_HEP_PFNANO, default ../shared/fixtures/pfnano.root
+FIXTURE = Path(os.environ.get("LGAE_HEP_PFNANO") or Path(__file__).resolve().parents[2].parent
+               / "shared" / "fixtures" / "pfnano.root")
 CHUNK = 60
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning",
