@@ -48,7 +48,7 @@ from .physical import REPAIR_NAMES, merge_counts, warn_repaired
 __all__ = ["DEFAULT_DECOMPRESS_STEP", "compress_files", "decompress_file"]
 
 #: Events per chunk of :func:`decompress_file`.
-DEFAULT_DECOMPRESS_STEP = 10_000
+DEFAULT_DECOMPRESS_STEP = 5_000
 
 _EVENT_KEYS_REASON = "compressed files carry run, luminosityBlock and event"
 

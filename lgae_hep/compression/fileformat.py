@@ -166,6 +166,11 @@ class CompressedFileReader:
 
     def _check(self) -> None:
         f, path = self.file, self.path
+        end = getattr(getattr(f, "file", None), "fEND", None)
+        if end is not None and path.is_file() and path.stat().st_size < int(end):
+            # uproot reads what is there; the ROOT header says where the file ends
+            raise ValueError(f"{path}: truncated ROOT file ({path.stat().st_size} bytes, its "
+                             f"header says {int(end)}); the compressed file is incomplete")
         if METADATA_KEY not in f:
             raise ValueError(f"{path} is not an lgae-hep compressed file (no {METADATA_KEY!r} "
                              "metadata; compress files with `lgae-hep compress`)")

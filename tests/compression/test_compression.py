@@ -429,12 +429,13 @@ def test_file_without_the_jet_collection_is_an_error(tmp_path, model_file):
         compress_files([tmp_path / "missing.root"], tmp_path / "c.root", model_file)
 
 
-def _rewrite(src: Path, dst: Path, change) -> None:
-    """Copy a compressed file branch by branch, applying ``change(dict of arrays)``."""
+def _rewrite(src: Path, dst: Path, change, meta=None) -> None:
+    """Copy a compressed file branch by branch, applying ``change(dict of arrays)`` (and
+    ``meta(json string)`` to the metadata)."""
     with uproot.open(src) as f:
         t = f[TREE]
         arrays = {k: t[k].array() for k in t.keys() if not k.startswith("n")}
-        meta = str(f[METADATA_KEY])
+        meta = str(f[METADATA_KEY]) if meta is None else meta(str(f[METADATA_KEY]))
     change(arrays)
     with uproot.recreate(dst) as f:
         f.mktree(TREE, {k: v.type if isinstance(v, ak.Array) else v.dtype
@@ -488,6 +489,101 @@ def test_corrupt_compressed_files_are_errors(tmp_path, model_file):
     damaged.write_bytes(bytes(data))
     with pytest.raises((ValueError, OSError)):
         read_compressed(damaged)
+
+
+def test_bad_files_are_errors_that_name_the_file(tmp_path, model_file):
+    """Issue 22: truncated files, damaged baskets, NaN latents and another model: ValueError
+    naming the compressed file, and no partial output left behind."""
+    import re
+
+    src = write_events(tmp_path / "gen.root", nan_jet=False)
+    comp = tmp_path / "c.root"
+    compress_files([src], comp, model_file, progress=False, compression="zlib:1")
+    data = comp.read_bytes()
+    out = tmp_path / "d.root"
+    for cut in (len(data) // 2, len(data) - 200):  # truncated: baskets or the directory lost
+        bad = tmp_path / f"truncated_{cut}.root"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=re.escape(str(bad))):
+            decompress_file(bad, out, progress=False)
+        assert not out.exists()
+    with uproot.open(comp) as f:  # damaged bytes inside the first basket of a latent branch
+        branch = f[TREE]["FatJet_lgaeZ0"]
+        seek = int(branch.member("fBasketSeek")[0])
+        nbytes = int(branch.member("fBasketBytes")[0])
+    damaged = tmp_path / "damaged.root"
+    buf = bytearray(data)
+    buf[seek + nbytes - 40: seek + nbytes - 8] = bytes(32)
+    damaged.write_bytes(bytes(buf))
+    with pytest.raises(ValueError, match=re.escape(str(damaged))):
+        decompress_file(damaged, out, progress=False)
+    assert not out.exists()
+
+    def nan_latent(a):
+        z = a["FatJet_lgaeZ0"]
+        flat = ak.to_numpy(ak.flatten(z)).copy()
+        flat[0] = np.nan
+        a["FatJet_lgaeZ0"] = ak.unflatten(flat, ak.num(z))
+
+    bad = tmp_path / "nan_latent.root"
+    _rewrite(comp, bad, nan_latent)
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + ".*corrupt latent"):
+        decompress_file(bad, out, progress=False)
+    assert not out.exists()
+    other = save_checkpoint(tmp_path / "other.pt", tiny_lgae(seed=1))
+    with pytest.raises(ValueError, match=re.escape(str(comp)) + ".*model mismatch"):
+        decompress_file(comp, out, other, progress=False)
+
+    def newer(meta):
+        m = json.loads(meta)
+        m["format_version"] = 99
+        return json.dumps(m)
+
+    bad = tmp_path / "newer.root"
+    _rewrite(comp, bad, lambda a: None, meta=newer)
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + ".*newer"):
+        decompress_file(bad, out, progress=False)
+
+
+def test_decompress_file_streams_in_chunks(tmp_path, model_file, monkeypatch):
+    """Issue 22.4: decompress_file holds one chunk of step_size events at a time (read with
+    uproot's iterate), never the whole file; the output equals that of one big chunk."""
+    import lgae_hep.compression.driver as driver
+    from lgae_hep.compression.fileformat import CompressedFileReader
+
+    src = write_events(tmp_path / "gen.root", n_events=40, nan_jet=False)
+    comp = tmp_path / "c.root"
+    compress_files([src], comp, model_file, progress=False)
+    whole = tmp_path / "whole.root"
+    decompress_file(comp, whole, progress=False, step_size=10**6)
+
+    held: list[int] = []  # events of every chunk turned into CompressedJets
+    decoded: list[int] = []  # jets of every decoder call
+    to_jets, decode = CompressedFileReader._compressed, driver.decode_jets
+
+    def spy_chunk(self, arr):
+        held.append(len(arr))
+        return to_jets(self, arr)
+
+    def spy_decode(flat, *a, **k):
+        decoded.append(len(flat))
+        return decode(flat, *a, **k)
+
+    def no_whole_file(self):
+        raise AssertionError("decompress_file read the whole file at once")
+
+    monkeypatch.setattr(CompressedFileReader, "_compressed", spy_chunk)
+    monkeypatch.setattr(CompressedFileReader, "read", no_whole_file)
+    monkeypatch.setattr(driver, "decode_jets", spy_decode)
+    out = tmp_path / "d.root"
+    summary = decompress_file(comp, out, progress=False, step_size=7)
+    assert held == [7] * 5 + [5] and sum(decoded) == summary["n_jets"] and len(decoded) == 6
+    assert max(decoded) <= 7 * 3  # at most 3 jets per event
+    with uproot.open(whole) as a, uproot.open(out) as b:
+        keys = sorted(a["Events"].keys())
+        assert keys == sorted(b["Events"].keys())
+        for k in keys:
+            _assert_identical(a["Events"][k].array(), b["Events"][k].array())
 
 
 # --------------------------------------------------------------------------------------------
