@@ -405,6 +405,22 @@ class LGAE(nn.Module):
     def _chunks(b: int, size: int) -> list[slice]:
         return [slice(i, min(i + size, b)) for i in range(0, b, size)] or [slice(0, 0)]
 
+    def _reference_units(self, refs: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """The reference vectors as 1 GeV 4-vectors in the network's momentum units (``p4 *
+        p4_scale``, or units of the jet mass for ``normalization="mass"``).
+
+        A unit reference at every node is a constant vector that every message sum adds up
+        coherently, and every CG product squares: at unit size the features of a 4-layer
+        encoder reach 1e15 on 1 TeV jets (non-finite training loss from the first epoch); at
+        the size of a 1 GeV momentum (~1e-2) they stay of the size of the model without
+        references. A positive per-jet factor keeps the model covariant (particles and
+        references transformed together) and the score invariant under the references'
+        subgroup, since it multiplies a 4-vector by a number that is the same in every frame.
+        """
+        if scale is None:
+            return refs * self.p4_scale
+        return refs / scale.to(refs.dtype)[:, None, None]
+
     def _encode(self, p4, mask, scalars, scale, refs=None):
         """Encode validated inputs (:func:`check_inputs`); ``scale``: :meth:`_scale`;
         ``refs``: :meth:`_check_references`."""
@@ -430,7 +446,9 @@ class LGAE(nn.Module):
         vec = pos
         if refs is not None:
             # reference channels: invariants p_i . r_a and the vectors r_a at every node
-            # (padded nodes are zeroed by the masked input mixing below)
+            # (padded nodes are zeroed by the masked input mixing below), in the momenta's
+            # network units (_reference_units)
+            refs = self._reference_units(refs, scale)
             s = torch.cat([s, minkowski_products(p, refs)], dim=-1)
             r = self.cart.to_irrep(refs).permute(1, 0, 2).unsqueeze(-1)  # (R, B, 4, 1)
             vec = torch.cat([pos, r.expand(-1, -1, -1, pos.shape[-1])], dim=0)
@@ -482,6 +500,7 @@ class LGAE(nn.Module):
             feats[r] = y.view(w.shape[0], w.shape[1], b, d).permute(1, 2, 3, 0).contiguous()
         feats[SCALAR] = feats[SCALAR] + self.dec_in_bias.permute(1, 2, 0).unsqueeze(1)
         if refs is not None:  # + learned combinations of the reference vectors, per node
+            refs = self._reference_units(refs, scale)
             w = self.dec_ref  # (N, c0, R)
             zr = self.cart.to_irrep(refs)  # (B, R, 4)
             nb, nr, _ = zr.shape
