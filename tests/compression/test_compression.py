@@ -597,6 +597,10 @@ def test_cli_compress_decompress(tmp_path, model_file, capsys):
     assert cli_main(["compress", str(src), "-o", str(comp), "--model", str(model_file),
                      "--quiet"]) == 0
     assert "bytes/jet" in capsys.readouterr().out
+    with uproot.open(comp) as f:  # the measured default codec (benchmarks/compress_throughput)
+        assert json.loads(str(f[METADATA_KEY]))["compression"] == "lzma:1"
+    with uproot.open(comp) as f:
+        assert f.file.fCompress // 100 == 2 and f.file.fCompress % 100 == 1  # ROOT's LZMA, 1
     assert cli_main(["decompress", str(comp), "-o", str(out), "--quiet"]) == 0
     _assert_identical(_branches(src, JET_KIN)["FatJet_pt"], _branches(out, JET_KIN)["FatJet_pt"])
     # user errors: one line, exit code 2
