@@ -1,0 +1,348 @@
+"""The hybrid codec (LGAE latent + quantised residuals) against mantissa truncation, at equal
+bytes per jet after the same general-purpose compressor, on the same jets (issue 22.3).
+
+    python benchmarks/hybrid_codec.py                         # 2,000 jets, writes the doc
+    python benchmarks/hybrid_codec.py --input nano.root --n-jets 5000 --doc /tmp/h.md
+
+Jets: the N = 30 hardest particles of the first ``--n-jets`` jets of ``--input`` (default: the
+MPI-on QCD test file of ``benchmarks/anomaly_scores.py``, as ``benchmarks/rate_distortion.py``).
+
+Methods (bytes per jet: what the payload adds to a ROOT file compressed with ``--compressor``,
+file size minus that of the same empty file, as in ``benchmarks/rate_distortion.py``; the jet
+momentum that fixes the decoder's frame is not counted there either, it is in NanoAOD anyway):
+
+* **truncation** (the baseline of ``rate_distortion.py``): ``pt, eta, phi, mass`` as jagged
+  float32 with the mantissa truncated to ``b`` bits (:func:`lgae_hep.compression.truncate_mantissa`).
+* **hybrid** (:mod:`lgae_hep.compression.hybrid`): the bundled ``lgae-mix`` latent (float16),
+  the multiplicity (uint8), a CRC-32 of the latent per jet (uint32: residuals that do not
+  belong to their latent are an error), the residual integers of ``(log pt, eta, phi)``
+  against the decoder's prediction at step ``delta`` (originals matched to the decoder nodes
+  by the Hungarian algorithm on ``(eta, phi)`` and stored in node order; int16 when they fit)
+  and the particle mass truncated like the baseline's.
+* **quantised, no model** (control): the same residual coding with the prediction replaced by
+  the jet axis (``log pt = 0``, the jet's ``eta, phi``), particles in pT order: how much of the
+  hybrid's gain is the network's and how much is quantising ``(log pt, eta, phi)`` uniformly.
+
+Quality: the relative error of the jet mass of the 30 particles (median and IQR; the target
+is a smaller IQR than truncation at equal bytes) and the IQR of the particles' relative pT
+error (matched by position for truncation and the control, by the stored matching for the
+hybrid). Prints the table, writes ``docs/figures/compression_hybrid.png`` and, with ``--doc``,
+the markdown page (default ``docs/COMPRESSION_HYBRID.md``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # keep benchmarks/ off the import path (see rate_distortion.py)
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from typing import Any  # noqa: E402
+
+import awkward as ak  # noqa: E402
+import numpy as np  # noqa: E402
+import uproot  # noqa: E402
+import vector  # noqa: E402
+
+vector.register_awkward()
+
+REPO = Path(__file__).resolve().parents[1]
+N_PART = 30
+TRUNC_BITS = (2, 3, 4, 5, 6, 8, 10, 12)
+DELTAS = (2.0 ** -2, 2.0 ** -3, 2.0 ** -4, 2.0 ** -5, 2.0 ** -6, 2.0 ** -8, 2.0 ** -10)
+MODEL = "lgae-mix"
+
+
+def default_input() -> Path:
+    found = sorted(glob.glob(str(REPO / "data/generated/anomaly_scores/test_qcd_*_n10000_*.root")))
+    if not found:
+        raise SystemExit("no input: pass --input FILE (a PFNano file), or generate the "
+                         "anomaly-score data sets first (benchmarks/anomaly_scores.py)")
+    return Path(found[0])
+
+
+def file_bytes(columns: dict[str, Any], compression: Any, tmp: Path) -> int:
+    """Bytes ``columns`` add to a one-tree ROOT file (minus the same file with no entries)."""
+    sizes = []
+    for fill in (False, True):
+        path = tmp / f"payload_{int(fill)}.root"
+        with uproot.recreate(path, compression=compression) as f:
+            f.mktree("Jets", {k: (v.type if isinstance(v, ak.Array) else v.dtype)
+                              for k, v in columns.items()})
+            if fill:
+                f["Jets"].extend(columns)
+        sizes.append(path.stat().st_size)
+    return sizes[1] - sizes[0]
+
+
+def jet_mass(lpe: np.ndarray, mass: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Jet mass of (B, N) particles given as (log pt, eta, phi) and mass."""
+    pt = np.where(mask, np.exp(np.where(mask, lpe[..., 0], 0.0)), 0.0)
+    eta, phi = np.where(mask, lpe[..., 1], 0.0), np.where(mask, lpe[..., 2], 0.0)
+    m = np.where(mask, mass, 0.0)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    e = np.sqrt(px ** 2 + py ** 2 + pz ** 2 + m ** 2)
+    s = [(c * mask).sum(1) for c in (e, px, py, pz)]
+    return np.sqrt(np.maximum(s[0] ** 2 - s[1] ** 2 - s[2] ** 2 - s[3] ** 2, 0.0))
+
+
+def summary(rel: np.ndarray) -> tuple[float, float]:
+    rel = rel[np.isfinite(rel)]
+    q25, q50, q75 = np.percentile(rel, [25, 50, 75])
+    return float(q50), float(q75 - q25)
+
+
+def padded(values: dict[str, np.ndarray], counts: np.ndarray) -> dict[str, np.ndarray]:
+    b = len(counts)
+    mask = np.arange(N_PART)[None] < counts[:, None]
+    out = {}
+    for k, v in values.items():
+        a = np.zeros((b, N_PART), np.float64)
+        a[mask] = v
+        out[k] = a
+    out["mask"] = mask
+    return out
+
+
+def int_payload(q: np.ndarray, mask: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    dt = np.int16 if np.abs(q).max(initial=0) < 2 ** 15 else np.int32
+    return {f"r{i}": ak.unflatten(q[..., i][mask].astype(dt), counts) for i in range(3)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import lgae_hep
+    from lgae_hep.compression import truncate_mantissa
+    from lgae_hep.compression.hybrid import (
+        check_tags,
+        decode_residuals,
+        encode_residuals,
+        latent_tags,
+        log_pt_eta_phi,
+    )
+    from lgae_hep.data import read_nanoaod
+
+    comp = {"LZMA": uproot.LZMA(9), "ZLIB": uproot.ZLIB(6)}[args.compressor]
+    src = args.input or default_input()
+    jets = read_nanoaod(src, max_particles=N_PART, flat=True, progress=False)[: args.n_jets]
+    jets = ak.to_packed(ak.zip({f: jets[f] for f in ("pt", "eta", "phi", "mass")},
+                               with_name="Momentum4D"))
+    counts = np.asarray(ak.to_numpy(ak.num(jets)), np.int64)
+    flat = {f: np.asarray(ak.to_numpy(ak.flatten(jets[f])), np.float64)
+            for f in ("pt", "eta", "phi", "mass")}
+    ref = padded(flat, counts)
+    mask = ref["mask"]
+    orig = np.stack([np.log(np.where(mask, ref["pt"], 1.0)), ref["eta"], ref["phi"]], -1)
+    m_ref = jet_mass(orig, ref["mass"], mask)
+    keep = m_ref > 0
+    rows: list[dict[str, Any]] = []
+
+    def add(method: str, family: str, precision: Any, payload: dict, lpe: np.ndarray,
+            mass: np.ndarray, pt_ref_order: np.ndarray, tmp: Path) -> None:
+        m = jet_mass(lpe, mass, mask)
+        med, iqr = summary((m / m_ref - 1)[keep])
+        pt = np.exp(np.where(mask, lpe[..., 0], 0.0))
+        _, pt_iqr = summary((pt / pt_ref_order - 1)[mask])
+        rows.append({"method": method, "family": family, "precision": precision,
+                     "bytes_per_jet": file_bytes(payload, comp, tmp) / len(counts),
+                     "mass_median": med, "mass_iqr": iqr, "pt_rel_iqr": pt_iqr})
+
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        # truncation
+        for bits in TRUNC_BITS:
+            cols = {f: truncate_mantissa(v, bits) for f, v in flat.items()}
+            t = padded({f: v.astype(np.float64) for f, v in cols.items()}, counts)
+            lpe = np.stack([np.log(np.where(mask, t["pt"], 1.0)), t["eta"], t["phi"]], -1)
+            payload = {"PF": ak.zip({f: ak.unflatten(v, counts) for f, v in cols.items()})}
+            add(f"truncation {bits}-bit mantissa", "truncation", bits, payload, lpe, t["mass"],
+                ref["pt"], tmp)
+        # the decoder's prediction from the stored (float16) latent
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = lgae_hep.compress(jets, MODEL, latent_dtype="float16")
+            dec = lgae_hep.decompress(c, MODEL, physical=False)
+        t_net = time.perf_counter() - t0
+        stored = np.asarray(ak.to_numpy(c.jets.latent))
+        n_keep = np.asarray(ak.to_numpy(c.jets.n), np.int64)
+        if not np.array_equal(n_keep, counts):
+            raise SystemExit("decoder multiplicities differ from the kept particles")
+        dflat = np.stack([np.asarray(ak.to_numpy(ak.flatten(dec[k])), np.float64)
+                          for k in ("E", "px", "py", "pz")], -1)
+        p4 = np.zeros((len(counts), N_PART, 4))
+        p4[mask] = dflat
+        pred = log_pt_eta_phi(p4)
+        tags = latent_tags(stored)
+        # the jet axis (control): log pt 0, the summed particles' eta, phi
+        vsum = ak.sum(jets, axis=1)
+        axis = np.zeros_like(pred)
+        axis[..., 1] = np.asarray(ak.to_numpy(vsum.eta))[:, None]
+        axis[..., 2] = np.asarray(ak.to_numpy(vsum.phi))[:, None]
+        t_match = 0.0
+        for delta in DELTAS:
+            k = int(round(-np.log2(delta)))
+            mbits = max(min(k, 23), 1)
+            mass_t = truncate_mantissa(flat["mass"], mbits)
+            mass_pad = padded({"m": mass_t.astype(np.float64)}, counts)["m"]
+            mass_col = {"mass": ak.unflatten(mass_t, counts)}
+            t1 = time.perf_counter()
+            q, perm = encode_residuals(orig, pred, mask, delta)
+            t_match += time.perf_counter() - t1
+            check_tags(stored, tags, n_keep, counts, where="benchmark")
+            rec = decode_residuals(pred, q, mask, delta)
+            order = np.maximum(perm, 0)
+            mass_h = np.take_along_axis(mass_pad, order, axis=1)
+            pt_ref_h = np.take_along_axis(ref["pt"], order, axis=1)
+            payload = {f"z{i}": np.ascontiguousarray(stored[:, i]) for i in
+                       range(stored.shape[1])}
+            payload.update(n=n_keep.astype(np.uint8), tag=tags,
+                           **int_payload(q, mask, counts),
+                           mass=ak.unflatten(np.take_along_axis(
+                               padded({"m": mass_t.astype(np.float32)}, counts)["m"], order,
+                               axis=1)[mask].astype(np.float32), counts))
+            add(f"hybrid lgae-mix, delta 2^-{k}", "hybrid", delta, payload, rec, mass_h,
+                pt_ref_h, tmp)
+            # control: no model
+            qa = np.rint((orig - axis) / delta)
+            qa[..., 2] = np.rint((((orig[..., 2] - axis[..., 2]) + np.pi) % (2 * np.pi) - np.pi)
+                                 / delta)
+            qa = np.where(mask[..., None], qa, 0).astype(np.int32)
+            reca = decode_residuals(axis, qa, mask, delta)
+            add(f"quantised, no model, delta 2^-{k}", "control", delta,
+                {**int_payload(qa, mask, counts), **mass_col}, reca, mass_pad, ref["pt"], tmp)
+    return {"input": str(src), "n_jets": int(len(counts)), "compressor": args.compressor,
+            "rows": rows, "network_s": t_net, "matching_s": t_match / len(DELTAS),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| method | bytes/jet | jet mass rel. error median | jet mass IQR | "
+             "particle pT_rel IQR |", "|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["family"], -r["bytes_per_jet"])):
+        lines.append(f"| {r['method']} | {r['bytes_per_jet']:.1f} | {r['mass_median']:.2g} | "
+                     f"{r['mass_iqr']:.3g} | {r['pt_rel_iqr']:.3g} |")
+    return "\n".join(lines)
+
+
+def interpolate(rows: list[dict[str, Any]], family: str, at: float) -> float:
+    """log-log interpolated jet-mass IQR of ``family`` at ``at`` bytes/jet (nan outside)."""
+    pts = sorted((r["bytes_per_jet"], r["mass_iqr"]) for r in rows if r["family"] == family)
+    x = np.log([p[0] for p in pts])
+    y = np.log([max(p[1], 1e-12) for p in pts])
+    if not x[0] <= np.log(at) <= x[-1]:
+        return float("nan")
+    return float(np.exp(np.interp(np.log(at), x, y)))
+
+
+def verdict(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in rows:
+        if r["family"] == "truncation":
+            continue
+        t = interpolate(rows, "truncation", r["bytes_per_jet"])
+        if np.isfinite(t):
+            out.append(f"| {r['method']} | {r['bytes_per_jet']:.1f} | {r['mass_iqr']:.3g} | "
+                       f"{t:.3g} | {'yes' if r['mass_iqr'] < t else 'no'} |")
+    return ["| method | bytes/jet | its jet-mass IQR | truncation's at the same bytes "
+            "(log-log interpolated) | smaller? |", "|---|---|---|---|---|", *out]
+
+
+def figure(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for family, style in (("truncation", "o-"), ("hybrid", "s-"), ("control", "^--")):
+        pts = sorted((r["bytes_per_jet"], r["mass_iqr"]) for r in rows if r["family"] == family)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label={
+            "truncation": "mantissa truncation", "hybrid": "hybrid: lgae-mix latent + residuals",
+            "control": "quantised residuals, no model"}[family])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bytes per jet (LZMA)")
+    ax.set_ylabel("jet-mass resolution (IQR of relative error)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--input", type=Path, default=None)
+    p.add_argument("--n-jets", type=int, default=2000)
+    p.add_argument("--compressor", choices=("LZMA", "ZLIB"), default="LZMA")
+    p.add_argument("--figure", type=Path, default=REPO / "docs/figures/compression_hybrid.png")
+    p.add_argument("--doc", type=Path, default=REPO / "docs/COMPRESSION_HYBRID.md")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    res = run(args)
+    rows = res["rows"]
+    tab, ver = table(rows), "\n".join(verdict(rows))
+    print(tab, "\n\n" + ver)
+    figure(rows, args.figure)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    if args.doc:
+        cmd = "python benchmarks/hybrid_codec.py" + (
+            f" --input {args.input}" if args.input else "") + f" --n-jets {args.n_jets}"
+        rel_fig = os.path.relpath(args.figure, args.doc.parent)
+        args.doc.write_text(DOC.format(cmd=cmd, input=res["input"], n=res["n_jets"],
+                                       comp=res["compressor"], table=tab, verdict=ver,
+                                       figure=rel_fig, load=res["load"],
+                                       net=res["network_s"], match=res["matching_s"]))
+        print(f"wrote {args.doc}")
+
+
+DOC = """# The hybrid codec: LGAE latent + quantised residuals vs mantissa truncation
+
+*Generated by `{cmd}`; do not edit by hand.* Issue 22.3.
+
+Can a learned codec beat NanoAOD-style mantissa truncation at equal bytes per jet? The LGAE
+latent alone cannot (`docs/RESULTS.md#compression`). The hybrid stores the latent plus each
+particle's quantised residual against the decoder's prediction
+(`lgae_hep.compression.hybrid`: originals matched to the decoder nodes by the Hungarian
+algorithm on (eta, phi) and stored in node order, residuals of (log pt, eta, phi) at step
+delta, a CRC-32 of the latent per jet so residuals never decode against the wrong latent).
+The control quantises the same residuals against the jet axis instead of the network.
+
+* Jets: {n} jets of `{input}`, the 30 hardest particles.
+* Bytes per jet: the payload added to a ROOT file, {comp} (the jet momentum that fixes the
+  decoder's frame is not counted, as in `benchmarks/rate_distortion.py`).
+* Jet-mass resolution: IQR of the relative error of the 30-particle jet mass.
+* Load average at the end: {load} (2 cores); network {net:.1f} s, matching {match:.1f} s per
+  precision.
+
+{table}
+
+![bytes per jet vs jet-mass resolution]({figure})
+
+## At equal bytes per jet
+
+{verdict}
+
+## Reading it
+
+The residual integers take about log2(spread / delta) bits per coordinate before the
+compressor. The network helps only if its prediction is closer to the particles than the jet
+axis is: the hybrid pays the latent and the checksum (about 40 bytes per jet before LZMA) and
+must win that back in smaller residuals. Compare the hybrid with the control at the same
+delta to separate the network's contribution from that of uniform quantisation in
+(log pt, eta, phi).
+"""
+
+
+if __name__ == "__main__":
+    main()
