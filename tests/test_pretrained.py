@@ -98,12 +98,89 @@ def test_bundled_model_matches_card_and_scores(name):
     assert np.isfinite(default).all()  # the card's default score, density or reconstruction
 
 
-def test_default_scoring_model_is_lgae_mix():
+def test_default_score_is_the_lgae_mix_cards_score():
+    """``lgae_hep.score(jets)`` with no model and no metric gives exactly the numbers of the
+    bundled lgae-mix with the score its card records (same path, so bitwise), and not those
+    of the other bundled model: what the README and the docstring promise."""
+    import warnings
+
+    import lgae_hep
+    from lgae_hep.data import from_tensors
+
+    p4, mask = _jets(32, 1)
+    jets = from_tensors(p4.double().numpy(), mask.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # these toy jets are outside the cards' pT range
+        default = np.asarray(lgae_hep.score(jets, progress=False))
+        mix = np.asarray(lgae_hep.score(jets, "lgae-mix", metric=_card("lgae-mix")
+                                        ["score_metric"], progress=False))
+        other = np.asarray(lgae_hep.score(jets, "lgae-minmax", progress=False))
+    assert np.isfinite(default).all()
+    np.testing.assert_array_equal(default, mix)
+    assert not np.allclose(default, other)  # another model's scores differ by O(1)
+
+
+#: a fresh seed for the card-recipe QCD sample below: none of the cards' own seeds
+FRESH_SEED = 90_301
+N_CARD_JETS = 200
+
+
+@pytest.fixture(scope="module")
+def card_recipe_qcd():
+    """``N_CARD_JETS`` QCD jets of the cards' validation recipe (``training.data.val_qcd``:
+    Pythia 8, MPI as recorded, the generator's default pT window), with a new seed."""
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+    from lgae_hep.data.generate import generate
+
+    recipes = {json.dumps({k: v for k, v in _card(n)["training"]["data"]["val_qcd"].items()
+                           if k not in ("n", "seed", "workers")}, sort_keys=True)
+               for n in REQUIRED}
+    assert len(recipes) == 1, f"the bundled cards' validation recipes differ: {recipes}"
+    val = _card(REQUIRED[0])["training"]["data"]["val_qcd"]
+    used = {v["seed"] for n in REQUIRED for v in (*_card(n)["training"]["data"].values(),
+                                                   *_card(n)["test_sets"].values())}
+    assert FRESH_SEED not in used
+    return generate(val["process"], N_CARD_JETS, seed=FRESH_SEED, fast=val.get("fast", False),
+                    progress=False)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", REQUIRED)
+def test_scores_of_fresh_card_jets_follow_the_cards_qcd_quantiles(name, card_recipe_qcd):
+    """Rescore fresh jets of the card's validation recipe: the fraction below each stored QCD
+    quantile (``score_axes``, tools/score_axes.py) is that quantile's level, within the
+    binomial spread. A wrong model file, score, input frame or unit would move the bulk.
+
+    Tolerance: the fraction of n fresh jets below the card's quantile q_p (estimated on N
+    jets) has variance p (1 - p) (1/n + 1/N) (binomial, plus the card's own estimate of q_p);
+    allowed 4 standard deviations (two-sided 6e-5 per check). The upper tail: the number of
+    fresh jets above q_0.995 is Poisson with mean 0.005 n = 1; 7 or more has probability 8e-5.
+    The values are read from the card at test time (the models may be re-bundled).
+    """
+    import warnings
+
+    import awkward as ak
+
     from lgae_hep import api
 
-    assert api.DEFAULT_MODEL == "lgae-mix"
-    model = api.load_model("lgae-mix")
-    assert model.config["aggregation"] == "mix" and model.config["tau_v"] == 2
+    card = _card(name)
+    axes = card["score_axes"]
+    big_n, n = axes["n_jets"], N_CARD_JETS
+    model = api.load_model(name)
+    for metric in (card["score_metric"], "chamfer-dr"):
+        q = axes["quantiles"][metric]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = np.asarray(ak.flatten(api.score(card_recipe_qcd, model=model, metric=metric,
+                                                progress=False), axis=None), dtype=float)
+        assert s.size == n and np.isfinite(s).all()
+        for level in ("0.25", "0.5", "0.75"):
+            p = float(level)
+            frac = float(np.mean(s < q[level]))
+            tol = 4 * np.sqrt(p * (1 - p) * (1 / n + 1 / big_n))
+            assert abs(frac - p) <= tol, (name, metric, level, frac, q[level])
+        assert int(np.sum(s > q["0.995"])) <= 6, (name, metric, np.sort(s)[-8:], q["0.995"])
 
 
 def test_unknown_bundled_name_lists_the_bundled_ones():
