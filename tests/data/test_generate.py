@@ -422,8 +422,11 @@ def test_cli_generate(tmp_path, capsys):
 def test_cli_rejects_bad_value(tmp_path, capsys):
     from lgae_hep.cli import main
 
-    rc = main(["generate", "--process", "t", "--num-jets", "0", "-o", str(tmp_path / "x.root")])
-    assert rc == 2 and "n_jets=0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # an argparse error (issue 23: one line, exit 2)
+        main(["generate", "--process", "t", "--num-jets", "0", "-o", str(tmp_path / "x.root")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert "--num-jets: 0 is not a positive integer" in err[0]
     existing = tmp_path / "exists.root"
     existing.write_bytes(b"previous")
     rc = main(["generate", "--process", "t", "-n", "2", "-o", str(existing)])
