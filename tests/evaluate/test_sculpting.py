@@ -97,11 +97,15 @@ def test_yardsticks_beside_the_model_in_an_evaluation():
     # the model here IS the jet mass: identical AUC to the mass yardstick
     assert res.anomaly["signals"]["2p"]["auc"] == pytest.approx(yard["jet mass"]["signals"]
                                                                 ["2p"]["auc"], abs=1e-12)
-    # two prongs vs one: tau21 and D2 separate them (measured 0.84 and 0.83 here; the
-    # prongs' random axes sometimes overlap, so the bound leaves room, and still fails for a
-    # sign or direction error, which would give < 0.5)
-    assert yard["1 - tau21"]["signals"]["2p"]["auc"] > 0.75
-    assert yard["-log D2"]["signals"]["2p"]["auc"] > 0.75
+    # two prongs vs one: tau21 and D2 separate them. Bound from statistics, not from a run:
+    # without separation the AUC of 150 vs 150 jets is 0.5 with the Hanley-McNeil standard
+    # error auc_standard_error(0.5, 150, 150) = 0.033; above 0.5 + 4 SE excludes that at
+    # one-sided p = 3e-5, and a sign or direction error (AUC < 0.5) fails it
+    from lgae_hep.metrics import auc_standard_error
+
+    floor = 0.5 + 4 * auc_standard_error(0.5, len(qcd), len(two))
+    assert yard["1 - tau21"]["signals"]["2p"]["auc"] > floor
+    assert yard["-log D2"]["signals"]["2p"]["auc"] > floor
     table = res.comparison_table()
     assert "1 - tau21" in table and "Spearman" in table
 
@@ -142,7 +146,12 @@ def test_density_yardstick_fits_on_the_reference_and_flags_other_shapes():
     assert np.isnan(DensityYardstick().fit(reference).score(single)[0])  # tau21 undefined
     res = ev.evaluate(ev.jet_masses, qcd, {"2p": two}, reference=reference, progress=False)
     gmm = res.anomaly["yardsticks"][DENSITY_YARDSTICK]
-    assert gmm["signals"]["2p"]["auc"] > 0.75  # measured 0.9x; < 0.5 would be a sign error
+    # separation, from statistics: no separation gives AUC 0.5 with the Hanley-McNeil error
+    # of 200 vs 200 jets (0.029); 0.5 + 4 SE excludes it at one-sided p = 3e-5, and a sign
+    # error (AUC < 0.5) fails it
+    from lgae_hep.metrics import auc_standard_error
+
+    assert gmm["signals"]["2p"]["auc"] > 0.5 + 4 * auc_standard_error(0.5, len(qcd), len(two))
     assert DENSITY_YARDSTICK not in ev.evaluate(ev.jet_masses, qcd, {"2p": two},
                                                 progress=False).anomaly["yardsticks"]
     with pytest.raises(ValueError, match="reference jets"):
