@@ -472,6 +472,24 @@ def _test_table(choice: str) -> str:
     return "\n".join(lines)
 
 
+def _probe_table() -> str:
+    """Latent probes (R^2 on val QCD jets 5000-9999, regressor fitted on 0-4999) of each
+    candidate's seed-0 run and of the bundled model, from the ``eval.json`` files."""
+    lines = ["| latent probe R^2 (val QCD) | features | " + " | ".join(PROBE_TARGETS) + " |",
+             "|---|---|" + "---|" * len(PROBE_TARGETS)]
+    seen = set()
+    for f in sorted(ROOT.glob("*-s0/eval.json")):
+        r = json.loads(f.read_text())
+        for name, row in r.get("probes", {}).items():
+            label = (f"{r['candidate']}: {name[5:]}" if name.startswith("new") else name)
+            if label in seen:
+                continue
+            seen.add(label)
+            lines.append(f"| {label} | {row['n_features']} | "
+                         + " | ".join(f"{row[t]:.3f}" for t in PROBE_TARGETS) + " |")
+    return "\n".join(lines)
+
+
 def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md") -> None:
     """The validation and test tables between ``<!-- substructure-candidates:begin/end -->``
     of docs/RESULTS.md."""
@@ -489,6 +507,8 @@ def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md
         f"Choice ({summary['rule']}): **{summary['choice']}**.",
         "",
         summary.get("test_table") or "(no test run yet)",
+        "",
+        _probe_table(),
         end])
     i, j = text.index(begin), text.index(end) + len(end)
     path.write_text(text[:i] + body + text[j:])
