@@ -123,6 +123,18 @@ def main(argv: list[str] | None = None) -> int:
             bare = load_model_file(path, dtype=ckpt["config"]["dtype"])
             bare.decorrelation = maps
             save_checkpoint(path, bare, rng_state=False, extra=extra)
+            # and the card says which maps the file holds and how they were made
+            card_path = path.with_suffix(".json")
+            card = json.loads(card_path.read_text())
+            card["decorrelation"] = {
+                "scores": sorted(maps), "mass_bins": int(len(next(iter(maps.values())).counts)),
+                "fit_sample": f"val_qcd jets {FIT_SLICE.start}-{FIT_SLICE.stop - 1} of "
+                              "benchmarks/anomaly_scores.py's recipe (the latent density used "
+                              f"jets 0-{FIT_SLICE.start - 1})",
+                "how": "python benchmarks/decorrelation.py --bundle",
+                "note": "registered as '<score>-decorrelated' (-log(1 - F), F the QCD quantile "
+                        "given the jet mass); the default score is unchanged"}
+            card_path.write_text(json.dumps(card, indent=1) + "\n")
     mass = {k: masses[k] for k in ("test_qcd", "t", "W", "Z")}
     rows.append(("-", "jet mass", _metrics(mass["test_qcd"], {k: mass[k] for k in "tWZ"},
                                            mass["test_qcd"])))
