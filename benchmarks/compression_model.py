@@ -1,0 +1,153 @@
+"""Training recipe for a compression LGAE (issue 22.2): LGAE-Mix at latent sizes spanning the
+paper's compression rates, trained for per-particle fidelity, evaluated against the paper.
+
+    python benchmarks/compression_model.py                        # list the configs (no work)
+    python benchmarks/compression_model.py --train --tau-v 4 --budget-min 60   # one size
+    python benchmarks/compression_model.py --train --budget-min 60             # every size
+    python benchmarks/compression_model.py --eval                 # table of what was trained
+
+Recipe (what the bundled anomaly models lack for compression, docs/RESULTS.md#compression):
+
+* **model**: LGAE-Mix (``aggregation="mix"``: the decoder's nodes keep their order, so a
+  per-particle loss is defined), ``tau_v`` in :data:`TAU_V` (compression rates 0.20-0.56 of the
+  paper's ``30 x 3``, :attr:`LGAE.compression_rate`), default channels, float32.
+* **loss**: ``"mse"``, the order-preserving Cartesian squared error of
+  :func:`lgae_hep.losses.mse`: every particle's energy and 3-momentum count, which the angular
+  ``chamfer-dr`` of the anomaly models does not constrain.
+* **data**: the MPI-on QCD training jets of ``benchmarks/anomaly_scores.py``
+  (``data/generated/anomaly_scores/train_qcd_*.root``), the 30 hardest particles, 10 %
+  validation; evaluation on the QCD test file.
+* **fit**: :func:`lgae_hep.train.fit` defaults (batch 64, lr 3e-3, plateau schedule, early
+  stopping), a wall-clock budget per size (``--budget-min``), checkpoints under
+  ``runs/compression_model/tau_v<k>/``.
+* **evaluation** (``--eval``): :func:`lgae_hep.metrics.reconstruction_metrics` on the test
+  jets (Hungarian-matched, as the paper): median and IQR of the relative jet-mass error and of
+  the particles' pT_rel / eta_rel / phi_rel errors, beside the paper's LGAE-Mix targets
+  (compression rate <= 0.62: jet-mass median <= 1e-3, IQR <= 0.003).
+
+Nothing is trained unless ``--train`` is given (it takes the budget per size on 2 cores).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # keep benchmarks/ off the import path (see rate_distortion.py)
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "generated" / "anomaly_scores"
+OUT = REPO / "runs" / "compression_model"
+TAU_V = (2, 3, 4, 5, 6)
+N_PART = 30
+TARGET = {"rate": 0.62, "mass_median": 1e-3, "mass_iqr": 3e-3}
+
+
+def config(tau_v: int) -> dict:
+    return {"architecture": "lgae", "num_particles": N_PART, "aggregation": "mix",
+            "tau_v": int(tau_v), "dtype": "float32"}
+
+
+def data_file(kind: str) -> Path:
+    found = sorted(glob.glob(str(DATA / f"{kind}_qcd_qcd_*.root")))
+    if not found:
+        raise SystemExit(f"no {kind} QCD file under {DATA}: generate the anomaly-score data "
+                         "sets first (python benchmarks/anomaly_scores.py --stages data)")
+    return Path(found[0])
+
+
+def list_configs() -> None:
+    from lgae_hep.models import LGAE
+
+    print("| tau_v | latent reals | compression rate (paper, 30 x 3) | (30 x 4) |")
+    print("|---|---|---|---|")
+    for tv in TAU_V:
+        cfg = {k: v for k, v in config(tv).items() if k != "architecture"}
+        m = LGAE(**cfg)
+        r = m.compression_rate
+        print(f"| {tv} | {m.latent_size} | {r['paper']:.3f} | {r['p4']:.3f} |")
+
+
+def train(tau_v: int, budget_min: float, n_jets: int | None) -> None:
+    from lgae_hep.data import read_nanoaod
+    from lgae_hep.train import fit
+
+    jets = read_nanoaod(data_file("train"), max_particles=N_PART, flat=True, progress=False)
+    if n_jets:
+        jets = jets[:n_jets]
+    res = fit(config(tau_v), jets, loss="mse", out_dir=OUT / f"tau_v{tau_v}",
+              max_seconds=60.0 * budget_min, epochs=1000, resume=True,
+              extra_info={"recipe": "benchmarks/compression_model.py", "issue": "22.2"})
+    print(f"tau_v={tau_v}: best epoch {res.best_epoch}, val loss {res.best_val_loss:.4g}, "
+          f"{res.seconds / 60:.1f} min -> {res.out_dir}")
+
+
+def evaluate(n_jets: int) -> list[dict]:
+    import numpy as np
+
+    import lgae_hep
+    from lgae_hep.data import read_nanoaod, to_tensors
+    from lgae_hep.metrics import reconstruction_metrics
+
+    jets = read_nanoaod(data_file("test"), max_particles=N_PART, flat=True,
+                        progress=False)[:n_jets]
+    ref = to_tensors(jets, N_PART, dtype=np.float64, backend="numpy")
+    rows = []
+    for ckpt in sorted(OUT.glob("tau_v*/best.pt")):
+        model = lgae_hep.load_model(ckpt)
+        rec = lgae_hep.reconstruct(jets, model, progress=False)
+        out = to_tensors(rec, N_PART, dtype=np.float64, backend="numpy")
+        m = reconstruction_metrics(ref.p4, ref.mask, out.p4, out.mask, progress=False)
+        row = {"checkpoint": str(ckpt.relative_to(REPO)),
+               "rate": model.compression_rate["paper"],
+               **{f"{k}_{s}": m["jet"][k][s] for k in ("mass", "pt") for s in ("median", "iqr")},
+               **{f"particle_{k}_{s}": v[s] for k, v in m["particle"].items()
+                  for s in ("median", "iqr")}}
+        row["meets_target"] = bool(row["rate"] <= TARGET["rate"]
+                                   and abs(row["mass_median"]) <= TARGET["mass_median"]
+                                   and row["mass_iqr"] <= TARGET["mass_iqr"])
+        rows.append(row)
+    if not rows:
+        print(f"nothing trained under {OUT}: run with --train first")
+        return rows
+    keys = [k for k in rows[0] if k.startswith("particle_")]
+    print("| checkpoint | rate | jet mass median (IQR) | " + " | ".join(keys) + " | target |")
+    print("|---|---|---|" + "---|" * len(keys) + "---|")
+    for r in rows:
+        print(f"| {r['checkpoint']} | {r['rate']:.3f} | {r['mass_median']:.3g} "
+              f"({r['mass_iqr']:.3g}) | " + " | ".join(f"{r[k]:.3g}" for k in keys)
+              + f" | {'met' if r['meets_target'] else 'not met'} |")
+    print(f"paper's LGAE-Mix target: rate <= {TARGET['rate']}, jet-mass median <= "
+          f"{TARGET['mass_median']}, IQR <= {TARGET['mass_iqr']}")
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", action="store_true", help="train (budget per size)")
+    p.add_argument("--tau-v", type=int, nargs="+", default=list(TAU_V))
+    p.add_argument("--budget-min", type=float, default=60.0, help="minutes per size")
+    p.add_argument("--n-train", type=int, default=None, help="first N training jets only")
+    p.add_argument("--eval", action="store_true", help="evaluate what was trained")
+    p.add_argument("--n-test", type=int, default=10_000)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    if not (args.train or args.eval):
+        list_configs()
+        return
+    if args.train:
+        for tv in args.tau_v:
+            train(tv, args.budget_min, args.n_train)
+    if args.eval:
+        rows = evaluate(args.n_test)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
