@@ -30,6 +30,9 @@ DATA = REPO / "data" / "generated" / "anomaly_scores"
 FILES = {"val_qcd": "val_qcd_qcd_n10000_s302.root", "test_qcd": "test_qcd_qcd_n10000_s401.root",
          "t": "test_t_t_n10000_s402.root", "W": "test_w_w_n10000_s403.root",
          "Z": "test_z_z_n10000_s404.root"}
+#: ``--test-sets test3k``: the 3,000-jet test sets of benchmarks/substructure_latent.py
+TEST3K = {"test_qcd": "test3k_qcd_qcd_n3000_s411.root", "t": "test3k_t_t_n3000_s412.root",
+          "W": "test3k_w_w_n3000_s413.root", "Z": "test3k_z_z_n3000_s414.root"}
 FIT_SLICE = slice(5000, 10000)
 
 
@@ -84,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", action="store_true",
                     help="store the fitted maps in models/pretrained/<name>.pt")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    ap.add_argument("--test-sets", choices=["anomaly_scores", "test3k"],
+                    default="anomaly_scores",
+                    help="the 10,000-jet test sets of anomaly_scores (default) or the 3,000-jet "
+                         "ones of substructure_latent")
     args = ap.parse_args(argv)
+    if args.test_sets == "test3k":
+        FILES.update(TEST3K)
     sets = {k: _jets(k) for k in FILES}
     fit_jets = sets["val_qcd"][FIT_SLICE]
     masses = {k: _mass(v) for k, v in sets.items()}
