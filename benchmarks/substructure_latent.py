@@ -637,8 +637,8 @@ def stage_bundle(pretrained: Path) -> None:
                    f"benchmarks/substructure_latent.py --stages data && python "
                    f"benchmarks/substructure_latent.py --candidate {cand} --seed {seed} "
                    f"--stages train eval test && python benchmarks/substructure_latent.py "
-                   f"--stages summary bundle && python benchmarks/decorrelation.py --bundle --models lgae-mix "
-                   f"--test-sets test3k",
+                   f"--stages summary bundle && python benchmarks/decorrelation.py --bundle "
+                   f"--models lgae-mix --test-sets test3k",
     }
     pretrained.mkdir(parents=True, exist_ok=True)
     save_checkpoint(pretrained / "lgae-mix.pt", model, rng_state=False,
