@@ -53,7 +53,9 @@ def test_cli_entry_point():
     )
     import lgae_hep
 
-    assert out.stdout.strip() == lgae_hep.__version__
+    # issue 23: the package and what it runs on, not a bare version number
+    first = out.stdout.strip().splitlines()[0]
+    assert first.startswith(f"lgae-hep {lgae_hep.__version__} (") and "torch" in out.stdout
 
 
 @pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="needs the source tree")
