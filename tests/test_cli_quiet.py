@@ -5,6 +5,7 @@ FastJet banner at most once, short error messages, arguments checked before any 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import warnings
@@ -17,7 +18,12 @@ import pytest
 from lgae_hep.cli import COMMANDS, build_parser, main
 from lgae_hep.cli._common import EXIT_USAGE, LIBRARY_MIRRORS, run_command
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pfnano.root"
+#: the real CMS PFNano fixture: $LGAE_HEP_PFNANO, default ../shared/fixtures/pfnano.root
+FIXTURE = Path(os.environ.get("LGAE_HEP_PFNANO")
+               or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+               / "pfnano.root")
+needs_fixture = pytest.mark.skipif(not FIXTURE.is_file(),
+                                   reason="real PFNano fixture not found (set LGAE_HEP_PFNANO)")
 
 #: subcommands whose `--help` must import no torch, coffea or awkward (train, compress and
 #: decompress build their parsers from library constants and are not covered)
@@ -119,7 +125,7 @@ def test_jets_instead_of_constituents_error_is_short():
     assert "FatJet[...102 fields]" in msg and "read_nanoaod" in msg
 
 
-@pytest.mark.skipif(not FIXTURE.is_file(), reason="real PFNano fixture not present")
+@needs_fixture
 def test_real_fatjets_error_is_short():
     from coffea.nanoevents import NanoEventsFactory, PFNanoAODSchema
 
@@ -189,7 +195,7 @@ def test_generate_with_two_workers_prints_the_banner_at_most_once(tmp_path):
     assert "FastJet release" not in quiet.stdout + quiet.stderr
 
 
-@pytest.mark.skipif(not FIXTURE.is_file(), reason="real PFNano fixture not present")
+@needs_fixture
 def test_quiet_run_prints_no_coffea_bars_nor_schema_warnings(tmp_path, capfd):
     import json
 
