@@ -656,7 +656,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-min", type=float, default=30.0,
                     help="training wall-clock budget of this call (minutes)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--max-epochs", type=int, default=TRAIN["epochs"],
+                    help="epochs of the training (every seed of a comparison gets the same)")
     ap.add_argument("--run-dir", type=Path, default=ROOT, help="where the stages cache")
+    ap.add_argument("--pretrained", type=Path, default=REPO / "models" / "pretrained",
+                    help="bundle: where lgae-mix.pt / .json are written")
     ap.add_argument("--write-docs", action="store_true",
                     help="summary: write its tables into docs/RESULTS.md")
     args = ap.parse_args(argv)
@@ -666,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     globals()["CONFIG"] = {**BASE_CONFIG, **cand["config"]}
     CURRENT.update(name=args.candidate, aux_weight=cand["aux_weight"], seed=args.seed)
     TRAIN["seed"] = args.seed
+    TRAIN["epochs"] = args.max_epochs
     RUN.mkdir(parents=True, exist_ok=True)
     if "data" in args.stages:  # this study's test sets (training/validation: anomaly_scores)
         _load_sibling("anomaly_scores").pc.stage_data(DATA, False, sets=TEST_RECIPE)
@@ -680,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     if "test" in args.stages:  # looked at once, for the chosen candidate's seeds
         stage_eval(args.threads, "test")
     if "bundle" in args.stages:
-        stage_bundle(REPO / "models" / "pretrained")
+        stage_bundle(args.pretrained)
     return 0
 
 
