@@ -313,8 +313,15 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     sb = an.scores_of(bkg, dens, True)
     ss = {k: an.scores_of(v, dens, True) for k, v in sig.items()}
     rows: dict[str, dict[str, float]] = {}
+    full: dict[str, Any] = {}  # the whole measurement of the candidate's scores (model cards)
+
+    def keep(name: str, m: dict[str, Any]) -> dict[str, float]:
+        full[name] = m
+        return _summary(m)
+
     for f in NEW_SCORES[:3]:
-        rows[f"new: {f}"] = _summary(an.measure(bkg, sb[f], {k: v[f] for k, v in ss.items()}))
+        rows[f"new: {f}"] = keep(f"new: {f}", an.measure(bkg, sb[f],
+                                                          {k: v[f] for k, v in ss.items()}))
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
     # true jet mass, alone and beside the gram invariants: the same GMM (8 components)
     gram = list(an._features(fit_qcd, "gram"))
@@ -332,8 +339,8 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
         def score(d: dict[str, Any], dn: Any = dn, cols: Any = cols) -> Any:
             return dn.score(dn.transform(cols(d), d["mass"]), metric)
 
-        rows[f"new: {name}"] = _summary(an.measure(bkg, score(bkg),
-                                                   {k: score(v) for k, v in sig.items()}))
+        rows[f"new: {name}"] = keep(f"new: {name}", an.measure(
+            bkg, score(bkg), {k: score(v) for k, v in sig.items()}))
     # the bundled default score and the yardsticks, same jets
     yb = an.scores_of(bkg, dens, False)
     ys = {k: an.scores_of(v, dens, False) for k, v in sig.items()}
@@ -344,7 +351,7 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
         bkg, qb, {k: bdef[v] for k, v in an.SIGNALS.items()}))
     for f in YARDSTICKS:
         rows[f] = _summary(an.measure(bkg, yb[f], {k: v[f] for k, v in ys.items()}))
-    result: dict[str, Any] = {"scores": rows, "candidate": CURRENT["name"],
+    result: dict[str, Any] = {"scores": rows, "measures": full, "candidate": CURRENT["name"],
                               "seed": CURRENT["seed"], "kind": kind}
     if kind == "val":
         result["probes"] = _probes(val, head, bkg)
@@ -491,7 +498,8 @@ def _probe_table() -> str:
     for f in sorted(ROOT.glob("*-s0/eval.json")):
         r = json.loads(f.read_text())
         for name, row in r.get("probes", {}).items():
-            label = (f"{r['candidate']}: {name[5:]}" if name.startswith("new") else name)
+            label = (name.replace("new", r["candidate"], 1).replace(": ", ": ", 1)
+                     if name.startswith("new") else name)
             if label in seen:
                 continue
             seen.add(label)
@@ -590,7 +598,10 @@ def stage_bundle(pretrained: Path) -> None:
     done = json.loads((run / "model" / "DONE.json").read_text()) \
         if (run / "model" / "DONE.json").exists() else \
         json.loads((run / "model" / "PROGRESS.json").read_text())
-    row = test["scores"][f"new: {family}"]
+    if "measures" not in test:
+        raise SystemExit(f"bundle: {run / 'test.json'} predates the stored measurements; "
+                         f"rerun --candidate {cand} --seed {seed} --stages test")
+    meas = test["measures"][f"new: {family}"]
     card = {
         "name": "lgae-mix",
         "file": "lgae-mix.pt",
@@ -630,9 +641,11 @@ def stage_bundle(pretrained: Path) -> None:
         "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
                             "eta_max": 2.5, "jet_radius": 0.8},
         "test_sets": TEST_RECIPE,
-        "metrics": {"t": row["t"], "W": row["W"], "Z": row["Z"], "combined": row["combined"],
-                    "eps_s@0.1": row["eps_s@0.1"], "inv_jsd@0.1": row["inv_jsd@0.1"],
-                    "spearman_mass": row["spearman_mass"]},
+        # the schema of every card (anomaly_scores' bundle stage): per signal and combined
+        "metrics": {k: {"auc": v["auc"], "eps_s": v["eps_s"], "n_signal": v["n_signal"],
+                        "n_background": v["n_background"]}
+                    for k, v in meas["signals"].items()},
+        "sculpting": meas["sculpting"],
         "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
                    f"benchmarks/substructure_latent.py --stages data && python "
                    f"benchmarks/substructure_latent.py --candidate {cand} --seed {seed} "

@@ -275,7 +275,8 @@ class LatentDensity:
             out[ok] = -self.mixture.log_pdf(c) + self._mass_only.log_pdf(c[:, :1])
         return out
 
-    def coordinate_errors(self, columns: Mapping[str, Any], rel: float) -> np.ndarray:
+    def coordinate_errors(self, columns: Mapping[str, Any], rel: float,
+                          extra: Mapping[str, Any] | None = None) -> np.ndarray:
         """Absolute error bound ``(n, 1 + F)`` of :meth:`transform`'s coordinates when every
         latent component carries an error of at most ``rel`` times the jet's largest latent
         component ``A`` (:func:`lgae_hep.precision.latent_rtol`).
@@ -283,7 +284,9 @@ class LatentDensity:
         A latent scalar is then off by ``rel A``, a Minkowski product of two latent 4-vectors
         (a sum of 4 products of components) by ``2 * 4 rel A^2``; ``asinh(x / s)`` has slope at
         most ``1 / s``. The log mass is summed in float64 from the same inputs on every path
-        (its error, ~1e-15, is counted as 1e-12).
+        (its error, ~1e-15, is counted as 1e-12). ``extra``: absolute error bounds of features
+        that are not latent components or their products (feature -> (n,)), e.g. an auxiliary
+        head's predictions (:func:`lgae_hep.scoring.aux_head.aux_head_errors`).
         """
         cols = {**columns, **gram_columns(columns)} if any("." in f for f in self.features) \
             else dict(columns)
@@ -291,7 +294,11 @@ class LatentDensity:
                  if _is_component(k)]
         a = np.max(np.stack(comps, 1), 1) if comps else np.zeros(0)
         out = [np.full(len(a), 1e-12)]
+        extra = dict(extra or {})
         for f, sc in zip(self.features, self.scales, strict=True):
+            if f in extra:
+                out.append(np.asarray(extra[f], dtype=np.float64) / sc)
+                continue
             quadratic = "." in f or "_norm_" in f
             err = 8.0 * rel * a**2 if quadratic else rel * a
             if f not in cols:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AUX_TARGETS", "AuxHead", "aux_head_columns", "latent_invariants"]
+__all__ = ["AUX_TARGETS", "AuxHead", "aux_head_columns", "aux_head_errors", "latent_invariants"]
 
 #: the targets of the head, in its output order (standardised log m, tau21, tau32, log D2)
 AUX_TARGETS = ("log_mass", "tau21", "tau32", "log_d2")
@@ -125,3 +125,33 @@ def aux_head_columns(head: AuxHead, columns: Any, invariants: Any) -> dict[str, 
         y = head.mlp(torch.asinh(x.to(head.mean.dtype))) * head.std + head.mean
     y = y.double().numpy()
     return {f"pred_{name}": y[:, j] for j, name in enumerate(head.config["names"])}
+
+
+def aux_head_errors(head: AuxHead, columns: Any, invariants: Any, rel: float
+                    ) -> dict[str, np.ndarray]:
+    """Absolute error bounds of :func:`aux_head_columns` (``pred_<target>`` -> (n,)) when every
+    latent component carries an error of at most ``rel`` times the jet's largest latent
+    component ``A`` (:func:`lgae_hep.precision.latent_rtol`).
+
+    The head's inputs then move by at most ``rel A`` (a latent scalar) or ``8 rel A^2`` (a
+    Minkowski product of two latent 4-vectors: the bound of
+    :meth:`lgae_hep.density.LatentDensity.coordinate_errors`); the prediction moves by at most
+    ``2 sum_j |d pred / d x_j| err_j``, the gradient by autograd in float64 at the jet's own
+    inputs (each jet's row depends on its inputs only), the factor 2 for the curvature over the
+    error interval. For :meth:`LatentDensity.coordinate_errors`'s ``extra``.
+    """
+    from lgae_hep.density import _is_component, invariant_features
+
+    feats = invariant_features(columns, invariants, "gram")
+    comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
+             if _is_component(k)]
+    a = np.max(np.stack(comps, 1), 1)
+    ex = np.stack([8.0 * rel * a**2 if "." in f else rel * a for f in feats], 1)
+    x = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float64) for v in feats.values()], 1))
+    x.requires_grad_(True)
+    y = head.mlp(torch.asinh(x.to(head.mean.dtype))) * head.std + head.mean
+    out = {}
+    for k, name in enumerate(head.config["names"]):
+        (g,) = torch.autograd.grad(y[:, k].sum(), x, retain_graph=True)
+        out[f"pred_{name}"] = 2.0 * (g.abs().double().numpy() * ex).sum(1)
+    return out

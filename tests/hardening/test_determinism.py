@@ -64,6 +64,7 @@ _SCRIPT = textwrap.dedent(
     Aggregation._select = spy
     from lgae_hep.density import DENSITY_METRICS
     from lgae_hep.inference import latent_columns, run_chunks
+    from lgae_hep.scoring.aux_head import aux_head_columns, aux_head_errors
     from lgae_hep.observables import jet_mass
     from lgae_hep.precision import latent_rtol
     from lgae_hep.domain import jet_kinematics, outside_domain, training_domain
@@ -89,11 +90,15 @@ _SCRIPT = textwrap.dedent(
                 out[f"{name}/{dtype}/density"] = hexa(ak.to_numpy(d))
                 if dtype == "float64":  # its bound: the latent bound through the gradient
                     res = run_chunks(jets, m, batch_size=64, want_latent=True, progress=False)
-                    cols = latent_columns(res.result.latent).columns
+                    cols, inv = latent_columns(res.result.latent)
                     dens = m.latent_density
-                    coords = dens.transform(cols, ak.to_numpy(jet_mass(jets)))
                     rel = 2 * latent_rtol(card_dtype) + latent_rtol("float64")
-                    err = dens.coordinate_errors(cols, rel)
+                    head, extra = getattr(m, "aux_head", None), None
+                    if head is not None:  # the head's predictions are density features too
+                        extra = aux_head_errors(head, cols, inv, rel)
+                        cols = {**cols, **aux_head_columns(head, cols, inv)}
+                    coords = dens.transform(cols, ak.to_numpy(jet_mass(jets)))
+                    err = dens.coordinate_errors(cols, rel, extra)
                     out[f"{name}/density/bound"] = hexa(dens.score_error_bound(coords, err, metric))
             if gaps:  # calls come batch by batch, the same number of selections per batch
                 per = len(gaps) // -(-len(jets) // 64)
