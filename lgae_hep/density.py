@@ -64,6 +64,7 @@ __all__ = [
     "GaussianMixtureDensity",
     "LatentDensity",
     "fit_latent_density",
+    "is_latent_component",
     "gram_columns",
     "invariant_features",
 ]
@@ -93,7 +94,7 @@ def _real_vectors(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _is_component(name: str) -> bool:
+def is_latent_component(name: str) -> bool:
     """A latent component column (a scalar ``s{i}_re/_im`` or a Cartesian 4-vector component
     ``v{i}_{E,px,py,pz}_{re,im}``), not a derived invariant."""
     parts = name.split("_")
@@ -291,7 +292,7 @@ class LatentDensity:
         cols = {**columns, **gram_columns(columns)} if any("." in f for f in self.features) \
             else dict(columns)
         comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
-                 if _is_component(k)]
+                 if is_latent_component(k)]
         a = np.max(np.stack(comps, 1), 1) if comps else np.zeros(0)
         out = [np.full(len(a), 1e-12)]
         extra = dict(extra or {})

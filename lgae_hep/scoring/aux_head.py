@@ -140,11 +140,11 @@ def aux_head_errors(head: AuxHead, columns: Any, invariants: Any, rel: float
     inputs (each jet's row depends on its inputs only), the factor 2 for the curvature over the
     error interval. For :meth:`LatentDensity.coordinate_errors`'s ``extra``.
     """
-    from lgae_hep.density import _is_component, invariant_features
+    from lgae_hep.density import is_latent_component, invariant_features
 
     feats = invariant_features(columns, invariants, "gram")
     comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
-             if _is_component(k)]
+             if is_latent_component(k)]
     a = np.max(np.stack(comps, 1), 1)
     ex = np.stack([8.0 * rel * a**2 if "." in f else rel * a for f in feats], 1)
     x = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float64) for v in feats.values()], 1))

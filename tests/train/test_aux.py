@@ -260,7 +260,7 @@ def test_a_loaded_head_scores_through_the_engine(tmp_path):
 def test_aux_head_error_bound_covers_perturbed_latents():
     """aux_head_errors bounds the change of the head's predictions when every latent
     component moves by up to rel * A (A the jet's largest component), and is not vacuous."""
-    from lgae_hep.density import _is_component
+    from lgae_hep.density import is_latent_component
     from lgae_hep.scoring.aux_head import aux_head_columns, aux_head_errors
 
     torch.manual_seed(3)
@@ -274,7 +274,7 @@ def test_aux_head_error_bound_covers_perturbed_latents():
     rel = 1e-6
     bound = aux_head_errors(head, cols, inv, rel)
     ref = aux_head_columns(head, cols, inv)
-    comps = [k for k in cols if _is_component(k)]
+    comps = [k for k in cols if is_latent_component(k)]
     a = np.max(np.stack([np.abs(cols[k]) for k in comps], 1), 1)
     rng = np.random.default_rng(0)
     worst = 0.0
