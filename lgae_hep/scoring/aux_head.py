@@ -140,7 +140,7 @@ def aux_head_errors(head: AuxHead, columns: Any, invariants: Any, rel: float
     inputs (each jet's row depends on its inputs only), the factor 2 for the curvature over the
     error interval. For :meth:`LatentDensity.coordinate_errors`'s ``extra``.
     """
-    from lgae_hep.density import is_latent_component, invariant_features
+    from lgae_hep.density import invariant_features, is_latent_component
 
     feats = invariant_features(columns, invariants, "gram")
     comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
