@@ -429,6 +429,14 @@ def test_file_without_the_jet_collection_is_an_error(tmp_path, model_file):
         compress_files([tmp_path / "missing.root"], tmp_path / "c.root", model_file)
 
 
+def _nan_latent(a):
+    """A rewrite that puts a NaN into the first latent component of the first jet."""
+    z = a["FatJet_lgaeZ0"]
+    flat = ak.to_numpy(ak.flatten(z)).copy()
+    flat[0] = np.nan
+    a["FatJet_lgaeZ0"] = ak.unflatten(flat, ak.num(z))
+
+
 def _rewrite(src: Path, dst: Path, change, meta=None) -> None:
     """Copy a compressed file branch by branch, applying ``change(dict of arrays)`` (and
     ``meta(json string)`` to the metadata)."""
@@ -455,14 +463,8 @@ def test_corrupt_compressed_files_are_errors(tmp_path, model_file):
     with pytest.raises(ValueError, match="FatJet_lgaeZ3.*missing"):
         read_compressed(bad)
 
-    def nan_latent(a):
-        z = a["FatJet_lgaeZ0"]
-        flat = ak.to_numpy(ak.flatten(z)).copy()
-        flat[0] = np.nan
-        a["FatJet_lgaeZ0"] = ak.unflatten(flat, ak.num(z))
-
     bad = tmp_path / "nan_latent.root"
-    _rewrite(comp, bad, nan_latent)
+    _rewrite(comp, bad, _nan_latent)
     with pytest.raises(ValueError, match="corrupt latent"):
         decompress_file(bad, tmp_path / "d.root")
 
@@ -519,14 +521,8 @@ def test_bad_files_are_errors_that_name_the_file(tmp_path, model_file):
         decompress_file(damaged, out, progress=False)
     assert not out.exists()
 
-    def nan_latent(a):
-        z = a["FatJet_lgaeZ0"]
-        flat = ak.to_numpy(ak.flatten(z)).copy()
-        flat[0] = np.nan
-        a["FatJet_lgaeZ0"] = ak.unflatten(flat, ak.num(z))
-
     bad = tmp_path / "nan_latent.root"
-    _rewrite(comp, bad, nan_latent)
+    _rewrite(comp, bad, _nan_latent)
     with pytest.raises(ValueError, match=re.escape(str(bad)) + ".*corrupt latent"):
         decompress_file(bad, out, progress=False)
     assert not out.exists()
