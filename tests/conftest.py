@@ -54,16 +54,27 @@ def random_lorentz():
 _ONE_THREAD_DIRS = ("nn", "models")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread_for_network_tests(request):
-    """One intra-op thread for tests/nn and tests/models: on a shared, oversubscribed CI
-    machine OpenMP barriers with two threads make these small-tensor tests ~30x slower.
-    Other tests keep torch's default."""
-    folder = request.node.path.parent
-    if folder.name not in _ONE_THREAD_DIRS or folder.parent.name != "tests":
-        yield
-        return
+def _single_torch_thread():
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for a test; a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    yield from _single_torch_thread()
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread_for_network_tests(request):
+    """One intra-op thread for tests/nn and tests/models: on a shared, oversubscribed CI
+    machine OpenMP barriers with two threads make these small-tensor tests ~30x slower.
+    Other tests keep torch's default (or opt in with the ``one_torch_thread`` fixture)."""
+    folder = request.node.path.parent
+    if folder.name not in _ONE_THREAD_DIRS or folder.parent.name != "tests":
+        yield
+        return
+    yield from _single_torch_thread()

@@ -25,12 +25,7 @@ from lgae_hep.precision import path_rtol
 vector.register_awkward()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _jets(seed: int, n_jets: int = 8, max_count: int = 40, lo: float = -3, hi: float = 5):

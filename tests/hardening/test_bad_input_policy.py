@@ -67,12 +67,7 @@ def model() -> LGAE:
                 num_basis=2).eval()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _flat(x: ak.Array) -> np.ndarray:

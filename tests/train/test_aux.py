@@ -33,12 +33,7 @@ KW = dict(batch_size=32, lr=3e-3, patience=50, device="cpu", progress=False, log
           loss="chamfer-dr", seed=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _energy(p4: torch.Tensor) -> np.ndarray:

@@ -23,12 +23,7 @@ from lgae_hep.train import fit, jet_losses, prepare_data  # noqa: E402
 KW = dict(batch_size=32, lr=3e-3, patience=50, device="cpu", progress=False, log=lambda m: None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _params(model):

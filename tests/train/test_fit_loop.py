@@ -22,12 +22,7 @@ from lgae_hep.train import epoch_indices, fit, val_jets, val_subset  # noqa: E40
 KW = dict(lr=3e-3, patience=50, device="cpu", progress=False, log=lambda m: None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Spy(GNNAE):
