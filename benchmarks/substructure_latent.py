@@ -258,17 +258,15 @@ def probes(sets: dict[str, dict[str, Any]], kind: str) -> dict[str, float]:
 
 def head_predictions(head: Any, d: dict[str, Any]) -> Any:
     """The auxiliary head's predictions (n, 4), in raw target units (log m, tau21, tau32,
-    log D2), from a set's latent columns: the gram invariants in the column order of
-    :func:`lgae_hep.objectives.latent_invariants` (tests/train/test_aux.py checks the two)."""
+    log D2), from a set's latent columns (:func:`lgae_hep.scoring.aux_head.aux_head_columns`,
+    what the scoring engine computes for a model file with a head)."""
     import numpy as np
-    import torch
+
+    from lgae_hep.scoring.aux_head import aux_head_columns
 
     an = _load_sibling("anomaly_scores")
-    feats = an._features(d, "gram")
-    x = torch.as_tensor(np.stack([feats[k] for k in feats], 1), dtype=head.mean.dtype)
-    with torch.no_grad():
-        y = head.mlp(torch.asinh(x)) * head.std + head.mean
-    return y.double().numpy()
+    cols = aux_head_columns(head, an._columns(d), [str(x) for x in d["latent_invariants"]])
+    return np.stack(list(cols.values()), 1)
 
 
 HEAD_FEATURES = ("pred_tau21", "pred_tau32", "pred_log_d2")

@@ -64,7 +64,9 @@ __all__ = [
     "GaussianMixtureDensity",
     "LatentDensity",
     "fit_latent_density",
+    "invariant_error",
     "is_latent_component",
+    "largest_component",
     "gram_columns",
     "invariant_features",
 ]
@@ -115,6 +117,21 @@ def gram_columns(columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
             x, y = vecs[a], vecs[b]
             out[f"{a}.{b}"] = x[:, 0] * y[:, 0] - (x[:, 1:] * y[:, 1:]).sum(1)
     return out
+
+
+def largest_component(columns: Mapping[str, Any]) -> np.ndarray:
+    """``A`` (n,): each jet's largest latent component (in absolute value) of ``columns``."""
+    comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
+             if is_latent_component(k)]
+    return np.max(np.stack(comps, 1), 1) if comps else np.zeros(0)
+
+
+def invariant_error(feature: str, a: np.ndarray, rel: float) -> np.ndarray:
+    """Error bound (n,) of one latent invariant when every latent component is off by at most
+    ``rel * a``: ``rel a`` for a latent scalar, ``2 * 4 rel a^2`` for a Minkowski product or
+    square of latent 4-vectors (a sum of 4 products of components)."""
+    quadratic = "." in feature or "_norm_" in feature
+    return 8.0 * rel * a**2 if quadratic else rel * a
 
 
 def invariant_features(columns: Mapping[str, Any], invariants: Sequence[str],
@@ -291,17 +308,14 @@ class LatentDensity:
         """
         cols = {**columns, **gram_columns(columns)} if any("." in f for f in self.features) \
             else dict(columns)
-        comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
-                 if is_latent_component(k)]
-        a = np.max(np.stack(comps, 1), 1) if comps else np.zeros(0)
+        a = largest_component(columns)
         out = [np.full(len(a), 1e-12)]
         extra = dict(extra or {})
         for f, sc in zip(self.features, self.scales, strict=True):
             if f in extra:
                 out.append(np.asarray(extra[f], dtype=np.float64) / sc)
                 continue
-            quadratic = "." in f or "_norm_" in f
-            err = 8.0 * rel * a**2 if quadratic else rel * a
+            err = invariant_error(f, a, rel)
             if f not in cols:
                 raise ValueError(f"the latent has no column {f!r}")
             out.append(err / sc)

@@ -84,6 +84,11 @@ class AuxHead(nn.Module):
         x = latent_invariants(latent)
         return self.mlp(torch.asinh(x.to(self.mean.dtype)))
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted targets (B, n_out) in raw units from the latent invariants ``x`` (B, F)
+        (the columns of :func:`latent_invariants`), in the head's dtype."""
+        return self.mlp(torch.asinh(x.to(self.mean.dtype))) * self.std + self.mean
+
     def standardise(self, raw: torch.Tensor) -> torch.Tensor:
         return (raw.to(self.mean.dtype) - self.mean) / self.std
 
@@ -103,6 +108,18 @@ class AuxHead(nn.Module):
         return head
 
 
+def _head_inputs(head: AuxHead, columns: Any, invariants: Any) -> tuple[list[str], torch.Tensor]:
+    """The head's input features (names, (n, F) float64) of a batch's latent columns."""
+    from lgae_hep.density import invariant_features
+
+    feats = invariant_features(columns, invariants, "gram")
+    if len(feats) != head.config["n_in"]:
+        raise ValueError(f"the auxiliary head takes {head.config['n_in']} latent invariants; "
+                         f"this latent has {len(feats)}")
+    x = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float64) for v in feats.values()], 1))
+    return list(feats), x
+
+
 def aux_head_columns(head: AuxHead, columns: Any, invariants: Any) -> dict[str, np.ndarray]:
     """The head's predictions as latent columns ``pred_<target>`` (raw target units, float64).
 
@@ -114,16 +131,9 @@ def aux_head_columns(head: AuxHead, columns: Any, invariants: Any) -> dict[str, 
     the float64 latent they are computed from. A model with a head (``extra["aux_head"]`` of
     its file) offers them to its latent density as features.
     """
-    from lgae_hep.density import invariant_features
-
-    feats = invariant_features(columns, invariants, "gram")
-    if len(feats) != head.config["n_in"]:
-        raise ValueError(f"the auxiliary head takes {head.config['n_in']} latent invariants; "
-                         f"this latent has {len(feats)}")
-    x = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float64) for v in feats.values()], 1))
+    _, x = _head_inputs(head, columns, invariants)
     with torch.no_grad():
-        y = head.mlp(torch.asinh(x.to(head.mean.dtype))) * head.std + head.mean
-    y = y.double().numpy()
+        y = head.predict(x).double().numpy()
     return {f"pred_{name}": y[:, j] for j, name in enumerate(head.config["names"])}
 
 
@@ -140,16 +150,13 @@ def aux_head_errors(head: AuxHead, columns: Any, invariants: Any, rel: float
     inputs (each jet's row depends on its inputs only), the factor 2 for the curvature over the
     error interval. For :meth:`LatentDensity.coordinate_errors`'s ``extra``.
     """
-    from lgae_hep.density import invariant_features, is_latent_component
+    from lgae_hep.density import invariant_error, largest_component
 
-    feats = invariant_features(columns, invariants, "gram")
-    comps = [np.abs(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
-             if is_latent_component(k)]
-    a = np.max(np.stack(comps, 1), 1)
-    ex = np.stack([8.0 * rel * a**2 if "." in f else rel * a for f in feats], 1)
-    x = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float64) for v in feats.values()], 1))
+    names, x = _head_inputs(head, columns, invariants)
+    a = largest_component(columns)
+    ex = np.stack([invariant_error(f, a, rel) for f in names], 1)
     x.requires_grad_(True)
-    y = head.mlp(torch.asinh(x.to(head.mean.dtype))) * head.std + head.mean
+    y = head.predict(x)
     out = {}
     for k, name in enumerate(head.config["names"]):
         (g,) = torch.autograd.grad(y[:, k].sum(), x, retain_graph=True)
