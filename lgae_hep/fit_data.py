@@ -62,6 +62,8 @@ class FitResult:
     val_jets: int = 0
     #: the auxiliary head (weights of the best epoch) when trained with ``aux_weight > 0``
     aux_head: nn.Module | None = None
+    #: the contrastive head (best epoch) when trained with ``contrastive_weight > 0``
+    contrastive_head: nn.Module | None = None
 
     @property
     def best_path(self) -> Path:
@@ -97,6 +99,8 @@ class FitOptions:
     sync_every: int | None = None
     aux_weight: float = 0.0
     aux_hidden: int = 32
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries", "val_every"):
@@ -116,6 +120,8 @@ class FitOptions:
             check_positive("grad_clip", self.grad_clip, float)
         check_positive("aux_weight", self.aux_weight, float, allow_zero=True)
         check_positive("aux_hidden", self.aux_hidden)
+        check_positive("contrastive_weight", self.contrastive_weight, float, allow_zero=True)
+        check_positive("contrastive_temperature", self.contrastive_temperature, float)
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.loss not in LOSSES:

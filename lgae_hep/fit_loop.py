@@ -28,6 +28,7 @@ from .checkpoint import (
     set_rng_state,
     write_metrics,
 )
+from .contrastive import ContrastiveHead, contrastive_loss, hard_prongs, positive_view
 from .fit_data import FitOptions, FitResult, FitSamples, epoch_indices, val_jets, val_subset
 from .fit_runtime import (
     all_reduce_sum,
@@ -113,10 +114,15 @@ class Trainer:
         self.model = model.to(dev)
         self.train_model: nn.Module = self.model  # the DDP wrapper under torchrun
         self.aux: AuxHead | None = None
+        self.clr: ContrastiveHead | None = None
         params = list(self.model.parameters())
         if samples.aux_train is not None:
             self.aux = self._build_aux(samples)
             params += list(self.aux.parameters())
+        if opts.contrastive_weight > 0:
+            self.clr = ContrastiveHead(self._latent_width(samples)).to(
+                device=self.dev, dtype=model_dtype(self.model))
+            params += list(self.clr.parameters())
         self.opt = torch.optim.Adam(params, lr=float(opts.lr),
                                     weight_decay=float(opts.weight_decay))
         self.sched = make_scheduler(opts.scheduler, self.opt, opts.epochs, opts.patience)
@@ -124,10 +130,9 @@ class Trainer:
         self.resumed_from: int | None = None
 
     # ---- build / restore
-    def _build_aux(self, samples: FitSamples) -> AuxHead:
-        """The auxiliary head: its input width from one forward pass on two training jets, the
-        target standardisation from all (kept) training jets, computed once."""
-        raw = samples.aux_train
+    def _latent_width(self, samples: FitSamples) -> int:
+        """The number of latent invariants (a head's input width), from one forward pass on
+        two training jets."""
         p4, mask = samples.train[0][:2].to(self.dev), samples.train[1][:2].to(self.dev)
         scal = samples.train[2][:2].to(self.dev) if len(samples.train) == 3 else None
         was = self.model.training
@@ -135,6 +140,22 @@ class Trainer:
         with torch.no_grad():
             n_in = latent_invariants(forward_model(self.model, p4, mask, scal).latent).shape[1]
         self.model.train(was)
+        return int(n_in)
+
+    def heads(self) -> dict[str, nn.Module]:
+        """The training-time heads, by their checkpoint key (``extra[key]``)."""
+        out: dict[str, nn.Module] = {}
+        if self.aux is not None:
+            out["aux_head"] = self.aux
+        if self.clr is not None:
+            out["contrastive_head"] = self.clr
+        return out
+
+    def _build_aux(self, samples: FitSamples) -> AuxHead:
+        """The auxiliary head: its input width from one forward pass on two training jets, the
+        target standardisation from all (kept) training jets, computed once."""
+        raw = samples.aux_train
+        n_in = self._latent_width(samples)
         mean = torch.nanmean(raw, 0)
         std = torch.sqrt(torch.nanmean((raw - mean) ** 2, 0))
         std = torch.where(torch.isfinite(std) & (std > 0), std, torch.ones_like(std))
@@ -169,20 +190,23 @@ class Trainer:
                 f"requested {self.config}"
             )
         load_state_dict_checked(self.model, ckpt["state_dict"], str(last_path))
-        aux_state = (ckpt.get("extra") or {}).get("aux_head")
-        if (aux_state is None) != (self.aux is None):
-            raise CheckpointError(
-                f"cannot resume from {last_path}: it was trained "
-                f"{'without' if aux_state is None else 'with'} the auxiliary head, the "
-                f"requested run {'has' if self.aux is not None else 'has not'} one "
-                "(aux_weight)")
-        if self.aux is not None:
-            head = AuxHead.from_state(aux_state)
-            if head.config != self.aux.config:
-                raise CheckpointError(f"cannot resume from {last_path}: its auxiliary head "
-                                      f"{head.config} differs from the requested "
-                                      f"{self.aux.config}")
-            load_state_dict_checked(self.aux, aux_state["state_dict"], str(last_path))
+        heads = self.heads()
+        for key, cls, what, option in (("aux_head", AuxHead, "auxiliary", "aux_weight"),
+                                       ("contrastive_head", ContrastiveHead, "contrastive",
+                                        "contrastive_weight")):
+            state = (ckpt.get("extra") or {}).get(key)
+            if (state is None) != (key not in heads):
+                raise CheckpointError(
+                    f"cannot resume from {last_path}: it was trained "
+                    f"{'without' if state is None else 'with'} the {what} head, the "
+                    f"requested run {'has' if key in heads else 'has not'} one ({option})")
+            if state is not None:
+                head = cls.from_state(state)
+                if head.config != heads[key].config:
+                    raise CheckpointError(f"cannot resume from {last_path}: its {what} head "
+                                          f"{head.config} differs from the requested "
+                                          f"{heads[key].config}")
+                load_state_dict_checked(heads[key], state["state_dict"], str(last_path))
         if ckpt.get("optimizer") is not None:
             self.opt.load_state_dict(ckpt["optimizer"])
         if self.sched is not None and ckpt.get("scheduler") is not None:
@@ -273,8 +297,9 @@ class Trainer:
         show = opts.progress and self.is_main
         bar = tqdm(total=n * world, desc=f"epoch {epoch + 1}/{opts.epochs}", unit="jet",
                    disable=not show, leave=False, file=sys.stderr)
-        aux = self.aux
+        aux, clr = self.aux, self.clr
         self.aux_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
+        self.clr_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         for k in range(n_batches):
             bidx = idx[k * bs:(k + 1) * bs]
             pb, mb, sb = self._batch(self.train_data, bidx)
@@ -282,17 +307,25 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             out = forward_model(self.train_model, pb, mb, sb)
             lval = per_jet_loss(model, out, pb, mb, opts.loss).mean()
-            if aux is None:
+            if aux is None and clr is None:
                 lval.backward()
                 ok = torch.isfinite(lval)
                 params = model.parameters()
             else:
-                laux = aux_loss(aux(out.latent), self.aux_data.index_select(0, bidx)).mean()
-                objective = lval + float(opts.aux_weight) * laux
+                objective = lval
+                params = [*model.parameters()]
+                if aux is not None:
+                    laux = aux_loss(aux(out.latent), self.aux_data.index_select(0, bidx)).mean()
+                    objective = objective + float(opts.aux_weight) * laux
+                    params += aux.parameters()
+                    self.aux_tot += laux.detach().double() * nb
+                if clr is not None:
+                    lclr = self._contrastive(out.latent, pb, mb, epoch, k).mean()
+                    objective = objective + float(opts.contrastive_weight) * lclr
+                    params += clr.parameters()
+                    self.clr_tot += lclr.detach().double() * nb
                 objective.backward()
                 ok = torch.isfinite(objective)
-                params = [*model.parameters(), *aux.parameters()]
-                self.aux_tot += laux.detach().double() * nb
             if opts.grad_clip is not None:
                 ok = ok & torch.isfinite(nn.utils.clip_grad_norm_(params, opts.grad_clip))
             bad = bad | ~ok
@@ -314,6 +347,22 @@ class Trainer:
         bar.close()
         return float(tot), cnt, nonfinite
 
+    def _contrastive(self, latent: Any, p4: torch.Tensor, mask: torch.Tensor, epoch: int,
+                     step: int) -> torch.Tensor:
+        """The contrastive loss per jet (:mod:`lgae_hep.contrastive`) of a batch whose
+        original view's latent is ``latent``: one more encoder pass over its positive and
+        anomalous views (stacked), augmentations seeded by (seed, epoch, step), so that a
+        resumed run draws the views an uninterrupted one would."""
+        gen = torch.Generator(device=p4.device)
+        gen.manual_seed(((self.opts.seed * 1_000_003 + epoch) * 1_000_003 + step) % 2 ** 63)
+        pp, mp = positive_view(p4, mask, gen)
+        pn, mn = hard_prongs(p4, mask, gen)
+        views, _ = self.model.encode(torch.cat([pp, pn]), torch.cat([mp, mn]))
+        emb = self.clr(latent_invariants(views))
+        b = p4.shape[0]
+        return contrastive_loss(self.clr(latent_invariants(latent)), emb[:b], emb[b:],
+                                temperature=float(self.opts.contrastive_temperature))
+
     @torch.no_grad()
     def validate(self) -> float:
         """Mean per-jet loss on the validation subset (over all processes); one host read."""
@@ -333,8 +382,7 @@ class Trainer:
     def _snapshot(self) -> dict[str, Any]:
         """The last good state (start of the epoch), for :meth:`roll_back`."""
         return {"model": copy.deepcopy(self.model.state_dict()),
-                "aux": (copy.deepcopy(self.aux.state_dict()) if self.aux is not None
-                        else None),
+                "heads": {k: copy.deepcopy(h.state_dict()) for k, h in self.heads().items()},
                 "opt": copy.deepcopy(self.opt.state_dict()),
                 "sched": copy.deepcopy(self.sched.state_dict()) if self.sched is not None
                 else None}
@@ -345,8 +393,8 @@ class Trainer:
         p, limit = self.progress, self.opts.max_nonfinite_retries
         p.retries += 1
         self.model.load_state_dict(good["model"])
-        if self.aux is not None:
-            self.aux.load_state_dict(good["aux"])
+        for key, head in self.heads().items():
+            head.load_state_dict(good["heads"][key])
         self.opt.load_state_dict(good["opt"])
         if self.sched is not None:
             self.sched.load_state_dict(good["sched"])
@@ -390,9 +438,12 @@ class Trainer:
             "best_val_loss": p.best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
             "seconds": seconds, "step": p.step, "improved": bool(improved),
         })
-        if self.aux is not None:
-            p.history[-1]["train_aux_loss"] = (
-                all_reduce_sum([float(self.aux_tot)], self.world, self.dev)[0] / max(tcnt, 1.0))
+        for head, name, tot_ in ((self.aux, "train_aux_loss", getattr(self, "aux_tot", 0.0)),
+                                 (self.clr, "train_contrastive_loss",
+                                  getattr(self, "clr_tot", 0.0))):
+            if head is not None:
+                p.history[-1][name] = (
+                    all_reduce_sum([float(tot_)], self.world, self.dev)[0] / max(tcnt, 1.0))
         p.stopped_early = p.bad_epochs >= opts.patience
         finished = p.stopped_early or epoch + 1 >= opts.epochs
         if self.is_main:
@@ -413,6 +464,10 @@ class Trainer:
         if self.aux is not None:
             extra["aux_head"] = self.aux.to_state()
             extra["aux_weight"] = float(self.opts.aux_weight)
+        if self.clr is not None:
+            extra["contrastive_head"] = self.clr.to_state()
+            extra["contrastive_weight"] = float(self.opts.contrastive_weight)
+            extra["contrastive_temperature"] = float(self.opts.contrastive_temperature)
         return extra
 
     def _time_spent(self, t_start: float) -> bool:
@@ -429,9 +484,10 @@ class Trainer:
         if self.best_path.exists():
             best = load_checkpoint(self.best_path)
             load_state_dict_checked(self.model, best["state_dict"], str(self.best_path))
-            aux_state = (best.get("extra") or {}).get("aux_head")
-            if self.aux is not None and aux_state is not None:
-                load_state_dict_checked(self.aux, aux_state["state_dict"], str(self.best_path))
+            for key, head in self.heads().items():
+                state = (best.get("extra") or {}).get(key)
+                if state is not None:
+                    load_state_dict_checked(head, state["state_dict"], str(self.best_path))
 
     def result(self, seconds: float) -> FitResult:
         p = self.progress
@@ -442,4 +498,5 @@ class Trainer:
             stopped_early=p.stopped_early, seconds=seconds,
             resumed_from_epoch=self.resumed_from, config=self.config, val_jets=self.val_jets,
             aux_head=self.aux.eval() if self.aux is not None else None,
+            contrastive_head=self.clr.eval() if self.clr is not None else None,
         )

@@ -59,7 +59,15 @@ What :func:`fit` does
   ``extra["aux_head"]`` of ``last.pt`` / ``best.pt`` (:meth:`AuxHead.from_state` rebuilds it),
   its parameters in the optimiser state, so ``resume=True`` continues it. With the default
   ``aux_weight=0`` no head is built and training is bitwise that of a run without the option.
-  Not supported under DDP (a ``ValueError``).
+* Contrastive objective (optional, ``contrastive_weight > 0``, LGAE without scalars; issue
+  21.3): :mod:`lgae_hep.contrastive`. Each batch is encoded twice more, as an IRC-safe positive
+  view (collinear splittings, soft angular smearing) and an anomalous view (extra hard prongs,
+  a hard negative), and the objective gains ``contrastive_weight x`` the symmetric InfoNCE of
+  a small head (:class:`lgae_hep.contrastive.ContrastiveHead`) on the latent invariants.
+  The views are seeded by (seed, epoch, step). Validation, early stopping and ``best.pt`` stay
+  on the reconstruction loss; the history gains ``train_contrastive_loss``; the head is stored
+  in ``extra["contrastive_head"]`` and resumed as the auxiliary head is.
+  Neither head is supported under DDP (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -148,6 +156,8 @@ def fit(
     aux_targets: Any = None,
     aux_weight: float = 0.0,
     aux_hidden: int = 32,
+    contrastive_weight: float = 0.0,
+    contrastive_temperature: float = 0.1,
 ) -> FitResult:
     """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
@@ -249,6 +259,11 @@ def fit(
         the training is exactly that without the option).
     aux_hidden : int
         Width of the auxiliary head's two hidden layers.
+    contrastive_weight : float
+        Weight of the contrastive term (:mod:`lgae_hep.contrastive`; module docstring);
+        default 0: no head, the training is exactly that without the option.
+    contrastive_temperature : float
+        Temperature of its InfoNCE loss.
 
     Returns
     -------
@@ -272,7 +287,8 @@ def fit(
             epoch_size=epoch_size, max_seconds=max_seconds, progress=progress,
             extra_info=dict(extra_info or {}), val_every=val_every, val_size=val_size,
             sync_every=sync_every, aux_targets=aux_targets, aux_weight=aux_weight,
-            aux_hidden=aux_hidden,
+            aux_hidden=aux_hidden, contrastive_weight=contrastive_weight,
+            contrastive_temperature=contrastive_temperature,
         )
 
 
@@ -297,6 +313,15 @@ def _fit(model_or_config: nn.Module | Mapping[str, Any], train: Any, val: Any, *
     model = _model_for_fit(model_or_config, dtype)
     if aux_targets is not None and world > 1:
         raise ValueError("the auxiliary objective (aux_weight > 0) is not supported under DDP")
+    if opts.contrastive_weight > 0:
+        if world > 1:
+            raise ValueError("the contrastive objective (contrastive_weight > 0) is not "
+                             "supported under DDP")
+        if (model.config.get("architecture") != "lgae"
+                or int(model.config.get("num_scalars", 0)) > 0):
+            raise ValueError("the contrastive objective (contrastive_weight > 0) needs an LGAE "
+                             "without per-particle scalars (its augmentations move 4-momenta "
+                             "only)")
     samples = fit_samples(model, train, val, val_fraction, opts.seed, aux_targets)
     if rank == 0:  # before anything is written
         probe_out_dir(out_dir)

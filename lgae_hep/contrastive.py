@@ -1,0 +1,222 @@
+"""A contrastive (self-supervised) term for LGAE training (issue 21, deliverable 3).
+
+JetCLR / AnomalyCLR in the LGAE's language. Besides its reconstruction loss, the encoder sees
+each training jet twice more:
+
+* a **positive view** (:func:`positive_view`): the same jet after IRC-safe changes that a
+  physicist would call the same jet -- collinear splittings of random particles
+  (:func:`collinear_split`, exact 4-momentum conservation) and a soft angular smearing of the
+  constituents (:func:`soft_smear`, width ``soft_scale / pT``, so hard particles barely move).
+  Lorentz transformations are no augmentation here: the latent invariants are exactly
+  invariant under them already;
+* an **anomalous view** (:func:`hard_prongs`): the same jet with one or two extra hard,
+  wide-angle prongs that take a share of its energy (the jet's total energy and direction are
+  kept up to the prongs' transverse recoil, which is balanced). It is what makes a QCD jet
+  multi-prong, without any signal's mass or decay: AnomalyCLR's "anomalous augmentation"
+  idea, as a hard negative.
+
+A small MLP (:class:`ContrastiveHead`) maps the latent's Lorentz invariants
+(:func:`lgae_hep.scoring.aux_head.latent_invariants`) to a unit vector; the loss
+(:func:`contrastive_loss`) is the symmetric InfoNCE / NT-Xent of the original and positive
+views against the other jets of the batch, with the jet's own anomalous view as one more
+negative. The head is a training-time module, stored beside the model (``extra
+["contrastive_head"]``), as the auxiliary head is; the model file and its scores are those of
+an LGAE. :func:`lgae_hep.train.fit` adds the term with ``contrastive_weight > 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["ContrastiveHead", "collinear_split", "contrastive_loss", "hard_prongs",
+           "keep_hardest", "positive_view", "soft_smear"]
+
+
+def keep_hardest(p4: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:
+    """The ``n`` highest-energy real particles of every jet, energy-ordered, padded with
+    zeros: ``(B, M, 4), (B, M) -> (B, n, 4), (B, n)``. Ties keep their input order."""
+    key = torch.where(mask, p4[..., 0], torch.full_like(p4[..., 0], -math.inf))
+    order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :n]
+    out = p4.gather(1, order.unsqueeze(-1).expand(-1, -1, 4))
+    keep = mask.gather(1, order)
+    out = torch.where(keep.unsqueeze(-1), out, torch.zeros((), dtype=p4.dtype,
+                                                           device=p4.device))
+    return out, keep
+
+
+def collinear_split(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
+                    prob: float = 0.3, z_min: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split every real particle with probability ``prob`` into two exactly collinear ones,
+    ``z p`` and ``(1 - z) p`` with ``z ~ U(z_min, 1 - z_min)``; then keep the ``N`` hardest
+    (by energy) of the particles, so the shape stays ``(B, N, 4)``.
+
+    When a jet has enough free (padded) slots nothing is dropped and its 4-momentum is
+    conserved exactly up to rounding (``z p + (1 - z) p``); otherwise its softest particles
+    make room (an IRC-safe change: the dropped energy is the softest of the jet).
+    """
+    _check(p4, mask)
+    b, n, _ = p4.shape
+    u = torch.rand((b, n), generator=gen, device=p4.device, dtype=p4.dtype)
+    split = mask & (torch.rand((b, n), generator=gen, device=p4.device) < prob)
+    z = torch.where(split, z_min + (1 - 2 * z_min) * u, torch.ones_like(u))
+    first = p4 * z.unsqueeze(-1)
+    second = p4 - first  # (1 - z) p: exactly p - z p, so that the pair adds up to p
+    cand = torch.cat([first, second], 1)
+    cmask = torch.cat([mask, split], 1)
+    return keep_hardest(cand, cmask, n)
+
+
+def soft_smear(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
+               soft_scale: float = 0.1, max_shift: float = 0.5
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """JetCLR's soft distortion: every real particle's ``eta`` and ``phi`` move by Gaussian
+    shifts of width ``soft_scale / pT`` (GeV; clipped at ``max_shift``); its ``pT`` and mass
+    are kept. A 100 GeV particle moves by ~1e-3, a 1 GeV one by ~0.1."""
+    _check(p4, mask)
+    e, px, py, pz = p4.unbind(-1)
+    pt = torch.hypot(px, py)
+    ok = mask & (pt > 0)
+    safe_pt = torch.where(ok, pt, torch.ones_like(pt))
+    eta = torch.asinh(pz / safe_pt)
+    phi = torch.atan2(py, px)
+    m2 = (e * e - px * px - py * py - pz * pz).clamp_min(0)
+    sigma = (soft_scale / safe_pt).clamp_max(max_shift)
+    d_eta = (torch.randn(eta.shape, generator=gen, device=p4.device, dtype=p4.dtype) * sigma
+             ).clamp(-max_shift, max_shift)
+    d_phi = (torch.randn(phi.shape, generator=gen, device=p4.device, dtype=p4.dtype) * sigma
+             ).clamp(-max_shift, max_shift)
+    eta, phi = eta + d_eta, phi + d_phi
+    pz_new = safe_pt * torch.sinh(eta)
+    new = torch.stack([torch.sqrt(m2 + safe_pt ** 2 + pz_new ** 2), safe_pt * torch.cos(phi),
+                       safe_pt * torch.sin(phi), pz_new], -1)
+    return torch.where(ok.unsqueeze(-1), new, p4), mask
+
+
+def positive_view(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
+                  split_prob: float = 0.3, soft_scale: float = 0.1
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The IRC-safe positive view: :func:`collinear_split` then :func:`soft_smear`."""
+    p4, mask = collinear_split(p4, mask, gen, prob=split_prob)
+    return soft_smear(p4, mask, gen, soft_scale=soft_scale)
+
+
+def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
+                share: tuple[float, float] = (0.15, 0.35),
+                angle: tuple[float, float] = (0.2, 0.6)) -> tuple[torch.Tensor, torch.Tensor]:
+    """The anomalous view: one or two new massless prongs per jet, each with an energy share
+    ``f ~ U(share)`` of the jet, at ``Delta R ~ U(angle)`` from the jet axis in a random
+    direction; every original particle is scaled by ``1 - sum f``, and the prongs' transverse
+    momentum relative to the axis is balanced by a recoil spread over the scaled particles in
+    proportion to their energy, so the jet's 3-momentum direction is kept. The ``N`` hardest
+    particles are kept (:func:`keep_hardest`)."""
+    _check(p4, mask)
+    b, n, _ = p4.shape
+    dev, dt = p4.device, p4.dtype
+    zero = torch.zeros((), dtype=dt, device=dev)
+    jet = torch.where(mask.unsqueeze(-1), p4, zero).sum(1)  # (B, 4)
+    e_jet = jet[:, 0]
+    pvec = jet[:, 1:]
+    pnorm = pvec.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
+    axis = pvec / pnorm
+    # an orthonormal pair (u, v) perpendicular to the axis
+    helper = torch.where((axis[:, 2:3].abs() < 0.9), torch.tensor([0.0, 0.0, 1.0], dtype=dt,
+                         device=dev), torch.tensor([1.0, 0.0, 0.0], dtype=dt, device=dev))
+    u = torch.linalg.cross(axis, helper)
+    u = u / u.norm(dim=-1, keepdim=True)
+    v = torch.linalg.cross(axis, u)
+    two = torch.rand((b,), generator=gen, device=dev) < 0.5
+    lo, hi = share
+    f = lo + (hi - lo) * torch.rand((b, 2), generator=gen, device=dev, dtype=dt)
+    f = torch.where(torch.stack([torch.ones_like(two), two], 1), f, zero)
+    a_lo, a_hi = angle
+    theta = a_lo + (a_hi - a_lo) * torch.rand((b, 2), generator=gen, device=dev, dtype=dt)
+    az = 2 * math.pi * torch.rand((b, 2), generator=gen, device=dev, dtype=dt)
+    direction = (torch.cos(theta).unsqueeze(-1) * axis.unsqueeze(1)
+                 + torch.sin(theta).unsqueeze(-1) * (torch.cos(az).unsqueeze(-1) * u.unsqueeze(1)
+                                                     + torch.sin(az).unsqueeze(-1)
+                                                     * v.unsqueeze(1)))
+    e_prong = f * e_jet.unsqueeze(1)  # (B, 2)
+    prongs = torch.cat([e_prong.unsqueeze(-1), e_prong.unsqueeze(-1) * direction], -1)
+    scale = (1 - f.sum(1)).view(b, 1, 1)
+    rest = p4 * scale
+    # balance the prongs' momentum transverse to the axis with the scaled particles
+    t = prongs[..., 1:].sum(1)
+    t_perp = t - (t * axis).sum(-1, keepdim=True) * axis  # (B, 3)
+    w = torch.where(mask, rest[..., 0], zero)
+    w = w / w.sum(1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
+    rest = torch.cat([rest[..., :1], rest[..., 1:] - w.unsqueeze(-1) * t_perp.unsqueeze(1)],
+                     -1)
+    # keep every recoiled particle on or inside its light cone (E >= |p|)
+    rest_e = torch.maximum(rest[..., 0], rest[..., 1:].norm(dim=-1))
+    rest = torch.cat([rest_e.unsqueeze(-1), rest[..., 1:]], -1)
+    cand = torch.cat([rest, prongs], 1)
+    cmask = torch.cat([mask, torch.stack([torch.ones_like(two), two], 1)], 1)
+    cand = torch.where(cmask.unsqueeze(-1), cand, zero)
+    return keep_hardest(cand, cmask, n)
+
+
+def _check(p4: torch.Tensor, mask: torch.Tensor) -> None:
+    if p4.ndim != 3 or p4.shape[-1] != 4 or tuple(mask.shape) != tuple(p4.shape[:2]):
+        raise ValueError(f"augmentations want p4 (B, N, 4) and mask (B, N), got "
+                         f"{tuple(p4.shape)} and {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be boolean, got {mask.dtype}")
+
+
+class ContrastiveHead(nn.Module):
+    """``asinh`` of the latent invariants -> ``Linear -> SiLU -> Linear`` -> unit vector.
+
+    It sees only Lorentz invariants, so the embedding is invariant when the encoder is
+    equivariant. ``config`` rebuilds it (:meth:`from_state`)."""
+
+    def __init__(self, n_in: int, hidden: int = 64, n_out: int = 32) -> None:
+        super().__init__()
+        self.config = {"n_in": int(n_in), "hidden": int(hidden), "n_out": int(n_out)}
+        self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+
+    def forward(self, invariants: torch.Tensor) -> torch.Tensor:
+        y = self.mlp(torch.asinh(invariants.to(self.mlp[0].weight.dtype)))
+        return nn.functional.normalize(y, dim=-1)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"config": dict(self.config),
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_state(cls, state: Any) -> ContrastiveHead:
+        cfg = dict(state["config"])
+        head = cls(cfg["n_in"], cfg["hidden"], cfg["n_out"])
+        sd = state["state_dict"]
+        head.to(next(iter(sd.values())).dtype)
+        head.load_state_dict(sd)
+        return head
+
+
+def contrastive_loss(z: torch.Tensor, z_pos: torch.Tensor, z_neg: torch.Tensor | None = None,
+                     temperature: float = 0.1) -> torch.Tensor:
+    """Symmetric InfoNCE (NT-Xent) per jet (B,): for jet ``i`` the positive pair is
+    ``(z_i, z_pos_i)``; the negatives are the other jets of the batch in both views and,
+    with ``z_neg``, the jet's own anomalous view ``z_neg_i`` (one more negative for each of
+    the two directions). All embeddings are unit vectors (B, D); ``B >= 2``."""
+    if z.ndim != 2 or z.shape != z_pos.shape or (z_neg is not None and z_neg.shape != z.shape):
+        raise ValueError("contrastive_loss wants three (B, D) embeddings of equal shape")
+    if z.shape[0] < 2:
+        raise ValueError("contrastive_loss needs at least two jets per batch")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    b = z.shape[0]
+    both = torch.cat([z, z_pos], 0)  # (2B, D)
+    sim = both @ both.T / temperature
+    eye = torch.eye(2 * b, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, -math.inf)  # never a jet against itself in the same view
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    if z_neg is not None:
+        neg = (both * torch.cat([z_neg, z_neg], 0)).sum(-1, keepdim=True) / temperature
+        sim = torch.cat([sim, neg], 1)
+    per = nn.functional.cross_entropy(sim, target, reduction="none")
+    return 0.5 * (per[:b] + per[b:])
