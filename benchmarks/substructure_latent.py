@@ -90,6 +90,10 @@ BASE_CONFIG: dict[str, Any] = {
 }
 LOSS = "chamfer-dr"
 AUX_WEIGHT = 0.1
+#: ``clr``'s contrastive weight (fixed before it was trained): the InfoNCE of a 64-jet batch
+#: starts near log(2 * 64) ~ 4.9 and a trained one sits at ~1-2, so 0.05 puts the weighted term
+#: at ~0.05-0.1, the size of the chamfer-dr reconstruction loss (~0.04 at its best)
+CONTRASTIVE_WEIGHT = 0.05
 
 #: the candidates (fixed before any of them was trained): name -> config overrides and
 #: auxiliary weight. ``aux``: the latent with the substructure head of the previous round;
@@ -100,9 +104,11 @@ AUX_WEIGHT = 0.1
 CANDIDATES: dict[str, dict[str, Any]] = {
     "aux": {"config": {}, "aux_weight": AUX_WEIGHT},
     "aux-time": {"config": {"references": ["time"]}, "aux_weight": AUX_WEIGHT},
+    "clr": {"config": {}, "aux_weight": 0.0, "contrastive_weight": CONTRASTIVE_WEIGHT},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
-CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "seed": 0}  # (set by main)
+CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
+                           "seed": 0}  # (set by main)
 #: fit keywords (fit's defaults batch 64 / lr 3e-3; 5,000-jet epochs as the bundled recipe)
 TRAIN = {"epochs": 200, "batch_size": 64, "lr": 3e-3, "patience": 8, "grad_clip": 1.0,
          "epoch_size": 5_000, "seed": 0, "scheduler": "plateau", "val_fraction": 0.1}
@@ -153,17 +159,21 @@ def stage_train(budget_min: float, threads: int) -> Path:
         _log(f"train: already trained ({done})")
         return out
     jets = read_nanoaod(_path("train_qcd"), flat=True, progress=False)
-    targets = substructure_targets(observables("train_qcd"))  # same jets, same order
-    if len(targets) != len(jets):
-        raise RuntimeError("observables cache does not match the training jets")
+    targets = None
+    if CURRENT["aux_weight"] > 0:
+        targets = substructure_targets(observables("train_qcd"))  # same jets, same order
+        if len(targets) != len(jets):
+            raise RuntimeError("observables cache does not match the training jets")
     train = to_tensors(jets, CONFIG["num_particles"])
     opts = dict(TRAIN)
     _log(f"train: {len(train)} QCD jets, budget {budget_min:.0f} min, {threads} torch threads, "
-         f"aux_weight {CURRENT['aux_weight']}, seed {TRAIN['seed']}")
+         f"aux_weight {CURRENT['aux_weight']}, contrastive_weight "
+         f"{CURRENT['contrastive_weight']}, seed {TRAIN['seed']}")
     t0 = time.perf_counter()
     res = fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
               max_seconds=budget_min * 60, progress=False, log=lambda m: _log(f"train: {m}"),
               aux_targets=targets, aux_weight=CURRENT["aux_weight"],
+              contrastive_weight=CURRENT["contrastive_weight"],
               extra_info={"data": SETS["train_qcd"], "script": "benchmarks/substructure_latent.py"},
               **opts)
     seconds = time.perf_counter() - t0
@@ -173,6 +183,7 @@ def stage_train(budget_min: float, threads: int) -> Path:
             "train_seconds_this_call": seconds, "epoch_seconds_total": secs_all,
             "torch_threads": threads, "options": opts, "loss": LOSS,
             "aux_weight": CURRENT["aux_weight"], "config": CONFIG,
+            "contrastive_weight": CURRENT["contrastive_weight"],
             "last_train_aux_loss": res.history[-1].get("train_aux_loss")}
     _log(f"train: {res.epochs_run} epochs, best val {res.best_val_loss:.5g} "
          f"(epoch {res.best_epoch + 1}), {secs_all / 60:.1f} min of epochs")
@@ -283,7 +294,8 @@ def head_columns(head: Any, d: dict[str, Any]) -> dict[str, Any]:
 #: head's three predictions, given the mass)
 NEW_SCORES = ("latent-density [gram]", "latent-density-given-mass [gram]", "chamfer-dr",
               "aux-head prediction latent-density-given-mass",
-              "latent and head latent-density-given-mass")
+              "latent and head latent-density-given-mass",
+              "latent-density [gram] mass-decorrelated")
 YARDSTICKS = ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)")
 
 
@@ -296,13 +308,15 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     from lgae_hep.checkpoint import load_checkpoint
     from lgae_hep.density import fit_latent_density
     from lgae_hep.objectives import AuxHead
+    from lgae_hep.scoring.decorrelation import MassDecorrelation
     from lgae_hep.zoo import load_model
 
     torch.set_num_threads(threads)
     an = _load_sibling("anomaly_scores")
     best = RUN / "model" / "best.pt"
     model = load_model(best)
-    head = AuxHead.from_state(load_checkpoint(best)["extra"]["aux_head"]).eval()
+    state = load_checkpoint(best)["extra"].get("aux_head")
+    head = AuxHead.from_state(state).eval() if state is not None else None
     val = model_sets(model, "aux")
     fit_qcd, bkg, sig = an._split_qcd(val, "val")
     if kind == "test":
@@ -320,6 +334,18 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     for f in NEW_SCORES[:3]:
         rows[f"new: {f}"] = keep(f"new: {f}", an.measure(bkg, sb[f],
                                                           {k: v[f] for k, v in ss.items()}))
+    # the latent density's exact mass decorrelation (its QCD quantile in mass bins, the map
+    # fitted on the density's own fit jets, as a model file's map is on validation jets)
+    dec = MassDecorrelation.fit(an.scores_of(fit_qcd, dens, True)[NEW_SCORES[0]],
+                                fit_qcd["mass"])
+
+    def decorrelated(d: dict[str, Any], sc: Any) -> Any:
+        return dec.transform(sc[NEW_SCORES[0]], d["mass"])[0]
+
+    rows[f"new: {NEW_SCORES[5]}"] = keep(f"new: {NEW_SCORES[5]}", an.measure(
+        bkg, decorrelated(bkg, sb), {k: decorrelated(sig[k], v) for k, v in ss.items()}))
+    if head is None:  # a candidate without the auxiliary head: no head-based scores
+        return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
     # true jet mass, alone and beside the gram invariants: the same GMM (8 components)
     gram = list(an._features(fit_qcd, "gram"))
@@ -339,6 +365,14 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
 
         rows[f"new: {name}"] = keep(f"new: {name}", an.measure(
             bkg, score(bkg), {k: score(v) for k, v in sig.items()}))
+    return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
+
+
+def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any],
+                 bkg: dict[str, Any], sig: dict[str, Any], dens: Any, head: Any, kind: str
+                 ) -> dict[str, Any]:
+    """:func:`stage_eval`'s yardsticks, bundled default, probes and files."""
+    an = _load_sibling("anomaly_scores")
     # the bundled default score and the yardsticks, same jets
     yb = an.scores_of(bkg, dens, False)
     ys = {k: an.scores_of(v, dens, False) for k, v in sig.items()}
@@ -377,13 +411,15 @@ def _probes(sets: dict[str, Any], head: Any, bkg: dict[str, Any]) -> dict[str, A
     from lgae_hep.zoo import load_model
 
     bundled_sets = model_sets(load_model("lgae-mix"), "bundled")
-    yq, pq = substructure_targets(bkg), head_predictions(head, bkg)
-    head_r2: dict[str, Any] = {"n_features": int(pq.shape[1])}
-    for j, name in enumerate(PROBE_TARGETS):
-        ok = np.isfinite(yq[:, j]) & np.isfinite(pq[:, j])
-        head_r2[name] = float(r2_score(yq[ok, j], pq[ok, j]))
-    return {"new: the aux head itself (trained on train_qcd)": head_r2,
-            "new (gram)": probes(sets, "gram"), "new (norms)": probes(sets, "norms"),
+    out: dict[str, Any] = {}
+    if head is not None:
+        yq, pq = substructure_targets(bkg), head_predictions(head, bkg)
+        head_r2: dict[str, Any] = {"n_features": int(pq.shape[1])}
+        for j, name in enumerate(PROBE_TARGETS):
+            ok = np.isfinite(yq[:, j]) & np.isfinite(pq[:, j])
+            head_r2[name] = float(r2_score(yq[ok, j], pq[ok, j]))
+        out["new: the aux head itself (trained on train_qcd)"] = head_r2
+    return {**out, "new (gram)": probes(sets, "gram"), "new (norms)": probes(sets, "norms"),
             "bundled lgae-mix (gram)": probes(bundled_sets, "gram"),
             "bundled lgae-mix (norms)": probes(bundled_sets, "norms")}
 
@@ -679,7 +715,8 @@ def main(argv: list[str] | None = None) -> int:
     globals()["ROOT"] = args.run_dir
     globals()["RUN"] = args.run_dir / f"{args.candidate}-s{args.seed}"
     globals()["CONFIG"] = {**BASE_CONFIG, **cand["config"]}
-    CURRENT.update(name=args.candidate, aux_weight=cand["aux_weight"], seed=args.seed)
+    CURRENT.update(name=args.candidate, aux_weight=cand["aux_weight"], seed=args.seed,
+                   contrastive_weight=cand.get("contrastive_weight", 0.0))
     TRAIN["seed"] = args.seed
     TRAIN["epochs"] = args.max_epochs
     RUN.mkdir(parents=True, exist_ok=True)
