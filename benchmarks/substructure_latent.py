@@ -80,6 +80,11 @@ TEST_RECIPE: dict[str, dict[str, Any]] = {
 }
 VAL_SETS = ("val_qcd", "val_t", "val_w", "val_z")
 TEST_SETS = ("test_qcd", "test_t", "test_w", "test_z")
+#: the bundled models' card test sets (benchmarks/anomaly_scores.py's recipe, 10,000 jets per
+#: class, seeds 401-404), read only by the ``card`` stage for the seed that is bundled
+CARD_SETS = ("card_qcd", "card_t", "card_w", "card_z")
+SETS.update({"card_qcd": "test_qcd_qcd_n10000_s401", "card_t": "test_t_t_n10000_s402",
+             "card_w": "test_w_w_n10000_s403", "card_z": "test_z_z_n10000_s404"})
 
 #: the bundled lgae-mix architecture (models/pretrained/lgae-mix.json) with tau_v = 3
 BASE_CONFIG: dict[str, Any] = {
@@ -105,6 +110,34 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "aux": {"config": {}, "aux_weight": AUX_WEIGHT},
     "aux-time": {"config": {"references": ["time"]}, "aux_weight": AUX_WEIGHT},
     "clr": {"config": {}, "aux_weight": 0.0, "contrastive_weight": CONTRASTIVE_WEIGHT},
+    # the scans of deliverable 2, each one axis away from ``aux`` (one seed each unless one
+    # becomes a finalist): latent size tau_v 1 / 5 / 8 (above 3 the gram feature set exceeds
+    # MAX_GRAM_FEATURES and the densities use the "norms" set; the probes see every
+    # invariant), capacity (channels 4-4-6-6, 10 basis functions, MLP 32: ~3x the
+    # parameters), training-set size (10,000 of the 50,000 jets) and training length (84
+    # epochs of 5,000 jets instead of 28)
+    "aux-tv1": {"config": {"tau_v": 1}, "aux_weight": AUX_WEIGHT},
+    "aux-tv5": {"config": {"tau_v": 5}, "aux_weight": AUX_WEIGHT},
+    "aux-tv8": {"config": {"tau_v": 8}, "aux_weight": AUX_WEIGHT},
+    "aux-wide": {"config": {"encoder_channels": [4, 4, 6, 6], "decoder_channels": [6, 6, 4, 4],
+                            "num_basis": 10, "mlp_hidden": 32}, "aux_weight": AUX_WEIGHT},
+    "aux-n10k": {"config": {}, "aux_weight": AUX_WEIGHT, "train_jets": 10_000},
+    "aux-long": {"config": {}, "aux_weight": AUX_WEIGHT, "epochs": 84},
+    # added after the first scans (every model was still improving at epoch 28, and the
+    # GeV latents hold the mass so strongly (R^2 0.996) that no density given the mass
+    # decorrelates them, 1/JSD ~3): the jet in units of its own mass (``normalization=
+    # "mass"``), whose latent holds the shape and not the mass, with the head; and
+    # ``aux-mass-long``, the same for 84 epochs
+    "aux-mass": {"config": {"normalization": "mass"}, "aux_weight": AUX_WEIGHT},
+    "aux-mass-long": {"config": {"normalization": "mass"}, "aux_weight": AUX_WEIGHT,
+                      "epochs": 84},
+    "clr-long": {"config": {}, "aux_weight": 0.0, "contrastive_weight": CONTRASTIVE_WEIGHT,
+                 "epochs": 84},
+    # added after aux-long (its head-prediction score was the best with 1/JSD >= 5 and still
+    # improving at epoch 84): three times longer, and the head's weight 10x (the head's tau32
+    # stayed at R^2 ~0.28, so more of the latent may be asked to carry it)
+    "aux-xlong": {"config": {}, "aux_weight": AUX_WEIGHT, "epochs": 252},
+    "aux-w1-long": {"config": {}, "aux_weight": 1.0, "epochs": 84},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
 CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
@@ -164,19 +197,39 @@ def stage_train(budget_min: float, threads: int) -> Path:
         targets = substructure_targets(observables("train_qcd"))  # same jets, same order
         if len(targets) != len(jets):
             raise RuntimeError("observables cache does not match the training jets")
+    n_keep = CURRENT.get("train_jets")
+    if n_keep is not None:  # the first n jets (the generator's order is random)
+        jets = jets[:n_keep]
+        targets = targets[:n_keep] if targets is not None else None
     train = to_tensors(jets, CONFIG["num_particles"])
     opts = dict(TRAIN)
     _log(f"train: {len(train)} QCD jets, budget {budget_min:.0f} min, {threads} torch threads, "
          f"aux_weight {CURRENT['aux_weight']}, contrastive_weight "
          f"{CURRENT['contrastive_weight']}, seed {TRAIN['seed']}")
     t0 = time.perf_counter()
-    res = fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
+    try:
+        res = _fit_candidate(fit, train, targets, out, budget_min, opts)
+    except FloatingPointError as err:  # kept and counted: its best.pt is still evaluated
+        (out / "FAILED.json").write_text(json.dumps({"error": str(err), "options": opts,
+                                                     "config": CONFIG}, indent=1))
+        _log(f"train: diverged ({err}); best.pt (its last improvement) is what eval reads")
+        return out
+    seconds = time.perf_counter() - t0
+    return _train_info(res, seconds, threads, opts, out)
+
+
+def _fit_candidate(fit: Any, train: Any, targets: Any, out: Path, budget_min: float,
+                   opts: dict[str, Any]) -> Any:
+    return fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
               max_seconds=budget_min * 60, progress=False, log=lambda m: _log(f"train: {m}"),
               aux_targets=targets, aux_weight=CURRENT["aux_weight"],
               contrastive_weight=CURRENT["contrastive_weight"],
               extra_info={"data": SETS["train_qcd"], "script": "benchmarks/substructure_latent.py"},
               **opts)
-    seconds = time.perf_counter() - t0
+
+
+def _train_info(res: Any, seconds: float, threads: int, opts: dict[str, Any], out: Path
+                ) -> Path:
     secs_all = sum(h["seconds"] for h in res.history)
     info = {"epochs": res.epochs_run, "best_epoch": res.best_epoch,
             "best_val_loss": res.best_val_loss, "stopped_early": res.stopped_early,
@@ -188,7 +241,7 @@ def stage_train(budget_min: float, threads: int) -> Path:
     _log(f"train: {res.epochs_run} epochs, best val {res.best_val_loss:.5g} "
          f"(epoch {res.best_epoch + 1}), {secs_all / 60:.1f} min of epochs")
     if res.stopped_early or res.epochs_run >= opts["epochs"]:
-        done.write_text(json.dumps(info, indent=1))
+        (out / "DONE.json").write_text(json.dumps(info, indent=1))
     else:  # time budget spent: usable, and the same command continues it
         (out / "PROGRESS.json").write_text(json.dumps(info, indent=1))
     return out
@@ -226,7 +279,12 @@ def bundled_default(s: str) -> Any:
 
     import lgae_hep
 
-    cache = ROOT / "features" / f"bundled_default_{s}.npy"
+    import hashlib
+
+    # keyed by the bundled file, so that a re-bundled lgae-mix is never read from the cache of
+    # the model it replaced
+    digest = hashlib.sha256((REPO / "models" / "pretrained" / "lgae-mix.pt").read_bytes())
+    cache = ROOT / "features" / f"bundled_default_{s}_{digest.hexdigest()[:10]}.npy"
     if cache.exists():
         return np.load(cache)
     sc = np.asarray(lgae_hep.score(_jets(s), "lgae-mix", progress=False), dtype=np.float64)
@@ -302,7 +360,8 @@ YARDSTICKS = ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)")
 def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     """Every score of the candidate (and the yardsticks, the bundled default) on the validation
     sets (``kind="val"``: val_qcd jets 5000-9999 the background) or, once, on the test sets
-    (``"test"``: test_qcd the background); densities always fitted on val_qcd jets 0-4999."""
+    (``"test"``: test_qcd the background) or, for the seed that is bundled, on the card test
+    sets (``"card"``, :data:`CARD_SETS`); densities always fitted on val_qcd jets 0-4999."""
     import torch
 
     from lgae_hep.checkpoint import load_checkpoint
@@ -319,8 +378,9 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     head = AuxHead.from_state(state).eval() if state is not None else None
     val = model_sets(model, "aux")
     fit_qcd, bkg, sig = an._split_qcd(val, "val")
-    if kind == "test":
-        _, bkg, sig = an._split_qcd(model_sets(model, "aux", TEST_SETS), "test")
+    if kind != "val":
+        _, bkg, sig = an._split_qcd(model_sets(model, "aux", TEST_SETS if kind == "test"
+                                               else CARD_SETS), "test")
     dens = an.fit_densities(fit_qcd)
     sb = an.scores_of(bkg, dens, True)
     ss = {k: an.scores_of(v, dens, True) for k, v in sig.items()}
@@ -331,27 +391,29 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
         full[name] = m
         return _summary(m)
 
-    for f in NEW_SCORES[:3]:
+    # a latent too large for the gram feature set (tau_v > 3) has its densities on "norms"
+    fs = "gram" if "gram" in dens else "norms"
+    names = [f.replace("[gram]", f"[{fs}]") for f in NEW_SCORES]
+    for f in names[:3]:
         rows[f"new: {f}"] = keep(f"new: {f}", an.measure(bkg, sb[f],
                                                           {k: v[f] for k, v in ss.items()}))
     # the latent density's exact mass decorrelation (its QCD quantile in mass bins, the map
     # fitted on the density's own fit jets, as a model file's map is on validation jets)
-    dec = MassDecorrelation.fit(an.scores_of(fit_qcd, dens, True)[NEW_SCORES[0]],
-                                fit_qcd["mass"])
+    dec = MassDecorrelation.fit(an.scores_of(fit_qcd, dens, True)[names[0]], fit_qcd["mass"])
 
     def decorrelated(d: dict[str, Any], sc: Any) -> Any:
-        return dec.transform(sc[NEW_SCORES[0]], d["mass"])[0]
+        return dec.transform(sc[names[0]], d["mass"])[0]
 
-    rows[f"new: {NEW_SCORES[5]}"] = keep(f"new: {NEW_SCORES[5]}", an.measure(
+    rows[f"new: {names[5]}"] = keep(f"new: {names[5]}", an.measure(
         bkg, decorrelated(bkg, sb), {k: decorrelated(sig[k], v) for k, v in ss.items()}))
     if head is None:  # a candidate without the auxiliary head: no head-based scores
         return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
     # true jet mass, alone and beside the gram invariants: the same GMM (8 components)
-    gram = list(an._features(fit_qcd, "gram"))
+    gram = list(an._features(fit_qcd, fs))
 
     def both(d: dict[str, Any]) -> dict[str, Any]:
-        return {**an._features(d, "gram"), **head_columns(head, d)}
+        return {**an._features(d, fs), **head_columns(head, d)}
 
     hd = fit_latent_density(head_columns(head, fit_qcd), list(HEAD_FEATURES), fit_qcd["mass"],
                             n_components=N_COMPONENTS)
@@ -368,6 +430,10 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
 
 
+#: the file each kind of evaluation writes in the run folder
+OUT_NAMES = {"val": "eval", "test": "test", "card": "card"}
+
+
 def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any],
                  bkg: dict[str, Any], sig: dict[str, Any], dens: Any, head: Any, kind: str
                  ) -> dict[str, Any]:
@@ -376,7 +442,7 @@ def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any]
     # the bundled default score and the yardsticks, same jets
     yb = an.scores_of(bkg, dens, False)
     ys = {k: an.scores_of(v, dens, False) for k, v in sig.items()}
-    names = VAL_SETS if kind == "val" else TEST_SETS
+    names = {"val": VAL_SETS, "test": TEST_SETS, "card": CARD_SETS}[kind]
     bdef = {s.split("_", 1)[1]: bundled_default(s) for s in names}
     qb = bdef["qcd"][N_FIT:] if kind == "val" else bdef["qcd"]
     rows["bundled lgae-mix default score"] = _summary(an.measure(
@@ -388,15 +454,16 @@ def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any]
     if kind == "val":
         result["probes"] = _probes(val, head, bkg)
     train_info = {}
-    for fname in ("DONE.json", "PROGRESS.json"):
+    for fname in ("DONE.json", "PROGRESS.json", "FAILED.json"):
         if (RUN / "model" / fname).exists():
             train_info = json.loads((RUN / "model" / fname).read_text())
     result["train"] = train_info
     result["split"] = (f"densities and probes fitted on val_qcd jets 0-{N_FIT - 1}; background "
                        + (f"val_qcd jets {N_FIT}-9999, signals val_t/W/Z (2000 each)"
                           if kind == "val" else "test_qcd (3000), signals test_t/W/Z (3000 "
-                          "each; TEST_RECIPE)"))
-    (RUN / f"{'eval' if kind == 'val' else 'test'}.json").write_text(
+                          "each; TEST_RECIPE)" if kind == "test" else "the card test sets "
+                          "(anomaly_scores' recipe: 10,000 jets per class, seeds 401-404)"))
+    (RUN / f"{OUT_NAMES[kind]}.json").write_text(
         json.dumps(result, indent=1, default=float))
     print(table(result))
     return result
@@ -594,9 +661,11 @@ def stage_bundle(pretrained: Path) -> None:
     """Re-bundle ``lgae-mix`` as the chosen (candidate, score family) of ``summary.json``: the
     seed of that candidate with the best validation combined AUC of the family, its latent
     density fitted on val_qcd jets 0-4999 (and the auxiliary head in the model file when the
-    family uses its predictions), its test metrics (``test.json`` of that seed) in the card.
-    The mass-decorrelation maps are refitted afterwards by ``benchmarks/decorrelation.py
-    --bundle``."""
+    family uses its predictions), its metrics on the card test sets (``card.json`` of that
+    seed, the ``card`` stage) in the card, whose schema is that of
+    ``benchmarks/anomaly_scores.py``'s bundle stage. The mass-decorrelation maps and the
+    histogram axes are refitted afterwards (``benchmarks/decorrelation.py --bundle``,
+    ``tools/score_axes.py --write``)."""
     from lgae_hep.checkpoint import load_model_file, save_checkpoint
     from lgae_hep.density import fit_latent_density
     from lgae_hep.jsonio import jsonable
@@ -614,7 +683,10 @@ def stage_bundle(pretrained: Path) -> None:
     seed = max(seeds, key=lambda sd: evals[sd]["scores"][f"new: {family}"]["combined"])
     run = ROOT / f"{cand}-s{seed}"
     globals()["RUN"] = run
-    test = json.loads((run / "test.json").read_text())
+    if not (run / "card.json").exists():
+        raise SystemExit(f"bundle: no {run / 'card.json'}; run --candidate {cand} --seed "
+                         f"{seed} --stages card first (the card test sets, read once)")
+    card_eval = json.loads((run / "card.json").read_text())
     model = load_model_file(run / "model" / "best.pt")
     head = model.aux_head
     fit_qcd, _, _ = an._split_qcd(model_sets(model, "aux"), "val")
@@ -625,32 +697,36 @@ def stage_bundle(pretrained: Path) -> None:
         cols.update(head_columns(head, fit_qcd))
     else:
         object.__delattr__(model, "aux_head")
+    metric = "latent-density-given-mass"
     model.latent_density = fit_latent_density(
         cols, list(cols), fit_qcd["mass"], n_components=N_COMPONENTS,
-        info={"features": feats_kind, "fit_sample": f"val_qcd[:{N_FIT}]"})
-    model.score_metric = "latent-density-given-mass"
-    done = json.loads((run / "model" / "DONE.json").read_text()) \
-        if (run / "model" / "DONE.json").exists() else \
-        json.loads((run / "model" / "PROGRESS.json").read_text())
-    if "measures" not in test:
-        raise SystemExit(f"bundle: {run / 'test.json'} predates the stored measurements; "
-                         f"rerun --candidate {cand} --seed {seed} --stages test")
-    meas = test["measures"][f"new: {family}"]
+        info={"features": feats_kind, "fit_sample": f"val_qcd[:{N_FIT}]",
+              "recipe": an.RECIPE["val_qcd"]})
+    model.score_metric = metric
+    info_file = next(f for f in ("DONE.json", "PROGRESS.json") if (run / "model" / f).exists())
+    done = json.loads((run / "model" / info_file).read_text())
+    meas = card_eval["measures"][f"new: {family}"]
+    key = f"{metric} [{feats_kind}]"  # the cards' "<metric> [<features>]" form
+    val_rows = evals[seed]["scores"]
+    by_score = {name[5:].replace(family, key) if name == f"new: {family}" else name[5:]:
+                row["combined"] for name, row in val_rows.items() if name.startswith("new: ")}
+    cfg = model.config
     card = {
         "name": "lgae-mix",
         "file": "lgae-mix.pt",
-        "description": f"LGAE-Mix (tau_v = {model.config['tau_v']}"
-                       + (f", reference vectors {model.config['references']}"
-                          if model.config.get("references") else "")
-                       + ") with an auxiliary substructure head, trained on MPI-on generated QCD "
-                         f"jets; default score: {family}",
-        "architecture": model.config["architecture"],
-        "config": model.config,
+        "description": f"LGAE-Mix (tau_v={cfg['tau_v']}), GeV input, angular loss"
+                       + (f", reference vectors {cfg['references']}" if cfg.get("references")
+                          else "")
+                       + (", with an auxiliary substructure head" if uses_head else "")
+                       + f" trained on MPI-on generated QCD jets; default score {metric} on "
+                         f"the '{feats_kind}' features",
+        "architecture": cfg["architecture"],
+        "config": cfg,
         "compression_rate": model.compression_rate,
         "anomaly_score": "lgae_hep.score(jets) uses score_metric; chosen on the validation "
                          "sets by benchmarks/substructure_latent.py (docs/RESULTS.md)",
-        "score_metric": "latent-density-given-mass",
-        "latent_density": {"features": list(cols), "feature_set": feats_kind,
+        "score_metric": metric,
+        "latent_density": {"features": feats_kind, "columns": list(cols),
                            "n_components": N_COMPONENTS,
                            "fit_sample": f"first {N_FIT} jets of val_qcd"},
         "aux_head": None if not uses_head else {
@@ -658,11 +734,16 @@ def stage_bundle(pretrained: Path) -> None:
             "depth": head.config["depth"],
             "note": "predicts the jet's log m, tau21, tau32, log D2 from the latent invariants; "
                     "its predictions pred_* are features of the latent density"},
-        "selection": {"choice": choice, "rule": summary["rule"], "seed": seed,
-                      "validation_mean": summary["stats"][choice]},
+        "selection": {"model": cand, "seed": seed, "family": family, "metric": key,
+                      "val_combined_auc": by_score[key],
+                      "val_inv_jsd": val_rows[f"new: {family}"]["inv_jsd@0.1"],
+                      "rule": summary["rule"],
+                      "validation_mean_over_seeds": summary["stats"][choice]},
+        "validation_by_score": by_score,
         "training": {"candidate": cand, "seed": seed, "loss": LOSS,
                      "aux_weight": CANDIDATES[cand]["aux_weight"],
-                     "data": {"train_qcd": SETS["train_qcd"], "val_qcd": SETS["val_qcd"]},
+                     "data": {k: v for k, v in an.recipe().items()
+                              if k in ("train_qcd", "val_qcd")},
                      "generator": "lgae_hep.data.generate(process, n, seed=seed, workers=2, "
                                   "fast=False): MPI on, pT 0.8-1.6 TeV, |eta| < 2.5, "
                                   "anti-kT R=0.8",
@@ -674,8 +755,7 @@ def stage_bundle(pretrained: Path) -> None:
                      "hardware": "2 CPU cores, no GPU (none was lent), torch 2.13.0+cpu"},
         "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
                             "eta_max": 2.5, "jet_radius": 0.8},
-        "test_sets": TEST_RECIPE,
-        # the schema of every card (anomaly_scores' bundle stage): per signal and combined
+        "test_sets": {k: v for k, v in an.recipe().items() if k.startswith("test")},
         "metrics": {k: {"auc": v["auc"], "eps_s": v["eps_s"], "n_signal": v["n_signal"],
                         "n_background": v["n_background"]}
                     for k, v in meas["signals"].items()},
@@ -683,9 +763,9 @@ def stage_bundle(pretrained: Path) -> None:
         "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
                    f"benchmarks/substructure_latent.py --stages data && python "
                    f"benchmarks/substructure_latent.py --candidate {cand} --seed {seed} "
-                   f"--stages train eval test && python benchmarks/substructure_latent.py "
+                   f"--stages train eval test card && python benchmarks/substructure_latent.py "
                    f"--stages summary bundle && python benchmarks/decorrelation.py --bundle "
-                   f"--models lgae-mix --test-sets test3k",
+                   f"--models lgae-mix && python tools/score_axes.py --write",
     }
     pretrained.mkdir(parents=True, exist_ok=True)
     save_checkpoint(pretrained / "lgae-mix.pt", model, rng_state=False,
@@ -697,7 +777,8 @@ def stage_bundle(pretrained: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stages", nargs="+", default=["train", "eval"],
-                    choices=["data", "train", "eval", "summary", "test", "bundle"])
+                    choices=["data", "train", "eval", "summary", "test", "card",
+                             "bundle"])
     ap.add_argument("--candidate", default="aux", choices=list(CANDIDATES))
     ap.add_argument("--seed", type=int, default=0, help="training seed of the candidate")
     ap.add_argument("--budget-min", type=float, default=30.0,
@@ -716,9 +797,10 @@ def main(argv: list[str] | None = None) -> int:
     globals()["RUN"] = args.run_dir / f"{args.candidate}-s{args.seed}"
     globals()["CONFIG"] = {**BASE_CONFIG, **cand["config"]}
     CURRENT.update(name=args.candidate, aux_weight=cand["aux_weight"], seed=args.seed,
-                   contrastive_weight=cand.get("contrastive_weight", 0.0))
+                   contrastive_weight=cand.get("contrastive_weight", 0.0),
+                   train_jets=cand.get("train_jets"))
     TRAIN["seed"] = args.seed
-    TRAIN["epochs"] = args.max_epochs
+    TRAIN["epochs"] = cand.get("epochs", args.max_epochs)
     RUN.mkdir(parents=True, exist_ok=True)
     if "data" in args.stages:  # this study's test sets (training/validation: anomaly_scores)
         _load_sibling("anomaly_scores").pc.stage_data(DATA, False, sets=TEST_RECIPE)
@@ -732,6 +814,8 @@ def main(argv: list[str] | None = None) -> int:
             write_docs(summary)
     if "test" in args.stages:  # looked at once, for the chosen candidate's seeds
         stage_eval(args.threads, "test")
+    if "card" in args.stages:  # the bundled seed only, once: the card's test metrics
+        stage_eval(args.threads, "card")
     if "bundle" in args.stages:
         stage_bundle(args.pretrained)
     return 0
