@@ -87,6 +87,21 @@ def train(tau_v: int, budget_min: float, n_jets: int | None) -> None:
           f"{res.seconds / 60:.1f} min -> {res.out_dir}")
 
 
+def padded_p4(rec, n: int):
+    """``(E, px, py, pz)`` (B, n, 4) float64 and mask (B, n) of reconstructed jets, in their
+    output order, whatever their 4-vectors (spacelike or E < 0 included)."""
+    import awkward as ak
+    import numpy as np
+
+    counts = ak.to_numpy(ak.num(rec, axis=1))
+    mask = np.arange(n)[None, :] < counts[:, None]
+    p4 = np.zeros((len(counts), n, 4))
+    for k, name in enumerate(("E", "px", "py", "pz")):
+        flat = ak.to_numpy(ak.flatten(getattr(rec, name), axis=None)).astype(np.float64)
+        p4[..., k][mask] = flat
+    return p4, mask
+
+
 def evaluate(n_jets: int) -> list[dict]:
     import numpy as np
 
@@ -101,10 +116,16 @@ def evaluate(n_jets: int) -> list[dict]:
     for ckpt in sorted(OUT.glob("tau_v*/best.pt")):
         model = lgae_hep.load_model(ckpt)
         rec = lgae_hep.reconstruct(jets, model, progress=False)
-        out = to_tensors(rec, N_PART, dtype=np.float64, backend="numpy")
-        m = reconstruction_metrics(ref.p4, ref.mask, out.p4, out.mask, progress=False)
+        # the network's own output 4-vectors, padded: not to_tensors, whose bad-input policy
+        # flags (and zeroes) every jet with a spacelike output particle
+        p4, mask = padded_p4(rec, N_PART)
+        m = reconstruction_metrics(ref.p4, ref.mask, p4, mask, progress=False)
+        spacelike = (p4[..., 0] ** 2 < (p4[..., 1:] ** 2).sum(-1)) & mask
         row = {"checkpoint": str(ckpt.relative_to(REPO)),
                "rate": model.compression_rate["paper"],
+               "spacelike_particle_fraction": float(spacelike.sum() / max(mask.sum(), 1)),
+               "negative_energy_fraction": float(((p4[..., 0] < 0) & mask).sum()
+                                                 / max(mask.sum(), 1)),
                **{f"{k}_{s}": m["jet"][k][s] for k in ("mass", "pt") for s in ("median", "iqr")},
                **{f"particle_{k}_{s}": v[s] for k, v in m["particle"].items()
                   for s in ("median", "iqr")}}
