@@ -89,7 +89,7 @@ CLASS_MODES = ("auto", "labels", "datasets")
 #: lgae_hep.metrics.DEFAULT_EPS_B
 DEFAULT_EPS_B = (0.1, 0.01, 0.001)
 #: lgae_hep.data.truth.PROCESSES (sorted names)
-PROCESS_NAMES = ("g", "q", "qcd", "t", "w", "z")
+PROCESS_NAMES = ("g", "h4q", "hbb", "q", "qcd", "t", "w", "z")
 #: lgae_hep.demo.DEFAULT_JETS, lgae_hep.demo.SMALL_JETS
 DEMO_JETS, DEMO_SMALL_JETS = 400, 25
 

@@ -96,6 +96,14 @@ def _process_settings(process: str) -> list[str]:
             "23:onMode = off",
             "23:onIfAny = 1 2 3 4 5",
         ]
+    if process in ("hbb", "h4q"):
+        # H + jet through the top loop (the boosted Higgs recoils against the jet); H -> b bbar
+        # (two b prongs) or H -> W W* -> four quarks (four prongs, one W off shell)
+        decay = (["25:onMode = off", "25:onIfMatch = 5 -5"] if process == "hbb" else
+                 ["25:onMode = off", "25:onIfMatch = 24 -24", "24:onMode = off",
+                  "24:onIfAny = 1 2 3 4 5"])
+        return ["HiggsSM:gg2Hg(l:t) = on", "HiggsSM:qg2Hq(l:t) = on",
+                "HiggsSM:qqbar2Hg(l:t) = on", *decay]
     raise ValueError(f"process={process!r} is not known; expected one of {sorted(PROCESSES)}")
 
 
@@ -109,7 +117,7 @@ def pythia_settings(
 
     Parameters
     ----------
-    process : {"qcd", "g", "q", "t", "w", "z"}
+    process : {"qcd", "g", "q", "t", "w", "z", "hbb", "h4q"}
         Jet class to generate (see the module docstring).
     fast : bool
         Switch multi-parton interactions off (``PartonLevel:MPI = off``).

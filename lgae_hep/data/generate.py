@@ -23,9 +23,14 @@ label process hard process and truth matching
 3     w       ``WeakBosonAndParton:qqbar2Wg``, ``qg2Wq``, W -> q q' forced
 4     z       ``WeakBosonAndParton:qqbar2gmZg``, ``qg2gmZq`` with ``WeakZ0:gmZmode = 2`` (pure
               Z), Z -> q qbar (d u s c b) forced
+6     hbb     ``HiggsSM:gg2Hg(l:t)``, ``qg2Hq(l:t)``, ``qqbar2Hg(l:t)`` (H + jet), H -> b bbar
+              forced: two b prongs at 125 GeV
+7     h4q     the same production, H -> W W* -> four quarks forced: four prongs at 125 GeV
+              (one W off shell). These two classes are kept out of every choice of the
+              anomaly-score study, as stand-ins for signals nobody trained or chose on.
 ===== ======= ====================================================================================
 
-Resonance matching (t, w, z): the jet axis lies within Delta R < 0.8 of the resonance's *last*
+Resonance matching (t, w, z, hbb, h4q): the jet axis lies within Delta R < 0.8 of the resonance's *last*
 copy in the event record (after initial-state recoil, just before it decays) **and** every quark
 of its hadronic decay chain (for a top: the b and both quarks of the W; taken as the status-23
 decay products) lies within Delta R < 0.8 of the jet axis, i.e. the decay is fully merged. Jets
@@ -218,7 +223,7 @@ def generate(
 
     Parameters
     ----------
-    process : {"qcd", "g", "q", "t", "w", "z"}
+    process : {"qcd", "g", "q", "t", "w", "z", "hbb", "h4q"}
         Jet class (see the module docstring for processes, labels and truth matching).
     n_jets : int
         Exact number of jets to return (>= 1). Events are stored whole except the last one

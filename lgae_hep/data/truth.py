@@ -23,9 +23,10 @@ __all__ = [
 ]
 
 #: integer label of each jet class, stored as ``FatJet_label``
-LABELS: dict[str, int] = {"g": 0, "q": 1, "t": 2, "w": 3, "z": 4}
+LABELS: dict[str, int] = {"g": 0, "q": 1, "t": 2, "w": 3, "z": 4, "hbb": 6, "h4q": 7}
 #: Display name of each label (plots, summaries): gluon and quark jets are both QCD.
-LABEL_NAMES: dict[int, str] = {0: "QCD", 1: "QCD", 2: "t", 3: "W", 4: "Z"}
+LABEL_NAMES: dict[int, str] = {0: "QCD", 1: "QCD", 2: "t", 3: "W", 4: "Z", 6: "H->bb",
+                               7: "H->4q"}
 #: processes accepted by :func:`generate` -> labels that are kept
 PROCESSES: dict[str, tuple[int, ...]] = {
     "qcd": (LABELS["g"], LABELS["q"]),
@@ -34,11 +35,13 @@ PROCESSES: dict[str, tuple[int, ...]] = {
     "t": (LABELS["t"],),
     "w": (LABELS["w"],),
     "z": (LABELS["z"],),
+    "hbb": (LABELS["hbb"],),
+    "h4q": (LABELS["h4q"],),
 }
 #: matching radius of jets to partons and resonances (the anti-kT radius)
 MATCH_DR = 0.8
 #: PDG id of the resonance of each signal process
-RESONANCE_ID = {"t": 6, "w": 24, "z": 23}
+RESONANCE_ID = {"t": 6, "w": 24, "z": 23, "hbb": 25, "h4q": 25}
 
 
 def delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:

@@ -450,3 +450,18 @@ def test_mass_medians_default_mode_large(tmp_path):
         {p: ak.to_numpy(j.mass) for p, j in jets.items()},
         {p: ak.to_numpy(ak.flatten(g.jet_fields["msoftdrop"])) for p, g in gens.items()},
     )
+
+
+@pytest.mark.parametrize("process,n_prongs", [("hbb", 2), ("h4q", 4)])
+def test_higgs_classes_are_merged_125_gev_jets(tmp_path, process, n_prongs):
+    """The held-out-style classes: fully merged boosted Higgs jets, labelled as such, whose
+    soft-drop mass sits at the Higgs mass (H -> b bbar: two prongs; H -> W W* -> 4q: four,
+    less often all groomed in, so its median is lower) and that are more two-prong-like than
+    one-prong QCD (tau21 well below 1)."""
+    gen = _generate(process, 60, tmp_path / f"{process}.root")
+    labels = ak.to_numpy(ak.flatten(gen.jet_fields["label"]))
+    assert labels.size == 60 and np.all(labels == LABELS[process])
+    msd = np.median(ak.to_numpy(ak.flatten(gen.jet_fields["msoftdrop"])))
+    assert (110.0 if n_prongs == 2 else 90.0) < msd < 135.0, msd
+    tau21 = np.median(ak.to_numpy(ak.flatten(gen.jet_fields["tau2"] / gen.jet_fields["tau1"])))
+    assert tau21 < 0.7, tau21
