@@ -61,6 +61,12 @@ DELTAS = (2.0 ** -2, 2.0 ** -3, 2.0 ** -4, 2.0 ** -5, 2.0 ** -6, 2.0 ** -8, 2.0 
 MODEL = "lgae-mix"
 
 
+def model_label(model: Any) -> str:
+    """A bundled model's name, or a checkpoint's folder name (``runs/.../tau_v6/best.pt``)."""
+    p = Path(str(model))
+    return p.parent.name if p.suffix == ".pt" else str(model)
+
+
 def default_input() -> Path:
     found = sorted(glob.glob(str(REPO / "data/generated/anomaly_scores/test_qcd_*_n10000_*.root")))
     if not found:
@@ -174,8 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            c = lgae_hep.compress(jets, MODEL, latent_dtype="float16")
-            dec = lgae_hep.decompress(c, MODEL, physical=False)
+            c = lgae_hep.compress(jets, args.model, latent_dtype="float16")
+            dec = lgae_hep.decompress(c, args.model, physical=False)
         t_net = time.perf_counter() - t0
         stored = np.asarray(ak.to_numpy(c.jets.latent))
         n_keep = np.asarray(ak.to_numpy(c.jets.n), np.int64)
@@ -219,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            mass=ak.unflatten(np.take_along_axis(
                                padded({"m": mass_t.astype(np.float32)}, counts)["m"], order,
                                axis=1)[mask].astype(np.float32), counts))
-            add(f"hybrid lgae-mix, delta 2^-{k}", "hybrid", delta, payload, rec, mass_h,
+            add(f"hybrid {model_label(args.model)}, delta 2^-{k}", "hybrid", delta, payload, rec, mass_h,
                 pt_ref_h, tmp)
             # control: no model
             qa = np.rint((orig - axis) / delta)
@@ -331,6 +337,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=Path, default=None)
     p.add_argument("--n-jets", type=int, default=2000)
+    p.add_argument("--model", default=MODEL,
+                   help="bundled model name or checkpoint whose latent and decoder the hybrid "
+                        "uses (e.g. runs/compression_model/tau_v6/best.pt)")
     p.add_argument("--compressor", choices=("LZMA", "ZLIB"), default="LZMA")
     p.add_argument("--figure", type=Path, default=REPO / "docs/figures/compression_hybrid.png")
     p.add_argument("--doc", type=Path, default=REPO / "docs/COMPRESSION_HYBRID.md")
