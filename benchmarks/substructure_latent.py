@@ -145,6 +145,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # stayed at R^2 ~0.28, so more of the latent may be asked to carry it)
     "aux-xlong": {"config": {}, "aux_weight": AUX_WEIGHT, "epochs": 252},
     "aux-w1-long": {"config": {}, "aux_weight": 1.0, "epochs": 84},
+    # aux-time's density of latent and head given the mass was the only single-seed entry
+    # above the 3-seed choice; trained 3x longer as aux-long was
+    "aux-time-long": {"config": {"references": ["time"]}, "aux_weight": AUX_WEIGHT,
+                      "epochs": 84},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
 CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
