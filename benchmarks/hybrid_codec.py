@@ -225,8 +225,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            mass=ak.unflatten(np.take_along_axis(
                                padded({"m": mass_t.astype(np.float32)}, counts)["m"], order,
                                axis=1)[mask].astype(np.float32), counts))
-            add(f"hybrid {model_label(args.model)}, delta 2^-{k}", "hybrid", delta, payload, rec, mass_h,
-                pt_ref_h, tmp)
+            add(f"hybrid {model_label(args.model)}, delta 2^-{k}", "hybrid", delta, payload,
+                rec, mass_h, pt_ref_h, tmp)
             # control: no model
             qa = np.rint((orig - axis) / delta)
             qa[..., 2] = np.rint((((orig[..., 2] - axis[..., 2]) + np.pi) % (2 * np.pi) - np.pi)

@@ -30,12 +30,13 @@ label process hard process and truth matching
               anomaly-score study, as stand-ins for signals nobody trained or chose on.
 ===== ======= ====================================================================================
 
-Resonance matching (t, w, z, hbb, h4q): the jet axis lies within Delta R < 0.8 of the resonance's *last*
-copy in the event record (after initial-state recoil, just before it decays) **and** every quark
-of its hadronic decay chain (for a top: the b and both quarks of the W; taken as the status-23
-decay products) lies within Delta R < 0.8 of the jet axis, i.e. the decay is fully merged. Jets
-of those processes that are not matched (the recoiling parton, partially merged decays) are
-dropped. ``process="qcd"`` keeps both gluon and quark jets, ``"g"`` / ``"q"`` only one label.
+Resonance matching (t, w, z, hbb, h4q): the jet axis lies within Delta R < 0.8 of the
+resonance's *last* copy in the event record (after initial-state recoil, just before it decays)
+**and** every quark of its hadronic decay chain (for a top: the b and both quarks of the W;
+taken as the status-23 decay products) lies within Delta R < 0.8 of the jet axis, i.e. the decay
+is fully merged. Jets of those processes that are not matched (the recoiling parton, partially
+merged decays) are dropped.
+``process="qcd"`` keeps both gluon and quark jets, ``"g"`` / ``"q"`` only one label.
 
 Physics settings (all written into the file metadata)
 -----------------------------------------------------
