@@ -186,10 +186,12 @@ def write_metrics(out_dir: str | Path, history: list[Mapping[str, Any]]) -> None
     tmp = out_dir / ".metrics.json.tmp"
     tmp.write_text(json.dumps(rows, indent=1))
     os.replace(tmp, out_dir / "metrics.json")
-    keys = list(rows[0]) if rows else []
+    # every column any row has, in order of first appearance (a column can start later,
+    # e.g. dropped_nonfinite_jets after a roll-back); rows without it get an empty cell
+    keys = list(dict.fromkeys(k for row in rows for k in row))
     tmp = out_dir / ".metrics.csv.tmp"
     with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
+        w = csv.DictWriter(fh, fieldnames=keys, restval="")
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, out_dir / "metrics.csv")

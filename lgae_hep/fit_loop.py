@@ -128,6 +128,10 @@ class Trainer:
         self.sched = make_scheduler(opts.scheduler, self.opt, opts.epochs, opts.patience)
         self.progress = Progress()
         self.resumed_from: int | None = None
+        #: after a roll-back for a non-finite training loss: check each batch and leave out
+        #: the jets whose loss is not finite (counted in the history, warned)
+        self.drop_nonfinite = False
+        self.dropped_jets = 0
 
     # ---- build / restore
     def _latent_width(self, samples: FitSamples) -> int:
@@ -298,6 +302,7 @@ class Trainer:
         bar = tqdm(total=n * world, desc=f"epoch {epoch + 1}/{opts.epochs}", unit="jet",
                    disable=not show, leave=False, file=sys.stderr)
         aux, clr = self.aux, self.clr
+        self.dropped_jets = 0
         self.aux_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         self.clr_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         for k in range(n_batches):
@@ -306,7 +311,22 @@ class Trainer:
             nb = min(bs, n - k * bs)
             opt.zero_grad(set_to_none=True)
             out = forward_model(self.train_model, pb, mb, sb)
-            lval = per_jet_loss(model, out, pb, mb, opts.loss).mean()
+            per = per_jet_loss(model, out, pb, mb, opts.loss)
+            if self.drop_nonfinite:
+                fin = torch.isfinite(per)
+                # a host read, only after a roll-back (see roll_back); only a minority of a
+                # batch is left out: a batch that is mostly non-finite is a failure, as before
+                if not bool(fin.all()) and 2 * int(fin.sum()) >= len(fin):
+                    dropped = int((~fin).sum())
+                    self.dropped_jets += dropped
+                    nb -= dropped
+                    # the forward again without those jets: their overflowed activations
+                    # would turn the shared gradients into inf * 0 = NaN
+                    bidx, pb, mb = bidx[fin], pb[fin], mb[fin]
+                    sb = sb[fin] if sb is not None else None
+                    out = forward_model(self.train_model, pb, mb, sb)
+                    per = per_jet_loss(model, out, pb, mb, opts.loss)
+            lval = per.mean()
             if aux is None and clr is None:
                 lval.backward()
                 ok = torch.isfinite(lval)
@@ -407,6 +427,11 @@ class Trainer:
             )
         for gr in self.opt.param_groups:
             gr["lr"] *= 0.5
+        if which == "training" and not self.drop_nonfinite:
+            # from now on every batch is checked, and jets whose own loss is not finite (the
+            # decoder's polynomial output overflowing on a rare jet: the same batch would fail
+            # again on every retry) are left out of their step and counted
+            self.drop_nonfinite = True
         warnings.warn(
             f"non-finite {which} loss in epoch {epoch + 1}: rolled back to the start of the "
             f"epoch and halved the learning rate to {self.opt.param_groups[0]['lr']:.3g} "
@@ -438,6 +463,14 @@ class Trainer:
             "best_val_loss": p.best_val, "jets_per_s": tcnt / max(seconds, 1e-9),
             "seconds": seconds, "step": p.step, "improved": bool(improved),
         })
+        if self.drop_nonfinite:
+            p.history[-1]["dropped_nonfinite_jets"] = int(all_reduce_sum(
+                [float(self.dropped_jets)], self.world, self.dev)[0])
+            if p.history[-1]["dropped_nonfinite_jets"]:
+                warnings.warn(
+                    f"epoch {epoch + 1}: {p.history[-1]['dropped_nonfinite_jets']} training "
+                    "jet(s) had a non-finite loss (the network's output overflowed) and were "
+                    "left out of their steps", RuntimeWarning, stacklevel=4)
         for head, name, tot_ in ((self.aux, "train_aux_loss", getattr(self, "aux_tot", 0.0)),
                                  (self.clr, "train_contrastive_loss",
                                   getattr(self, "clr_tot", 0.0))):

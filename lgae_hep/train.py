@@ -39,6 +39,12 @@ What :func:`fit` does
 * A non-finite loss or gradient never silently continues: the epoch is rolled back to the last
   good state (start of the epoch), the learning rate is halved and the epoch retried; after
   ``max_nonfinite_retries`` such roll-backs training stops with a ``FloatingPointError``.
+  After the first roll-back for a training loss, each batch is checked: jets whose own loss is
+  not finite (the LGAE's polynomial CG layers overflowing on a rare jet, e.g. a 570 GeV-mass
+  QCD jet reconstructed at 1e20 GeV, which fails the same batch on every retry) are left out
+  of their step when they are a minority of the batch, counted per epoch in the history
+  (``dropped_nonfinite_jets``) and warned about; a mostly non-finite batch still rolls back.
+  The check costs one host read per batch and is not carried over a resume.
 * DDP: when started by ``torchrun`` (``WORLD_SIZE > 1``) the process group is initialised (gloo
   on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, each process
   trains on every ``world``-th jet of the epoch's common permutation (the order

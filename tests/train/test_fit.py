@@ -248,3 +248,26 @@ def test_resume_with_a_different_architecture_is_refused(tmp_path):
             "decoder_channels": (2,)}
     with pytest.raises(CheckpointError, match="cannot resume"):
         fit(lgae, train, val, epochs=2, out_dir=tmp_path, resume=True, **KW)
+
+
+def test_rare_overflowing_jet_is_left_out_after_a_roll_back(tmp_path):
+    """One training jet at 1e25 GeV (finite, so the input policy keeps it) overflows the LGAE's
+    polynomial layers in float32 on every pass: the same batch failed on every retry and
+    training stopped. After the first roll-back each batch is checked, the jet is left out of
+    its step, counted in the history and warned about, and training finishes."""
+    from lgae_hep.models import build_model
+
+    p4, mask = make_jets(96, 5)
+    p4[7] = p4[7] * 1e23
+    cfg = {"architecture": "lgae", "num_particles": 8, "tau_v": 2, "aggregation": "mix",
+           "encoder_channels": [2], "decoder_channels": [2], "mlp_hidden": 4, "num_basis": 3}
+    with pytest.warns(RuntimeWarning, match="left out of their steps"):
+        res = fit(build_model(cfg), (p4, mask), epochs=3, out_dir=tmp_path, seed=0,
+                  loss="chamfer-dr", **{k: v for k, v in KW.items() if k != "loss"})
+    assert res.epochs_run == 3 and all(math.isfinite(h["train_loss"]) for h in res.history)
+    # the jet is in the training part or in the validation split; in training it is counted
+    # once per epoch, in validation it makes the validation loss non-finite instead
+    dropped = [h.get("dropped_nonfinite_jets", 0) for h in res.history]
+    assert dropped[-1] == 1, dropped
+    assert all(np.isfinite(v.detach().numpy()).all() for v in res.model.state_dict().values()
+               if v.is_floating_point())
