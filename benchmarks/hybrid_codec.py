@@ -291,10 +291,9 @@ def reading(res: dict[str, Any]) -> str:
         f"* At equal delta the hybrid takes {min(gaps):.1f} to {max(gaps):.1f} bytes per jet "
         f"more than the control: its residuals against the decoder cost {min(resid):+.1f} to "
         f"{max(resid):+.1f} bytes per jet compared with residuals against the jet axis. "
-        + ("The network's prediction is no closer to the particles than the jet axis (the "
-           "bundled lgae-mix reconstructs particle pT with a relative-error IQR of ~0.76 and "
-           "eta/phi with ~0.1, docs/RESULTS.md), so the latent is pure overhead."
-           if min(resid) >= 0 else
+        + ("The network's prediction is no closer to the particles than the jet axis "
+           "(docs/RESULTS.md has the model's particle resolutions), so the latent is pure "
+           "overhead." if max(resid) <= 1.0 or min(resid) >= 0 else
            "The network's prediction saves that much in the residuals; whether it wins "
            "depends on the latent's cost."),
         ("* **The hybrid does not beat mantissa truncation at any operating point.**"
@@ -309,7 +308,7 @@ def reading(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def figure(rows: list[dict[str, Any]], path: Path) -> None:
+def figure(rows: list[dict[str, Any]], path: Path, model: Any = MODEL) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -319,7 +318,8 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     for family, style in (("truncation", "o-"), ("hybrid", "s-"), ("control", "^--")):
         pts = sorted((r["bytes_per_jet"], r["mass_iqr"]) for r in rows if r["family"] == family)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label={
-            "truncation": "mantissa truncation", "hybrid": "hybrid: lgae-mix latent + residuals",
+            "truncation": "mantissa truncation",
+            "hybrid": f"hybrid: {model_label(model)} latent + residuals",
             "control": "quantised residuals, no model"}[family])
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -349,17 +349,19 @@ def main() -> None:
     rows = res["rows"]
     tab, ver = table(rows), "\n".join(verdict(rows))
     print(tab, "\n\n" + ver)
-    figure(rows, args.figure)
+    figure(rows, args.figure, args.model)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     if args.doc:
         cmd = "python benchmarks/hybrid_codec.py" + (
-            f" --input {args.input.name}" if args.input else "") + f" --n-jets {args.n_jets}"
+            f" --input {args.input.name}" if args.input else "") + f" --n-jets {args.n_jets}" + (
+            f" --model {args.model} --doc {os.path.relpath(args.doc, REPO)} --figure "
+            f"{os.path.relpath(args.figure, REPO)}" if args.model != MODEL else "")
         rel_fig = os.path.relpath(args.figure, args.doc.parent)
         args.doc.write_text(DOC.format(cmd=cmd, input=Path(res["input"]).name,
                                        n=res["n_jets"], reading=reading(res),
                                        comp=res["compressor"], table=tab, verdict=ver,
-                                       figure=rel_fig, load=res["load"],
+                                       figure=rel_fig, load=res["load"], model=args.model,
                                        net=res["network_s"], match=res["matching_s"]))
         print(f"wrote {args.doc}")
 
@@ -376,7 +378,7 @@ algorithm on (eta, phi) and stored in node order, residuals of (log pt, eta, phi
 delta, a CRC-32 of the latent per jet so residuals never decode against the wrong latent).
 The control quantises the same residuals against the jet axis instead of the network.
 
-* Jets: {n} jets of `{input}`, the 30 hardest particles.
+* Jets: {n} jets of `{input}`, the 30 hardest particles; the hybrid's model: `{model}`.
 * Bytes per jet: the payload added to a ROOT file, {comp} (the jet momentum that fixes the
   decoder's frame is not counted, as in `benchmarks/rate_distortion.py`).
 * Jet-mass resolution: IQR of the relative error of the 30-particle jet mass.
