@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .scoring.aux_head import TrainingHead
+
 __all__ = ["ContrastiveHead", "collinear_split", "contrastive_loss", "hard_prongs",
            "keep_hardest", "positive_view", "soft_smear"]
 
@@ -168,11 +170,11 @@ def _check(p4: torch.Tensor, mask: torch.Tensor) -> None:
         raise ValueError(f"mask must be boolean, got {mask.dtype}")
 
 
-class ContrastiveHead(nn.Module):
+class ContrastiveHead(TrainingHead):
     """``asinh`` of the latent invariants -> ``Linear -> SiLU -> Linear`` -> unit vector.
 
     It sees only Lorentz invariants, so the embedding is invariant when the encoder is
-    equivariant. ``config`` rebuilds it (:meth:`from_state`)."""
+    equivariant. Stored and rebuilt as a :class:`~lgae_hep.scoring.aux_head.TrainingHead`."""
 
     def __init__(self, n_in: int, hidden: int = 64, n_out: int = 32) -> None:
         super().__init__()
@@ -183,18 +185,9 @@ class ContrastiveHead(nn.Module):
         y = self.mlp(torch.asinh(invariants.to(self.mlp[0].weight.dtype)))
         return nn.functional.normalize(y, dim=-1)
 
-    def to_state(self) -> dict[str, Any]:
-        return {"config": dict(self.config),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-
     @classmethod
-    def from_state(cls, state: Any) -> ContrastiveHead:
-        cfg = dict(state["config"])
-        head = cls(cfg["n_in"], cfg["hidden"], cfg["n_out"])
-        sd = state["state_dict"]
-        head.to(next(iter(sd.values())).dtype)
-        head.load_state_dict(sd)
-        return head
+    def from_config(cls, cfg: dict[str, Any]) -> ContrastiveHead:
+        return cls(cfg["n_in"], cfg["hidden"], cfg["n_out"])
 
 
 def contrastive_loss(z: torch.Tensor, z_pos: torch.Tensor, z_neg: torch.Tensor | None = None,

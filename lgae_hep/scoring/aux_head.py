@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AUX_TARGETS", "AuxHead", "aux_head_columns", "aux_head_errors", "latent_invariants"]
+__all__ = ["AUX_TARGETS", "AuxHead", "TrainingHead", "aux_head_columns", "aux_head_errors",
+           "latent_invariants"]
 
 #: the targets of the head, in its output order (standardised log m, tau21, tau32, log D2)
 AUX_TARGETS = ("log_mass", "tau21", "tau32", "log_d2")
@@ -52,7 +53,32 @@ def latent_invariants(latent: Any) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
-class AuxHead(nn.Module):
+class TrainingHead(nn.Module):
+    """A training-time head stored beside its model (a checkpoint's ``extra[...]``): plain
+    ``config`` + ``state_dict`` (:meth:`to_state`), rebuilt by :meth:`from_state` through the
+    subclass's :meth:`from_config`."""
+
+    config: dict[str, Any]
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> TrainingHead:
+        raise NotImplementedError
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data for a checkpoint's ``extra``."""
+        return {"config": dict(self.config),
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_state(cls, state: Any) -> Any:
+        head = cls.from_config(dict(state["config"]))
+        sd = state["state_dict"]
+        head.to(next(iter(sd.values())).dtype)
+        head.load_state_dict(sd)
+        return head
+
+
+class AuxHead(TrainingHead):
     """A small MLP from the latent invariants to the standardised auxiliary targets.
 
     ``asinh`` of the invariants (they span orders of magnitude and either sign), then
@@ -92,20 +118,10 @@ class AuxHead(nn.Module):
     def standardise(self, raw: torch.Tensor) -> torch.Tensor:
         return (raw.to(self.mean.dtype) - self.mean) / self.std
 
-    def to_state(self) -> dict[str, Any]:
-        """Plain data for a checkpoint's ``extra["aux_head"]``."""
-        return {"config": dict(self.config),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-
     @classmethod
-    def from_state(cls, state: Any) -> AuxHead:
-        cfg = dict(state["config"])
-        head = cls(cfg["n_in"], cfg["n_out"], cfg["hidden"], cfg["depth"],
+    def from_config(cls, cfg: dict[str, Any]) -> AuxHead:
+        return cls(cfg["n_in"], cfg["n_out"], cfg["hidden"], cfg["depth"],
                    names=cfg.get("names", AUX_TARGETS))
-        sd = state["state_dict"]
-        head.to(next(iter(sd.values())).dtype)
-        head.load_state_dict(sd)
-        return head
 
 
 def _head_inputs(head: AuxHead, columns: Any, invariants: Any) -> tuple[list[str], torch.Tensor]:
