@@ -102,7 +102,7 @@ def padded_p4(rec, n: int):
     return p4, mask
 
 
-def evaluate(n_jets: int) -> list[dict]:
+def evaluate(n_jets: int, only: list[Path] | None = None) -> list[dict]:
     import numpy as np
 
     import lgae_hep
@@ -113,7 +113,7 @@ def evaluate(n_jets: int) -> list[dict]:
                         progress=False)[:n_jets]
     ref = to_tensors(jets, N_PART, dtype=np.float64, backend="numpy")
     rows = []
-    for ckpt in sorted(OUT.glob("tau_v*/best.pt")):
+    for ckpt in (only or sorted(OUT.glob("tau_v*/best.pt"))):
         model = lgae_hep.load_model(ckpt)
         rec = lgae_hep.reconstruct(jets, model, progress=False)
         # the network's own output 4-vectors, padded: not to_tensors, whose bad-input policy
@@ -182,6 +182,57 @@ def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESU
     path.write_text(text)
 
 
+def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretrained") -> None:
+    """Bundle ``runs/compression_model/tau_v<k>/best.pt`` as ``lgae-compress`` (the default
+    model of ``compress``): weights-only model file and a card with the recipe, the training
+    history and the fidelity measured here on the test jets, beside the paper's target."""
+    import lgae_hep
+    from lgae_hep.checkpoint import save_checkpoint
+    from lgae_hep.jsonio import jsonable
+
+    ckpt = OUT / f"tau_v{tau_v}" / "best.pt"
+    row = evaluate(n_jets, [ckpt])[0]
+    model = lgae_hep.load_model(ckpt)
+    hist = json.loads((ckpt.parent / "metrics.json").read_text())
+    best = min(hist, key=lambda h: h["val_loss"] if h["val_loss"] is not None else 1e300)
+    card = {
+        "name": "lgae-compress",
+        "file": "lgae-compress.pt",
+        "purpose": "compression: the default model of lgae-hep compress / lgae_hep.compress "
+                   "(not an anomaly detector: its anomaly score is the plain reconstruction "
+                   "error, never chosen or validated)",
+        "description": f"LGAE-Mix (tau_v={tau_v}) trained for per-particle fidelity (the "
+                       "order-preserving Cartesian mse loss) on MPI-on generated QCD jets",
+        "architecture": model.config["architecture"],
+        "config": model.config,
+        "compression_rate": model.compression_rate,
+        "score_metric": "chamfer",
+        "fidelity": {**{k: v for k, v in row.items() if k != "checkpoint"},
+                     "test_jets": f"first {n_jets} jets of {data_file('test').name}",
+                     "paper_target": TARGET,
+                     "how": f"python benchmarks/compression_model.py --eval --n-test {n_jets}"},
+        "training": {"recipe": "benchmarks/compression_model.py", "loss": "mse",
+                     "data": data_file("train").name,
+                     "epochs": len(hist), "best_epoch": int(best["epoch"]),
+                     "best_val_loss": best["val_loss"],
+                     "train_seconds": float(sum(h["seconds"] for h in hist)),
+                     "note": "fit defaults (batch 64, lr 3e-3, plateau schedule), trained in "
+                             "wall-clock budgets on 2 CPU cores beside other jobs (no GPU was "
+                             "lent); not trained to convergence",
+                     "hardware": "2 CPU cores, torch 2.13.0+cpu"},
+        "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
+                            "eta_max": 2.5, "jet_radius": 0.8},
+        "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
+                   f"benchmarks/compression_model.py --train --tau-v {tau_v} && python "
+                   f"benchmarks/compression_model.py --bundle {tau_v}",
+    }
+    pretrained.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(pretrained / "lgae-compress.pt", model, rng_state=False,
+                    extra={"name": "lgae-compress"})
+    (pretrained / "lgae-compress.json").write_text(json.dumps(jsonable(card), indent=1) + "\n")
+    print(f"bundled {ckpt} as {pretrained / 'lgae-compress.pt'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", action="store_true", help="train (budget per size)")
@@ -191,9 +242,15 @@ def main() -> None:
     p.add_argument("--eval", action="store_true", help="evaluate what was trained")
     p.add_argument("--n-test", type=int, default=10_000)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--bundle", type=int, metavar="TAU_V", default=None,
+                   help="bundle runs/compression_model/tau_v<TAU_V>/best.pt as lgae-compress "
+                        "(fidelity measured on --n-test jets)")
     p.add_argument("--write-docs", action="store_true",
                    help="--eval: write the table into docs/RESULTS.md")
     args = p.parse_args()
+    if args.bundle is not None:
+        bundle(args.bundle, args.n_test)
+        return
     if not (args.train or args.eval):
         list_configs()
         return

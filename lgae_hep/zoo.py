@@ -25,6 +25,7 @@ from lgae_hep.scoring.registry import SCORES, check_score, is_density_score
 
 __all__ = [
     "ANOMALY_METRICS",
+    "COMPRESSION_MODEL",
     "DEFAULT_MODEL",
     "bundled_models",
     "check_metric",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: Name of the bundled model used when no model is given.
 DEFAULT_MODEL = "lgae-mix"
+#: The bundled model that ``compress`` uses when none is given: trained for per-particle
+#: fidelity (``benchmarks/compression_model.py``), not for anomaly detection.
+COMPRESSION_MODEL = "lgae-compress"
 
 _WEIGHT_SUFFIXES = (".pt", ".safetensors", ".pth", ".ckpt")
 

@@ -15,7 +15,7 @@ from lgae_hep.cli._common import (
     check_model,
     check_output_file,
 )
-from lgae_hep.zoo import DEFAULT_MODEL
+from lgae_hep.zoo import COMPRESSION_MODEL
 
 __all__ = ["add_arguments", "main"]
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NanoAOD/PFNano ROOT file(s) to compress")
     parser.add_argument("-o", "--output", required=True, help="output compressed ROOT file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    add_model(parser, DEFAULT_MODEL)
+    add_model(parser, COMPRESSION_MODEL)
     add_collection(parser)
     parser.add_argument("--pt-min", type=float, default=None,
                         help="store only jets with pT > PT_MIN (GeV)")

@@ -132,7 +132,7 @@ def compress_files(
     output : path
         Compressed ROOT file (overwritten).
     model : None, str, Path or torch.nn.Module
-        The LGAE (default: the bundled default model).
+        The LGAE (default: the bundled compression model, ``lgae_hep.zoo.COMPRESSION_MODEL``).
     collection, tree : str
         Jet collection and tree name.
     pt_min, eta_max : float, optional

@@ -38,7 +38,7 @@ from lgae_hep.inference import (
     jet_status,
     model_dtype_device,
 )
-from lgae_hep.zoo import DEFAULT_MODEL, bundled_models, load_model, resolve_model
+from lgae_hep.zoo import COMPRESSION_MODEL, bundled_models, load_model, resolve_model
 
 from .codec import (
     check_precision,
@@ -128,7 +128,7 @@ def model_info(model: Any, device: Any = None) -> tuple[torch.nn.Module, dict[st
     """Load ``model`` (None / name / path / module) and describe it for the metadata
     (``latent_layout`` included)."""
     if model is None:
-        model = DEFAULT_MODEL
+        model = COMPRESSION_MODEL
     info: dict[str, Any] = {"name": None, "file": None, "file_sha256": None}
     if isinstance(model, str | Path):
         name, path = resolve_model(model)
@@ -138,8 +138,8 @@ def model_info(model: Any, device: Any = None) -> tuple[torch.nn.Module, dict[st
         module = model if device is None else model.to(torch.device(device))
         info["name"] = getattr(module, "name", None) or type(module).__name__
     else:
-        raise ValueError("model must be None (bundled default), a bundled name, a checkpoint "
-                         f"path or a torch module, got {type(model).__name__}")
+        raise ValueError("model must be None (the bundled compression model), a bundled name, "
+                         f"a checkpoint path or a torch module, got {type(model).__name__}")
     if not (callable(getattr(module, "encode", None)) and callable(getattr(module, "decode",
                                                                            None))
             and isinstance(getattr(module, "tau_latent", None), Mapping)):
@@ -443,7 +443,8 @@ def compress(
         ``[...][jet][particle]`` Lorentz-vector records (any outer list levels, any
         multiplicity), as for :func:`lgae_hep.score`.
     model : None, str, Path or torch.nn.Module
-        An LGAE: ``None`` (the bundled default), a bundled name, a checkpoint path or a model.
+        An LGAE: ``None`` (the bundled compression model, ``lgae-compress``), a bundled
+        name, a checkpoint path or a model.
     latent_dtype : {"float32", "float16"}
         Storage precision of the latent.
     mantissa_bits : int, optional

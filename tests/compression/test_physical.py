@@ -243,13 +243,35 @@ def generated_file(tmp_path_factory) -> Path:
     return path
 
 
-def test_generated_decompressed_masses_are_reconstructs(tmp_path, generated_file):
+@pytest.mark.parametrize("name", ["lgae-mix", "lgae-compress"])
+def test_generated_decompressed_masses_are_reconstructs(tmp_path, generated_file, name):
     comp, out = tmp_path / "c.root", tmp_path / "d.root"
-    compress_files([generated_file], comp, "lgae-mix", progress=False)
+    compress_files([generated_file], comp, name, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnphysicalOutputWarning)
         decompress_file(comp, out, progress=False, step_size=7)  # several chunks
-    _check_file_against_reconstruct(generated_file, comp, out, "lgae-mix")
+    _check_file_against_reconstruct(generated_file, comp, out, name)
+
+
+def test_compress_uses_the_compression_model_by_default(tmp_path, generated_file):
+    """Without a model, compress uses the bundled model trained for fidelity (lgae-compress,
+    zoo.COMPRESSION_MODEL), whose card says what it is for and records its measured fidelity
+    beside the paper's target; the anomaly default stays lgae-mix."""
+    from lgae_hep.zoo import COMPRESSION_MODEL, DEFAULT_MODEL, model_card
+
+    assert COMPRESSION_MODEL == "lgae-compress" and DEFAULT_MODEL == "lgae-mix"
+    card = model_card(COMPRESSION_MODEL)
+    assert card["purpose"].startswith("compression")
+    fid = card["fidelity"]
+    assert fid["rate"] == pytest.approx(card["compression_rate"]["paper"])
+    assert fid["rate"] <= fid["paper_target"]["rate"] and fid["mass_iqr"] > 0
+    from lgae_hep.compression import read_compressed
+
+    comp = tmp_path / "c.root"
+    compress_files([generated_file], comp, progress=False)
+    assert read_compressed(comp).metadata["model"]["name"] == COMPRESSION_MODEL
+    jets = lgae_hep.read_nanoaod(generated_file, flat=True)[:5]
+    assert lgae_hep.compress(jets).metadata["model"]["name"] == COMPRESSION_MODEL
 
 
 def test_cli_warns_that_decoded_jets_are_not_fit_for_physics(tmp_path, generated_file, capsys):
