@@ -115,7 +115,8 @@ def child(op: str, inp: list[str], out: str, codec: str, step: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if op == "compress":
-            s = compress_files(inp, out, progress=False, compression=codec)
+            s = compress_files(inp, out, os.environ.get("LGAE_BENCH_MODEL") or None,
+                               progress=False, compression=codec)
         else:
             s = decompress_file(inp[0], out, progress=False, step_size=step)
     info = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
@@ -203,8 +204,12 @@ def main() -> None:
     p.add_argument("--codecs", nargs="+", default=None, help=f"codecs (default {CODECS})")
     p.add_argument("--repeat", type=int, default=3, help="repeats of the codec-alone timing")
     p.add_argument("--json", type=Path, default=None, help="write every number here")
+    p.add_argument("--model", default=None,
+                   help="model to compress with (default: compress's default, lgae-compress)")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.model:  # the children read it (they are fresh processes)
+        os.environ["LGAE_BENCH_MODEL"] = args.model
     if args.child:
         op, out, codec, step, *inp = args.child
         child(op, inp, out, codec, int(step))
