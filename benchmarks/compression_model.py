@@ -129,10 +129,9 @@ def evaluate(n_jets: int, only: list[Path] | None = None) -> list[dict]:
                **{f"{k}_{s}": m["jet"][k][s] for k in ("mass", "pt") for s in ("median", "iqr")},
                **{f"particle_{k}_{s}": v[s] for k, v in m["particle"].items()
                   for s in ("median", "iqr")}}
-        hist = OUT / ckpt.parent.name / "metrics.json"
+        hist = OUT / ckpt.parent.name / "metrics.json"  # fit's one row per epoch
         if hist.exists():
-            h = json.loads(hist.read_text())
-            row["epochs"] = len(h if isinstance(h, list) else h.get("history", []))
+            row["epochs"] = len(json.loads(hist.read_text()))
         row["meets_target"] = bool(row["rate"] <= TARGET["rate"]
                                    and abs(row["mass_median"]) <= TARGET["mass_median"]
                                    and row["mass_iqr"] <= TARGET["mass_iqr"])

@@ -219,7 +219,14 @@ def stage_train(budget_min: float, threads: int) -> Path:
          f"{CURRENT['contrastive_weight']}, seed {TRAIN['seed']}")
     t0 = time.perf_counter()
     try:
-        res = _fit_candidate(fit, train, targets, out, budget_min, opts)
+        res = fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
+                  max_seconds=budget_min * 60, progress=False,
+                  log=lambda m: _log(f"train: {m}"), aux_targets=targets,
+                  aux_weight=CURRENT["aux_weight"],
+                  contrastive_weight=CURRENT["contrastive_weight"],
+                  extra_info={"data": SETS["train_qcd"],
+                              "script": "benchmarks/substructure_latent.py"},
+                  **opts)
     except FloatingPointError as err:  # kept and counted: its best.pt is still evaluated
         (out / "FAILED.json").write_text(json.dumps({"error": str(err), "options": opts,
                                                      "config": CONFIG}, indent=1))
@@ -227,16 +234,6 @@ def stage_train(budget_min: float, threads: int) -> Path:
         return out
     seconds = time.perf_counter() - t0
     return _train_info(res, seconds, threads, opts, out)
-
-
-def _fit_candidate(fit: Any, train: Any, targets: Any, out: Path, budget_min: float,
-                   opts: dict[str, Any]) -> Any:
-    return fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
-              max_seconds=budget_min * 60, progress=False, log=lambda m: _log(f"train: {m}"),
-              aux_targets=targets, aux_weight=CURRENT["aux_weight"],
-              contrastive_weight=CURRENT["contrastive_weight"],
-              extra_info={"data": SETS["train_qcd"], "script": "benchmarks/substructure_latent.py"},
-              **opts)
 
 
 def _train_info(res: Any, seconds: float, threads: int, opts: dict[str, Any], out: Path
@@ -410,8 +407,7 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     val = model_sets(model, "aux")
     fit_qcd, bkg, sig = an._split_qcd(val, "val")
     if kind != "val":
-        _, bkg, sig = an._split_qcd(model_sets(model, "aux", TEST_SETS if kind == "test"
-                                               else CARD_SETS), "test")
+        _, bkg, sig = an._split_qcd(model_sets(model, "aux", EVAL_SETS[kind]), "test")
     if kind == "test":  # the unseen classes, beside (never inside) the combined AUC
         unseen = model_sets(model, "aux", tuple(UNSEEN_SETS))
         sig = {**sig, **{UNSEEN_SETS[f"test_{k}"]: v for k, v in unseen.items()}}
@@ -466,6 +462,8 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
 
 #: the file each kind of evaluation writes in the run folder
 OUT_NAMES = {"val": "eval", "test": "test", "card": "card"}
+#: the sets each kind of evaluation reads (the unseen classes come on top for "test")
+EVAL_SETS = {"val": VAL_SETS, "test": TEST_SETS, "card": CARD_SETS}
 
 
 def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any],
@@ -476,14 +474,10 @@ def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any]
     # the bundled default score and the yardsticks, same jets
     yb = an.scores_of(bkg, dens, False)
     ys = {k: an.scores_of(v, dens, False) for k, v in sig.items()}
-    names = {"val": VAL_SETS, "test": TEST_SETS, "card": CARD_SETS}[kind]
-    bdef = {s.split("_", 1)[1]: bundled_default(s) for s in names}
+    unseen = UNSEEN_SETS if kind == "test" else {}
+    bdef = {s.split("_", 1)[1]: bundled_default(s) for s in (*EVAL_SETS[kind], *unseen)}
     qb = bdef["qcd"][N_FIT:] if kind == "val" else bdef["qcd"]
-    sig_sets = {**{k: v for k, v in an.SIGNALS.items()},
-                **({lab: name.split("_", 1)[1] for name, lab in UNSEEN_SETS.items()}
-                   if kind == "test" else {})}
-    bdef.update({name.split("_", 1)[1]: bundled_default(name) for name in UNSEEN_SETS
-                 if kind == "test"})
+    sig_sets = {**an.SIGNALS, **{lab: name.split("_", 1)[1] for name, lab in unseen.items()}}
     rows["bundled lgae-mix default score"] = _summary(_measure(
         bkg, qb, {k: bdef[v] for k, v in sig_sets.items()}))
     for f in YARDSTICKS:
@@ -492,11 +486,7 @@ def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any]
                               "seed": CURRENT["seed"], "kind": kind}
     if kind == "val":
         result["probes"] = _probes(val, head, bkg)
-    train_info = {}
-    for fname in ("DONE.json", "PROGRESS.json", "FAILED.json"):
-        if (RUN / "model" / fname).exists():
-            train_info = json.loads((RUN / "model" / fname).read_text())
-    result["train"] = train_info
+    result["train"] = _train_record(RUN / "model")
     result["split"] = (f"densities and probes fitted on val_qcd jets 0-{N_FIT - 1}; background "
                        + (f"val_qcd jets {N_FIT}-9999, signals val_t/W/Z (2000 each)"
                           if kind == "val" else "test_qcd (3000), signals test_t/W/Z (3000 "
@@ -506,6 +496,16 @@ def _finish_eval(rows: dict[str, Any], full: dict[str, Any], val: dict[str, Any]
         json.dumps(result, indent=1, default=float))
     print(table(result))
     return result
+
+
+def _train_record(model_dir: Path) -> dict[str, Any]:
+    """The training record of a run: the newest of ``DONE.json`` / ``PROGRESS.json`` /
+    ``FAILED.json`` (a resumed run leaves the older ones behind), ``{}`` when there is none."""
+    files = [model_dir / f for f in ("DONE.json", "PROGRESS.json", "FAILED.json")
+             if (model_dir / f).exists()]
+    if not files:
+        return {}
+    return json.loads(max(files, key=lambda f: f.stat().st_mtime).read_text())
 
 
 def _probes(sets: dict[str, Any], head: Any, bkg: dict[str, Any]) -> dict[str, Any]:
@@ -766,8 +766,10 @@ def stage_bundle(pretrained: Path) -> None:
         info={"features": feats_kind, "fit_sample": f"val_qcd[:{N_FIT}]",
               "recipe": an.RECIPE["val_qcd"]})
     model.score_metric = metric
-    info_file = next(f for f in ("DONE.json", "PROGRESS.json") if (run / "model" / f).exists())
-    done = json.loads((run / "model" / info_file).read_text())
+    done = _train_record(run / "model")
+    if "epochs" not in done:  # a diverged (FAILED.json) or unrecorded training
+        raise SystemExit(f"bundle: {run / 'model'} has no DONE.json or PROGRESS.json newer "
+                         "than its last failure")
     meas = card_eval["measures"][f"new: {family}"]
     key = f"{metric} [{feats_kind}]"  # the cards' "<metric> [<features>]" form
     val_rows = evals[seed]["scores"]

@@ -132,6 +132,9 @@ class Trainer:
         #: the jets whose loss is not finite (counted in the history, warned)
         self.drop_nonfinite = False
         self.dropped_jets = 0
+        #: the heads' loss sums of the epoch in progress (reset by run_epoch)
+        self.aux_tot = torch.zeros((), dtype=torch.float64)
+        self.clr_tot = torch.zeros((), dtype=torch.float64)
 
     # ---- build / restore
     def _latent_width(self, samples: FitSamples) -> int:
@@ -471,9 +474,8 @@ class Trainer:
                     f"epoch {epoch + 1}: {p.history[-1]['dropped_nonfinite_jets']} training "
                     "jet(s) had a non-finite loss (the network's output overflowed) and were "
                     "left out of their steps", RuntimeWarning, stacklevel=4)
-        for head, name, tot_ in ((self.aux, "train_aux_loss", getattr(self, "aux_tot", 0.0)),
-                                 (self.clr, "train_contrastive_loss",
-                                  getattr(self, "clr_tot", 0.0))):
+        for head, name, tot_ in ((self.aux, "train_aux_loss", self.aux_tot),
+                                 (self.clr, "train_contrastive_loss", self.clr_tot)):
             if head is not None:
                 p.history[-1][name] = (
                     all_reduce_sum([float(tot_)], self.world, self.dev)[0] / max(tcnt, 1.0))
