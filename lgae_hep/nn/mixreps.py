@@ -29,9 +29,11 @@ def mask_packed(feats: Feats, mask: torch.Tensor | None) -> Feats:
     """:func:`mask_feats` for packed features ``(tau, B, d, N)``; ``mask=None``: all real."""
     if mask is None:
         return feats
+    # a product with the boolean mask, not ``torch.where``: the same values for finite
+    # features (padded entries become +-0, which no sum or product of real entries can tell
+    # from +0), ~6x faster on complex tensors, whose ``where`` is not vectorised on the CPU
     m = mask[None, :, None, :]
-    return {r: torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device))
-            for r, x in feats.items()}
+    return {r: x * m for r, x in feats.items()}
 
 
 def to_packed(feats: Feats) -> Feats:

@@ -29,6 +29,46 @@ def pair_invariant(p: torch.Tensor) -> torch.Tensor:
     return d2[..., 0] - d2[..., 1] - d2[..., 2] - d2[..., 3]
 
 
+class _Gaussians(torch.autograd.Function):
+    r"""``g_k = exp(-(u - mu_k)^2 / (2 sigma_k^2))`` for ``u`` (1, B, N, N), ``mu`` and
+    ``sigma`` (K,), zero on the diagonal ``i == j``: (K, B, N, N).
+
+    The same operations, in the same order, as ``torch.exp(-0.5 * ((u - mu) / sigma) ** 2)``
+    followed by zeroing the diagonal (bit for bit the same numbers), but done in place on one
+    (K, B, N, N) buffer, with a hand-written backward: autograd would keep five full-size
+    intermediates and run about fifteen full-size operations back; this keeps ``g`` and runs
+    six. With ``z = (u - mu) / sigma``: ``dg/du = -g z / sigma``, ``dg/dmu = g z / sigma``,
+    ``dg/dsigma = g z^2 / sigma``; every term carries the factor ``g``, so the zeroed diagonal
+    gets exactly zero gradient, as through the ``where`` it replaces.
+    """
+
+    @staticmethod
+    def forward(ctx, u, mu, sig):
+        k = mu.shape[0]
+        mu4, sig4 = mu.view(k, 1, 1, 1), sig.view(k, 1, 1, 1)
+        g = u - mu4
+        g.div_(sig4).pow_(2).mul_(-0.5).exp_()
+        g.diagonal(dim1=-2, dim2=-1).zero_()
+        ctx.save_for_backward(u, mu, sig, g)
+        return g
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, mu, sig, g = ctx.saved_tensors
+        k = mu.shape[0]
+        mu4, sig4 = mu.view(k, 1, 1, 1), sig.view(k, 1, 1, 1)
+        z = (u - mu4).div_(sig4)
+        t = (grad * g).mul_(z).div_(sig4)  # grad * g z / sigma
+        gu = gmu = gsig = None
+        if ctx.needs_input_grad[0]:
+            gu = -t.sum(0, keepdim=True)
+        if ctx.needs_input_grad[1]:
+            gmu = t.sum((1, 2, 3))
+        if ctx.needs_input_grad[2]:
+            gsig = t.mul_(z).sum((1, 2, 3))
+        return gu, gmu, gsig
+
+
 @dataclass
 class PairBasis:
     """The unmasked form of :class:`RadialBasis` that the models pass to the layers.
@@ -82,8 +122,7 @@ class RadialBasis(nn.Module):
         b, n, _ = x.shape
         scale = nn.functional.softplus(self.raw_scale) / math.log(2.0)  # 1 at init
         u = torch.asinh(x / scale).unsqueeze(0)  # (1, B, N, N)
-        sig = self.log_sigma.exp()[:, None, None, None]
-        g = torch.exp(-0.5 * ((u - self.mu[:, None, None, None]) / sig) ** 2)
+        g = _Gaussians.apply(u, self.mu, self.log_sigma.exp())  # zero on the diagonal
         eye = torch.eye(n, dtype=torch.bool, device=x.device)
         pair = mask.unsqueeze(2) & mask.unsqueeze(1) & ~eye
         norm = pair.sum(2, keepdim=True).clamp(min=1).to(x.dtype)
@@ -96,10 +135,7 @@ class RadialBasis(nn.Module):
         b, n, _ = x.shape
         scale = nn.functional.softplus(self.raw_scale) / math.log(2.0)
         u = torch.asinh(x / scale).unsqueeze(0)
-        sig = self.log_sigma.exp()[:, None, None, None]
-        g = torch.exp(-0.5 * ((u - self.mu[:, None, None, None]) / sig) ** 2)
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        g = torch.where(eye, torch.zeros((), dtype=g.dtype, device=g.device), g)
+        g = _Gaussians.apply(u, self.mu, self.log_sigma.exp())
         if mask is None:
             norm = torch.full((b, n, 1, 1), float(max(n - 1, 1)), dtype=x.dtype,
                               device=x.device)
@@ -136,6 +172,7 @@ class RadialFilter(nn.Module):
         if isinstance(basis, PairBasis):
             g = basis.gauss
             k, b, n, _ = g.shape
-            return (coef[:, 1:] @ g.reshape(k, -1)).view(-1, b, n, n)
+            # a contiguous (C, K) left operand: MKL is up to 2x slower on the strided slice
+            return (coef[:, 1:].contiguous() @ g.reshape(k, -1)).view(-1, b, n, n)
         k, b, n, _ = basis.shape
         return (coef @ basis.reshape(k, -1)).view(-1, b, n, n)
