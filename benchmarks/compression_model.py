@@ -48,9 +48,20 @@ N_PART = 30
 TARGET = {"rate": 0.62, "mass_median": 1e-3, "mass_iqr": 3e-3}
 
 
-def config(tau_v: int) -> dict:
-    return {"architecture": "lgae", "num_particles": N_PART, "aggregation": "mix",
-            "tau_v": int(tau_v), "dtype": "float32"}
+def config(tau_v: int, lightlike: bool = False) -> dict:
+    """The recipe's model config; ``lightlike``: with the lab time direction as a reference
+    vector and ``output="lightlike"`` (decoded particles massless and physical by
+    construction, issue 22.1)."""
+    cfg = {"architecture": "lgae", "num_particles": N_PART, "aggregation": "mix",
+           "tau_v": int(tau_v), "dtype": "float32"}
+    if lightlike:
+        cfg.update(references=["time"], output="lightlike")
+    return cfg
+
+
+def run_name(tau_v: int, lightlike: bool = False) -> str:
+    """The run directory under :data:`OUT` of one config."""
+    return f"tau_v{tau_v}" + ("-lightlike" if lightlike else "")
 
 
 def data_file(kind: str) -> Path:
@@ -73,14 +84,14 @@ def list_configs() -> None:
         print(f"| {tv} | {m.latent_size} | {r['paper']:.3f} | {r['p4']:.3f} |")
 
 
-def train(tau_v: int, budget_min: float, n_jets: int | None) -> None:
+def train(tau_v: int, budget_min: float, n_jets: int | None, lightlike: bool = False) -> None:
     from lgae_hep.data import read_nanoaod
     from lgae_hep.train import fit
 
     jets = read_nanoaod(data_file("train"), max_particles=N_PART, flat=True, progress=False)
     if n_jets:
         jets = jets[:n_jets]
-    res = fit(config(tau_v), jets, loss="mse", out_dir=OUT / f"tau_v{tau_v}",
+    res = fit(config(tau_v, lightlike), jets, loss="mse", out_dir=OUT / run_name(tau_v, lightlike),
               max_seconds=60.0 * budget_min, epochs=1000, resume=True,
               extra_info={"recipe": "benchmarks/compression_model.py", "issue": "22.2"})
     print(f"tau_v={tau_v}: best epoch {res.best_epoch}, val loss {res.best_val_loss:.4g}, "
@@ -181,7 +192,8 @@ def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESU
     path.write_text(text)
 
 
-def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretrained") -> None:
+def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretrained",
+           lightlike: bool = False) -> None:
     """Bundle ``runs/compression_model/tau_v<k>/best.pt`` as ``lgae-compress`` (the default
     model of ``compress``): weights-only model file and a card with the recipe, the training
     history and the fidelity measured here on the test jets, beside the paper's target."""
@@ -189,7 +201,8 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
     from lgae_hep.checkpoint import save_checkpoint
     from lgae_hep.jsonio import jsonable
 
-    ckpt = OUT / f"tau_v{tau_v}" / "best.pt"
+    flag = " --lightlike" if lightlike else ""
+    ckpt = OUT / run_name(tau_v, lightlike) / "best.pt"
     row = evaluate(n_jets, [ckpt])[0]
     model = lgae_hep.load_model(ckpt)
     hist = json.loads((ckpt.parent / "metrics.json").read_text())
@@ -222,8 +235,8 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
         "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
                             "eta_max": 2.5, "jet_radius": 0.8},
         "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
-                   f"benchmarks/compression_model.py --train --tau-v {tau_v} && python "
-                   f"benchmarks/compression_model.py --bundle {tau_v}",
+                   f"benchmarks/compression_model.py --train --tau-v {tau_v}{flag} && python "
+                   f"benchmarks/compression_model.py --bundle {tau_v}{flag}",
     }
     pretrained.mkdir(parents=True, exist_ok=True)
     save_checkpoint(pretrained / "lgae-compress.pt", model, rng_state=False,
@@ -244,18 +257,21 @@ def main() -> None:
     p.add_argument("--bundle", type=int, metavar="TAU_V", default=None,
                    help="bundle runs/compression_model/tau_v<TAU_V>/best.pt as lgae-compress "
                         "(fidelity measured on --n-test jets)")
+    p.add_argument("--lightlike", action="store_true",
+                   help="--train / --bundle: the config with the time reference and "
+                        "output='lightlike' (runs/compression_model/tau_v<k>-lightlike)")
     p.add_argument("--write-docs", action="store_true",
                    help="--eval: write the table into docs/RESULTS.md")
     args = p.parse_args()
     if args.bundle is not None:
-        bundle(args.bundle, args.n_test)
+        bundle(args.bundle, args.n_test, lightlike=args.lightlike)
         return
     if not (args.train or args.eval):
         list_configs()
         return
     if args.train:
         for tv in args.tau_v:
-            train(tv, args.budget_min, args.n_train)
+            train(tv, args.budget_min, args.n_train, args.lightlike)
     if args.eval:
         rows = evaluate(args.n_test)
         if args.json:

@@ -76,6 +76,17 @@ checksums of such models are unchanged). A model with references records them as
 ``config["references"]``, e.g. ``["time", "beam"]`` (the order of its reference channels).
 The scoring engine evaluates any LGAE in each jet's rest frame; for a model with references it
 boosts the references with the jet (:func:`lgae_hep.scoring.frames.frame_references`).
+
+Physical outputs (``output="lightlike"``, with the time reference)
+------------------------------------------------------------------
+A free (1, 1) output can be spacelike or have E < 0 (a decoded particle no detector makes). With
+the time reference the decoder can end with :func:`light_cone_projection`: each output ``v`` is
+replaced by ``s + sqrt(-s^2) t`` with ``s`` the part of ``v`` orthogonal to ``t``, a massless
+particle with E = |p| in the lab. It uses only Minkowski products with ``t``, so the model stays
+covariant (particles and references transformed together), and the sum of such particles is a
+timelike (or lightlike) jet 4-momentum: decoded jets are physical by construction, which the
+compression model wants (issue 22; a repair after the fact, :mod:`lgae_hep.compression.physical`,
+is then never needed).
 """
 
 from __future__ import annotations
@@ -110,7 +121,7 @@ from lgae_hep.nn.references import (
     reference_matrix,
 )
 
-__all__ = ["LGAE"]
+__all__ = ["LGAE", "light_cone_projection"]
 
 
 class _Cartesian(nn.Module):
@@ -165,6 +176,13 @@ class LGAE(nn.Module):
         Reference vectors ("spurions") the network sees besides the particles: ``[]``
         (default, exactly Lorentz equivariant), ``["time"]``, ``["beam"]`` or both (see the
         module docstring and :data:`REFERENCE_VECTORS`).
+    output : {"free", "lightlike"}
+        ``"free"`` (default): the decoder emits any 4-vectors (timelike, spacelike, even E < 0).
+        ``"lightlike"``: its last step is :func:`light_cone_projection` onto the light cone of
+        the time reference, so every decoded particle is massless with E = |p| in the lab and
+        every decoded jet is physical by construction (no repair); needs ``"time"`` in
+        ``references`` (the lab time direction is what "E >= |p|" refers to). Recorded in
+        ``config`` only when not ``"free"``.
     """
 
     #: name -> lab Cartesian 4-vector of the available reference vectors
@@ -174,6 +192,9 @@ class LGAE(nn.Module):
     #: (:data:`lgae_hep.nn.io.MIN_RELATIVE_MASS`, derived there).
     MIN_RELATIVE_MASS = MIN_RELATIVE_MASS
     NORMALIZATIONS = ("none", "mass")
+    #: ``output``: ``"free"``, any 4-vector; ``"lightlike"``, on the forward light cone of the
+    #: time reference by construction (:func:`light_cone_projection`)
+    OUTPUTS = ("free", "lightlike")
 
     #: ``config["architecture"]``: the key of this class in :data:`lgae_hep.models.ARCHITECTURES`
     architecture = "lgae"
@@ -195,10 +216,18 @@ class LGAE(nn.Module):
         normalization: str = "none",
         dtype: str | torch.dtype = "float32",
         references: tuple[str, ...] | list[str] = (),
+        output: str = "free",
     ):
         super().__init__()
         self.references = parse_references(references)
         nref = len(self.references)
+        if output not in self.OUTPUTS:
+            raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}")
+        if output == "lightlike" and "time" not in self.references:
+            raise ValueError("output='lightlike' puts the decoded particles on the light cone "
+                             "of the lab time direction: it needs references=['time'] (or "
+                             f"['time', 'beam']), got references={list(self.references)}")
+        self.output = output
         for name, v, lo in [("num_particles", num_particles, 1), ("tau_v", tau_v, 1),
                             ("num_scalars", num_scalars, 0), ("num_basis", num_basis, 1),
                             ("mlp_hidden", mlp_hidden, 1)]:
@@ -300,6 +329,7 @@ class LGAE(nn.Module):
             "dtype": dtype_name(self.dtype),
             # only when used: configs (and checksums) of models without references unchanged
             **({"references": list(self.references)} if self.references else {}),
+            **({"output": self.output} if self.output != "free" else {}),
         }
 
     @classmethod
@@ -499,6 +529,7 @@ class LGAE(nn.Module):
             y = w.reshape(-1, t) @ z.transpose(0, 1).reshape(t, b * d)
             feats[r] = y.view(w.shape[0], w.shape[1], b, d).permute(1, 2, 3, 0).contiguous()
         feats[SCALAR] = feats[SCALAR] + self.dec_in_bias.permute(1, 2, 0).unsqueeze(1)
+        t_dir = refs[:, self.references.index("time")] if self.output == "lightlike" else None
         if refs is not None:  # + learned combinations of the reference vectors, per node
             refs = self._reference_units(refs, scale)
             w = self.dec_ref  # (N, c0, R)
@@ -516,6 +547,8 @@ class LGAE(nn.Module):
             feats = layer.forward_packed(feats, pos, basis, None)
         out = self.dec_out.forward_packed(feats)
         units = (self.cart.uh @ out[VECTOR][0]).real.transpose(1, 2)  # (B, N, 4)
+        if t_dir is not None:
+            units = light_cone_projection(units, t_dir)
         if scale is None:
             p4 = units / self.p4_scale if self.normalization == "none" else units
         else:
@@ -567,3 +600,31 @@ class LGAE(nn.Module):
             inp = p4 / scale[:, None, None]
         return AutoencoderOutput(p4=p4_out, mask=out_mask, latent=latent, scalars=sc,
                                  features=feats, input_features=inp)
+
+
+def light_cone_projection(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    r"""Put 4-vectors on the forward light cone of a time direction: massless particles.
+
+    For real ``v`` (B, N, 4) and a future-pointing timelike ``t`` (B, 4) (``(E, px, py, pz)``,
+    metric +---), with :math:`\hat t = t / \sqrt{t^2}`, :math:`s = v - (v \cdot \hat t)\,
+    \hat t` (the part of ``v`` orthogonal to :math:`\hat t`, spacelike) and
+    :math:`q = \sqrt{-s^2}`:
+
+    .. math:: p = s + q\,\hat t, \qquad p^2 = s^2 + q^2 = 0, \qquad p \cdot \hat t = q \ge 0.
+
+    In the lab (:math:`\hat t = (1, 0, 0, 0)`) this is :math:`p = (|\vec v|, \vec v)`: the
+    3-momentum kept, the energy set to it. Built only from Minkowski products, it commutes
+    with every proper orthochronous Lorentz transformation applied to ``v`` and ``t``
+    together, so a decoder that ends with it stays covariant, and every particle it emits is
+    physical (E >= |p|, here E = |p|), so every jet it emits has a timelike or lightlike
+    4-momentum. ``-s^2`` is clamped at the dtype's smallest normal number before the square
+    root (rounding can leave it a few ulp below zero; the gradient there is zero, not inf).
+    """
+    metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=v.dtype, device=v.device)
+    t = t.to(v.dtype)
+    t_hat = t / torch.sqrt((t * t * metric).sum(-1, keepdim=True))  # (B, 4)
+    a = (v * (t_hat * metric)[:, None, :]).sum(-1, keepdim=True)  # v . t_hat, (B, N, 1)
+    s = v - a * t_hat[:, None, :]
+    q2 = -(s * s * metric).sum(-1, keepdim=True)
+    q = torch.sqrt(q2.clamp(min=torch.finfo(v.dtype).tiny))
+    return s + q * t_hat[:, None, :]
