@@ -158,12 +158,10 @@ class LMPLayer(nn.Module):
             h = torch.cat([torch.view_as_real(t).transpose(-1, -2) for t in blk], dim=2)
             w = ws[k]
             if raw:
-                # w = w0 + w', w' symmetric with zero diagonal: (h w')[.., i] + w0 (sum_j h_j -
-                # h_i) = sum_{j != i} w_ij h_j (padded h_j are exactly zero: 0 * finite; a
-                # lone particle gets exactly zero), divided by the n_i - 1 neighbours
+                # w_ij = sum_k A_k phi_k(p_ij^2) with zero diagonal; padded h_j are exactly
+                # zero (0 * finite), so the sum over all j is the sum over the real
+                # neighbours (a lone particle gets exactly zero), divided by their number
                 agg = torch.matmul(h.flatten(2, 3), w).unflatten(2, (width, 2))
-                w0 = self.radial.coef[k * tau:(k + 1) * tau, 0].view(tau, 1, 1, 1, 1)
-                agg = agg + (h.sum(-1, keepdim=True) - h) * w0
                 agg = agg / basis.norm.view(1, b, 1, 1, n)
             else:  # masked, normalised basis (RadialBasis.forward): w_ij with zero diagonal
                 agg = torch.matmul(h.flatten(2, 3), w.transpose(-1, -2)).unflatten(2, (width, 2))

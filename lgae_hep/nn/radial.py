@@ -31,30 +31,38 @@ def pair_invariant(p: torch.Tensor) -> torch.Tensor:
 
 class _Gaussians(torch.autograd.Function):
     r"""``g_k = exp(-(u - mu_k)^2 / (2 sigma_k^2))`` for ``u`` (1, B, N, N), ``mu`` and
-    ``sigma`` (K,), zero on the diagonal ``i == j``: (K, B, N, N).
+    ``sigma`` (K,), zero on the diagonal ``i == j``: (K, B, N, N); with ``constant=True``
+    preceded by the plane ``phi_0 = 1 - delta_ij``: (K + 1, B, N, N).
 
     The same operations, in the same order, as ``torch.exp(-0.5 * ((u - mu) / sigma) ** 2)``
     followed by zeroing the diagonal (bit for bit the same numbers), but done in place on one
-    (K, B, N, N) buffer, with a hand-written backward: autograd would keep five full-size
-    intermediates and run about fifteen full-size operations back; this keeps ``g`` and runs
-    six. With ``z = (u - mu) / sigma``: ``dg/du = -g z / sigma``, ``dg/dmu = g z / sigma``,
+    buffer, with a hand-written backward: autograd would keep five full-size intermediates and
+    run about fifteen full-size operations back; this keeps ``g`` and runs six. With
+    ``z = (u - mu) / sigma``: ``dg/du = -g z / sigma``, ``dg/dmu = g z / sigma``,
     ``dg/dsigma = g z^2 / sigma``; every term carries the factor ``g``, so the zeroed diagonal
     gets exactly zero gradient, as through the ``where`` it replaces.
     """
 
     @staticmethod
-    def forward(ctx, u, mu, sig):
+    def forward(ctx, u, mu, sig, constant=False):
         k = mu.shape[0]
         mu4, sig4 = mu.view(k, 1, 1, 1), sig.view(k, 1, 1, 1)
-        g = u - mu4
+        off = int(bool(constant))
+        out = u.new_empty((k + off, *u.shape[1:]))
+        g = out[off:]
+        torch.sub(u, mu4, out=g)
         g.div_(sig4).pow_(2).mul_(-0.5).exp_()
-        g.diagonal(dim1=-2, dim2=-1).zero_()
-        ctx.save_for_backward(u, mu, sig, g)
-        return g
+        if off:
+            out[0].fill_(1.0)
+        out.diagonal(dim1=-2, dim2=-1).zero_()
+        ctx.off = off
+        ctx.save_for_backward(u, mu, sig, out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        u, mu, sig, g = ctx.saved_tensors
+        u, mu, sig, out = ctx.saved_tensors
+        g, grad = out[ctx.off:], grad[ctx.off:]
         k = mu.shape[0]
         mu4, sig4 = mu.view(k, 1, 1, 1), sig.view(k, 1, 1, 1)
         z = (u - mu4).div_(sig4)
@@ -66,18 +74,19 @@ class _Gaussians(torch.autograd.Function):
             gmu = t.sum((1, 2, 3))
         if ctx.needs_input_grad[2]:
             gsig = t.mul_(z).sum((1, 2, 3))
-        return gu, gmu, gsig
+        return gu, gmu, gsig, None
 
 
 @dataclass
 class PairBasis:
     """The unmasked form of :class:`RadialBasis` that the models pass to the layers.
 
-    ``gauss`` (K, B, N, N): the Gaussians ``phi_1 .. phi_K`` of every pair, padded pairs
-    included, zero on the diagonal (``phi_0 = 1`` is implicit), symmetric in ``(i, j)`` bit for
+    ``gauss`` (K + 1, B, N, N): ``phi_0 = 1`` and the Gaussians ``phi_1 .. phi_K`` of every
+    pair, padded pairs included, zero on the diagonal, symmetric in ``(i, j)`` bit for
     bit (``p_ij^2`` is formed from ``p_i - p_j``, whose negation is exact). ``norm`` (B, N, 1, 1)
     the number of real neighbours ``n_i - 1`` (at least 1). A layer then sums ``w_ij h_j`` over
-    all ``j`` with ``h`` zero on padded nodes (``phi_0``: ``sum_j h_j - h_i``) and divides by
+    all ``j`` with ``h`` zero on padded nodes (one GEMM with the weights ``sum_k A_ck phi_k``,
+    the constant included) and divides by
     ``norm``: the same
     messages as the masked, normalised :meth:`RadialBasis.forward`, without an (N x N) mask
     and division pass per pair function, and with a symmetric matrix that needs no transpose.
@@ -135,7 +144,7 @@ class RadialBasis(nn.Module):
         b, n, _ = x.shape
         scale = nn.functional.softplus(self.raw_scale) / math.log(2.0)
         u = torch.asinh(x / scale).unsqueeze(0)
-        g = _Gaussians.apply(u, self.mu, self.log_sigma.exp())
+        g = _Gaussians.apply(u, self.mu, self.log_sigma.exp(), True)  # phi_0, phi_1 .. phi_K
         if mask is None:
             norm = torch.full((b, n, 1, 1), float(max(n - 1, 1)), dtype=x.dtype,
                               device=x.device)
@@ -163,16 +172,11 @@ class RadialFilter(nn.Module):
         """``basis`` (K, B, N, N) -> weights (C, B, N, N) (``channels``: only those rows, one
         GEMM each, so that the backward pass never scatters into a full (C, B, N, N) tensor).
 
-        A :class:`PairBasis` gives the unmasked, unnormalised weights without the constant
-        term, ``sum_{k >= 1} A[c, k] gauss_k``, symmetric in ``(i, j)``; the constant
-        ``A[c, 0]`` (:attr:`constant`) multiplies ``sum_j h_j``, which a layer adds per node
-        instead of as an (N x N) pass.
+        A :class:`PairBasis` gives the unmasked, unnormalised weights
+        ``sum_k A[c, k] gauss_k`` (zero diagonal, symmetric in ``(i, j)``).
         """
-        coef = self.coef if channels is None else self.coef[channels]
+        coef = self.coef if channels is None else self.coef[channels].contiguous()
         if isinstance(basis, PairBasis):
-            g = basis.gauss
-            k, b, n, _ = g.shape
-            # a contiguous (C, K) left operand: MKL is up to 2x slower on the strided slice
-            return (coef[:, 1:].contiguous() @ g.reshape(k, -1)).view(-1, b, n, n)
+            basis = basis.gauss
         k, b, n, _ = basis.shape
         return (coef @ basis.reshape(k, -1)).view(-1, b, n, n)

@@ -31,6 +31,10 @@ def test_forward_is_the_formula_bit_for_bit(dtype):
     mu = torch.linspace(-6, 6, 6, dtype=dtype)
     sig = torch.rand(6, dtype=dtype) + 2.0
     assert torch.equal(_Gaussians.apply(u, mu, sig), _reference(u, mu, sig))
+    # with the constant plane phi_0 = 1 - delta_ij in front (the models' PairBasis)
+    full = _Gaussians.apply(u, mu, sig, True)
+    assert torch.equal(full[1:], _reference(u, mu, sig))
+    assert torch.equal(full[0], (1 - torch.eye(9, dtype=dtype)).expand(4, 9, 9))
 
 
 def test_backward_matches_autograd():
@@ -39,6 +43,7 @@ def test_backward_matches_autograd():
     mu = torch.linspace(-3, 3, 3, dtype=torch.float64).requires_grad_()
     sig = (torch.rand(3, dtype=torch.float64) + 1).requires_grad_()
     assert torch.autograd.gradcheck(_Gaussians.apply, (u, mu, sig))
+    assert torch.autograd.gradcheck(lambda *a: _Gaussians.apply(*a, True), (u, mu, sig))
     w = torch.randn(3, 2, 5, 5, dtype=torch.float64)
     got = torch.autograd.grad((_Gaussians.apply(u, mu, sig) * w).sum(), (u, mu, sig))
     want = torch.autograd.grad((_reference(u, mu, sig) * w).sum(), (u, mu, sig))
