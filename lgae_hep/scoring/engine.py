@@ -20,6 +20,7 @@ its batch (bitwise); see :mod:`lgae_hep.api` for the determinism guarantees.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from lgae_hep.scoring.frames import (
     apply_boosts,
     frame_references,
     is_lorentz_equivariant,
+    lab_light_cone,
     rest_frame_boosts,
     to_lab,
 )
@@ -231,6 +233,8 @@ def forward_batches(
                 m = m[:k]
             if rest:
                 out = to_lab(back, out)
+                if not encode_only:
+                    out = dataclasses.replace(out, p4=lab_light_cone(model, out.p4))
             if density is not None or decorrelation is not None:
                 mass, resolved = jet_mass(x64, m)  # float64, of the kept particles
             if encode_only:
@@ -348,7 +352,7 @@ def decode_batches(
             kw = {} if refs is None else {"references": refs}
             p4 = model.decode(z, scale, **kw)["p4"][:k].to(torch.float64)
             if back is not None:
-                p4 = apply_boosts(back, p4)
+                p4 = lab_light_cone(model, apply_boosts(back, p4))
             outs.append(p4.cpu().numpy())
             if bar is not None:
                 bar.update(k)

@@ -284,3 +284,28 @@ def test_cli_warns_that_decoded_jets_are_not_fit_for_physics(tmp_path, generated
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("warning: ") and "not fit for physics" in err[0]
     assert "outside the light cone" in err[0]
+
+
+def test_lightlike_decoder_needs_no_repair(tmp_path):
+    """A model whose decoder ends on the light cone of the time reference
+    (``output="lightlike"``, issue 22.1) emits only physical particles: nothing to repair,
+    no warning, and the decompressed-file masses are still ``reconstruct``'s."""
+    if not FIXTURE.exists():
+        pytest.skip(f"real CMS PFNano fixture not found at {FIXTURE}")
+    import torch
+    from lgae_hep.models import LGAE
+
+    from lgae_hep.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = LGAE(num_particles=30, references=["time"], output="lightlike").eval()
+    path = tmp_path / "lightlike.pt"
+    save_checkpoint(path, model, rng_state=False)
+    comp, out = tmp_path / "c.root", tmp_path / "d.root"
+    compress_files([FIXTURE], comp, path, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnphysicalOutputWarning)
+        summary = decompress_file(comp, out, progress=False)
+    meta = _check_file_against_reconstruct(FIXTURE, comp, out, str(path))
+    assert meta["unphysical_particles"] == 0 and meta["fit_for_physics"] is True
+    assert summary["physical"]["unphysical_particles"] == 0
