@@ -193,8 +193,9 @@ class LGAE(nn.Module):
     MIN_RELATIVE_MASS = MIN_RELATIVE_MASS
     NORMALIZATIONS = ("none", "mass")
     #: ``output``: ``"free"``, any 4-vector; ``"lightlike"``, on the forward light cone of the
-    #: time reference by construction (:func:`light_cone_projection`)
-    OUTPUTS = ("free", "lightlike")
+    #: time reference by construction (:func:`light_cone_projection`); ``"massive"``, on or
+    #: inside it, with a learned mass per particle
+    OUTPUTS = ("free", "lightlike", "massive")
 
     #: ``config["architecture"]``: the key of this class in :data:`lgae_hep.models.ARCHITECTURES`
     architecture = "lgae"
@@ -223,10 +224,11 @@ class LGAE(nn.Module):
         nref = len(self.references)
         if output not in self.OUTPUTS:
             raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}")
-        if output == "lightlike" and "time" not in self.references:
-            raise ValueError("output='lightlike' puts the decoded particles on the light cone "
-                             "of the lab time direction: it needs references=['time'] (or "
-                             f"['time', 'beam']), got references={list(self.references)}")
+        if output != "free" and "time" not in self.references:
+            raise ValueError(f"output={output!r} puts the decoded particles on or inside the "
+                             "light cone of the lab time direction: it needs "
+                             "references=['time'] (or ['time', 'beam']), got "
+                             f"references={list(self.references)}")
         self.output = output
         for name, v, lo in [("num_particles", num_particles, 1), ("tau_v", tau_v, 1),
                             ("num_scalars", num_scalars, 0), ("num_basis", num_basis, 1),
@@ -301,8 +303,8 @@ class LGAE(nn.Module):
             self.decoder.append(layer)
             tau = layer.tau_out
         out_tau = {VECTOR: 1}
-        if num_scalars:
-            out_tau[SCALAR] = num_scalars
+        if num_scalars or output == "massive":  # "massive": one more, the particle mass
+            out_tau[SCALAR] = num_scalars + int(output == "massive")
         self.dec_out = MixReps(tau, out_tau, dt, bias=True)
         self._reps = reps
         # the lab reference vectors (a constant of the config: not in the state_dict)
@@ -529,7 +531,7 @@ class LGAE(nn.Module):
             y = w.reshape(-1, t) @ z.transpose(0, 1).reshape(t, b * d)
             feats[r] = y.view(w.shape[0], w.shape[1], b, d).permute(1, 2, 3, 0).contiguous()
         feats[SCALAR] = feats[SCALAR] + self.dec_in_bias.permute(1, 2, 0).unsqueeze(1)
-        t_dir = refs[:, self.references.index("time")] if self.output == "lightlike" else None
+        t_dir = refs[:, self.references.index("time")] if self.output != "free" else None
         if refs is not None:  # + learned combinations of the reference vectors, per node
             refs = self._reference_units(refs, scale)
             w = self.dec_ref  # (N, c0, R)
@@ -548,12 +550,17 @@ class LGAE(nn.Module):
         out = self.dec_out.forward_packed(feats)
         units = (self.cart.uh @ out[VECTOR][0]).real.transpose(1, 2)  # (B, N, 4)
         if t_dir is not None:
-            units = light_cone_projection(units, t_dir)
+            # "massive": the mass from the last (0, 0) output channel, softplus >= 0, in the
+            # network's units (an invariant, so covariance is kept)
+            mass = (nn.functional.softplus(out[SCALAR][-1, :, 0].real)
+                    if self.output == "massive" else None)  # (B, N)
+            units = light_cone_projection(units, t_dir, mass)
         if scale is None:
             p4 = units / self.p4_scale if self.normalization == "none" else units
         else:
             p4 = units * scale.to(units.dtype)[:, None, None]
-        sc = out[SCALAR][:, :, 0].real.permute(1, 2, 0) if self.num_scalars else None
+        sc = (out[SCALAR][:self.num_scalars, :, 0].real.permute(1, 2, 0) if self.num_scalars
+              else None)
         return {"p4": p4, "scalars": sc, "p4_units": units}
 
     def forward(self, p4, mask, scalars=None, references=None) -> AutoencoderOutput:
@@ -602,7 +609,8 @@ class LGAE(nn.Module):
                                  features=feats, input_features=inp)
 
 
-def light_cone_projection(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def light_cone_projection(v: torch.Tensor, t: torch.Tensor,
+                          mass: torch.Tensor | None = None) -> torch.Tensor:
     r"""Put 4-vectors on the forward light cone of a time direction: massless particles.
 
     For real ``v`` (B, N, 4) and a future-pointing timelike ``t`` (B, 4) (``(E, px, py, pz)``,
@@ -611,6 +619,9 @@ def light_cone_projection(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     :math:`q = \sqrt{-s^2}`:
 
     .. math:: p = s + q\,\hat t, \qquad p^2 = s^2 + q^2 = 0, \qquad p \cdot \hat t = q \ge 0.
+
+    With ``mass`` (B, N), >= 0: :math:`p = s + \sqrt{q^2 + m^2}\,\hat t`, so
+    :math:`p^2 = m^2` (on or inside the light cone; E = sqrt(|p|^2 + m^2) in the lab).
 
     In the lab (:math:`\hat t = (1, 0, 0, 0)`) this is :math:`p = (|\vec v|, \vec v)`: the
     3-momentum kept, the energy set to it. Built only from Minkowski products, it commutes
@@ -626,5 +637,7 @@ def light_cone_projection(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     a = (v * (t_hat * metric)[:, None, :]).sum(-1, keepdim=True)  # v . t_hat, (B, N, 1)
     s = v - a * t_hat[:, None, :]
     q2 = -(s * s * metric).sum(-1, keepdim=True)
+    if mass is not None:
+        q2 = q2.clamp(min=0.0) + (mass * mass).unsqueeze(-1)
     q = torch.sqrt(q2.clamp(min=torch.finfo(v.dtype).tiny))
     return s + q * t_hat[:, None, :]

@@ -158,7 +158,8 @@ def to_lab(boosts: torch.Tensor, out: Any) -> Any:
 def lab_light_cone(model: Any, p4: torch.Tensor) -> torch.Tensor:
     """For a model whose decoder emits massless particles (``output="lightlike"``, see
     :func:`lgae_hep.models.lgae.light_cone_projection`): its float64 lab-frame outputs with the
-    energy set to ``sqrt((px^2 + py^2) + pz^2)``; any other model: ``p4`` unchanged.
+    energy set to ``sqrt((px^2 + py^2) + pz^2)`` (times ``1 + 4 u``); ``output="massive"``:
+    the energy raised to that where it is below; any other model: ``p4`` unchanged.
 
     The model projects in the frame it runs in (the jet's rest frame); the boost back to the
     lab rounds E and |p| separately, which leaves about half of the massless particles a few
@@ -168,9 +169,13 @@ def lab_light_cone(model: Any, p4: torch.Tensor) -> torch.Tensor:
     or torch) is within ``2 u`` of this one, so ``E >= |p|`` holds whoever checks it. The
     particles get a mass of ``E sqrt(8 u)`` ~ 3e-8 E (3 keV for a 100 GeV particle).
     """
-    if getattr(model, "output", "free") != "lightlike":
+    output = getattr(model, "output", "free")
+    if output not in ("lightlike", "massive"):
         return p4
     p = p4.to(torch.float64).clone()
     pabs = torch.sqrt((p[..., 1] * p[..., 1] + p[..., 2] * p[..., 2]) + p[..., 3] * p[..., 3])
-    p[..., 0] = pabs * (1.0 + 4 * torch.finfo(torch.float64).eps / 2)
+    floor = pabs * (1.0 + 4 * torch.finfo(torch.float64).eps / 2)
+    # "massive" (p^2 = m^2 >= 0): the boosted energy, raised to the floor only where a
+    # (near-)massless particle's rounding put it below
+    p[..., 0] = floor if output == "lightlike" else torch.maximum(p[..., 0], floor)
     return p

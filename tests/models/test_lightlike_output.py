@@ -35,9 +35,10 @@ U = unit_roundoff(U64)
 METRIC = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=U64)
 
 
-def _model(references=("time",), aggregation="mix", seed=0, **kw) -> LGAE:
+def _model(references=("time",), aggregation="mix", seed=0, output="lightlike",
+           **kw) -> LGAE:
     torch.manual_seed(seed)
-    return LGAE(aggregation=aggregation, references=list(references), output="lightlike",
+    return LGAE(aggregation=aggregation, references=list(references), output=output,
                 dtype="float64", **{**SMALL, **kw}).eval()
 
 
@@ -92,24 +93,31 @@ def test_projection_has_finite_gradients_at_zero_momentum():
     assert bool(torch.isfinite(v.grad).all())
 
 
-@pytest.mark.parametrize("references", [["time"], ["time", "beam"]])
-def test_decoded_particles_and_jets_are_physical(references, make_jets):
-    model = _model(references, seed=len(references))
+@pytest.mark.parametrize("references,output", [(["time"], "lightlike"),
+                                                (["time", "beam"], "lightlike"),
+                                                (["time"], "massive")])
+def test_decoded_particles_and_jets_are_physical(references, output, make_jets):
+    model = _model(references, seed=len(references), output=output)
     p4, mask = make_jets(6, 8, seed=3)
     with torch.no_grad():
         res = model(p4, mask)
     out = res.p4 * res.mask[..., None]  # the emitted particles (the others are zeroed)
     e = out[res.mask][:, 0]
     assert bool((e > 0).all())
-    assert float((_msq(out[res.mask]).abs() / e ** 2).max()) <= 8 * U
+    if output == "lightlike":
+        assert float((_msq(out[res.mask]).abs() / e ** 2).max()) <= 8 * U
+    else:  # p^2 = m^2 >= 0 (up to the same rounding), and the masses are not all zero
+        assert float((-_msq(out[res.mask]) / e ** 2).max()) <= 8 * U
+        assert float(_msq(out[res.mask]).max()) > 0
     jet = out.sum(1)  # sums of future light-like vectors: timelike or light-like
     assert bool((_msq(jet) >= -8 * U * jet[:, 0] ** 2).all())
 
 
-def test_rotations_keep_the_output_covariant(make_jets):
+@pytest.mark.parametrize("output", ["lightlike", "massive"])
+def test_rotations_keep_the_output_covariant(output, make_jets):
     from lgae_hep.lorentz import lorentz_matrix
 
-    model = _model(["time"], seed=4)
+    model = _model(["time"], seed=4, output=output)
     p4, mask = make_jets(4, 8, seed=2)
     rot = torch.as_tensor(lorentz_matrix(angle=np.array([0.7, -1.9, 0.4])))
     with torch.no_grad():
@@ -123,8 +131,10 @@ def test_bad_output_configurations_are_refused():
         LGAE(output="lightlike", **SMALL)
     with pytest.raises(ValueError, match="needs references"):
         LGAE(output="lightlike", references=["beam"], **SMALL)
+    with pytest.raises(ValueError, match="needs references"):
+        LGAE(output="massive", **SMALL)
     with pytest.raises(ValueError, match="output must be one of"):
-        LGAE(output="massive", references=["time"], **SMALL)
+        LGAE(output="spacelike", references=["time"], **SMALL)
 
 
 def test_config_records_the_output_only_when_used(tmp_path):

@@ -98,7 +98,7 @@ def _invariants(jets, model) -> np.ndarray:
 
 # ---------------------------------------------------------------- (1) exact covariance
 @pytest.mark.parametrize("references,output", [(r, "free") for r in REFS]
-                         + [(["time"], "lightlike")])
+                         + [(["time"], "lightlike"), (["time"], "massive")])
 @pytest.mark.parametrize("aggregation,maxdim", [("mean", 2), ("min&max", 2), ("mix", 2),
                                                 ("mean", 3)])
 def test_joint_transformation_is_covariant(references, output, aggregation, maxdim, make_jets,
@@ -115,7 +115,7 @@ def test_joint_transformation_is_covariant(references, output, aggregation, maxd
             out_t = model(p4 @ lam.T, mask, references=lab @ lam.T)
             moved = model(p4 @ lam.T, mask)  # particles only: the lab references stay
         bound = _bound(lam, maxdim)  # 2.4e-11 (maxdim 2) .. 7e-9 (maxdim 3) at rapidity 2
-        if output == "lightlike":  # the projection's own gamma^2 (test_lightlike_output.py)
+        if output != "free":  # the projection's own gamma^2 (test_lightlike_output.py)
             bound *= float(lam[0, 0]) ** 2
         assert _rel_dev(out_t.p4, out.p4 @ lam.T) <= bound
         assert _rel_dev(out_t.latent[(0, 0)], out.latent[(0, 0)]) <= bound
