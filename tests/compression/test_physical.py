@@ -286,10 +286,11 @@ def test_cli_warns_that_decoded_jets_are_not_fit_for_physics(tmp_path, generated
     assert "outside the light cone" in err[0]
 
 
-def test_lightlike_decoder_needs_no_repair(tmp_path):
-    """A model whose decoder ends on the light cone of the time reference
-    (``output="lightlike"``, issue 22.1) emits only physical particles: nothing to repair,
-    no warning, and the decompressed-file masses are still ``reconstruct``'s."""
+@pytest.mark.parametrize("output", ["lightlike", "massive"])
+def test_physical_decoder_needs_no_repair(tmp_path, output):
+    """A model whose decoder ends on (``output="lightlike"``) or inside (``"massive"``) the
+    light cone of the time reference (issue 22.1) emits only physical particles: nothing to
+    repair, no warning, and the decompressed-file masses are still ``reconstruct``'s."""
     if not FIXTURE.exists():
         pytest.skip(f"real CMS PFNano fixture not found at {FIXTURE}")
     import torch
@@ -298,7 +299,7 @@ def test_lightlike_decoder_needs_no_repair(tmp_path):
     from lgae_hep.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    model = LGAE(num_particles=30, references=["time"], output="lightlike").eval()
+    model = LGAE(num_particles=30, references=["time"], output=output).eval()
     path = tmp_path / "lightlike.pt"
     save_checkpoint(path, model, rng_state=False)
     comp, out = tmp_path / "c.root", tmp_path / "d.root"
