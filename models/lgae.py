@@ -77,12 +77,13 @@ checksums of such models are unchanged). A model with references records them as
 The scoring engine evaluates any LGAE in each jet's rest frame; for a model with references it
 boosts the references with the jet (:func:`lgae_hep.scoring.frames.frame_references`).
 
-Physical outputs (``output="lightlike"``, with the time reference)
-------------------------------------------------------------------
+Physical outputs (``output="lightlike"`` or ``"massive"``, with the time reference)
+-----------------------------------------------------------------------------------
 A free (1, 1) output can be spacelike or have E < 0 (a decoded particle no detector makes). With
 the time reference the decoder can end with :func:`light_cone_projection`: each output ``v`` is
 replaced by ``s + sqrt(-s^2) t`` with ``s`` the part of ``v`` orthogonal to ``t``, a massless
-particle with E = |p| in the lab. It uses only Minkowski products with ``t``, so the model stays
+particle with E = |p| in the lab (``"massive"``: ``s + sqrt(-s^2 + m^2) t`` with a learned
+invariant ``m >= 0``). It uses only Minkowski products with ``t``, so the model stays
 covariant (particles and references transformed together), and the sum of such particles is a
 timelike (or lightlike) jet 4-momentum: decoded jets are physical by construction, which the
 compression model wants (issue 22; a repair after the fact, :mod:`lgae_hep.compression.physical`,
@@ -176,13 +177,15 @@ class LGAE(nn.Module):
         Reference vectors ("spurions") the network sees besides the particles: ``[]``
         (default, exactly Lorentz equivariant), ``["time"]``, ``["beam"]`` or both (see the
         module docstring and :data:`REFERENCE_VECTORS`).
-    output : {"free", "lightlike"}
+    output : {"free", "lightlike", "massive"}
         ``"free"`` (default): the decoder emits any 4-vectors (timelike, spacelike, even E < 0).
         ``"lightlike"``: its last step is :func:`light_cone_projection` onto the light cone of
         the time reference, so every decoded particle is massless with E = |p| in the lab and
-        every decoded jet is physical by construction (no repair); needs ``"time"`` in
-        ``references`` (the lab time direction is what "E >= |p|" refers to). Recorded in
-        ``config`` only when not ``"free"``.
+        every decoded jet is physical by construction (no repair). ``"massive"``: the same
+        projection with a learned mass per particle (softplus of one more (0, 0) output
+        channel), E = sqrt(|p|^2 + m^2) in the lab. Both need ``"time"`` in ``references`` (the
+        lab time direction is what "E >= |p|" refers to). Recorded in ``config`` only when not
+        ``"free"``.
     """
 
     #: name -> lab Cartesian 4-vector of the available reference vectors
@@ -634,7 +637,7 @@ def light_cone_projection(v: torch.Tensor, t: torch.Tensor,
     metric = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=v.dtype, device=v.device)
     t = t.to(v.dtype)
     t_hat = t / torch.sqrt((t * t * metric).sum(-1, keepdim=True))  # (B, 4)
-    a = (v * (t_hat * metric)[:, None, :]).sum(-1, keepdim=True)  # v . t_hat, (B, N, 1)
+    a = minkowski_products(v, t_hat[:, None, :])  # v . t_hat, (B, N, 1)
     s = v - a * t_hat[:, None, :]
     q2 = -(s * s * metric).sum(-1, keepdim=True)
     if mass is not None:

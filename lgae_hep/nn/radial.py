@@ -167,16 +167,13 @@ class RadialFilter(nn.Module):
             torch.randn(num_channels, num_functions, dtype=dtype) / math.sqrt(num_functions)
         )
 
-    def forward(self, basis: torch.Tensor | PairBasis, channels: slice | None = None
-                ) -> torch.Tensor:
-        """``basis`` (K, B, N, N) -> weights (C, B, N, N) (``channels``: only those rows, one
-        GEMM each, so that the backward pass never scatters into a full (C, B, N, N) tensor).
+    def forward(self, basis: torch.Tensor | PairBasis) -> torch.Tensor:
+        """``basis`` (K, B, N, N) -> weights (C, B, N, N), all channels in one GEMM.
 
         A :class:`PairBasis` gives the unmasked, unnormalised weights
         ``sum_k A[c, k] gauss_k`` (zero diagonal, symmetric in ``(i, j)``).
         """
-        coef = self.coef if channels is None else self.coef[channels].contiguous()
         if isinstance(basis, PairBasis):
             basis = basis.gauss
         k, b, n, _ = basis.shape
-        return (coef @ basis.reshape(k, -1)).view(-1, b, n, n)
+        return (self.coef @ basis.reshape(k, -1)).view(-1, b, n, n)

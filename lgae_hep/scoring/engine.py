@@ -378,7 +378,6 @@ def model_decorrelation(model: Any, metric: str) -> Any:
 
 def _first(out: Any, k: int) -> Any:
     """The first ``k`` jets of an autoencoder output (drops the padding jets of a batch)."""
-    import dataclasses
 
     def cut(v: Any) -> Any:
         return v[:k] if isinstance(v, torch.Tensor) else v
