@@ -37,6 +37,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
     sys.path.pop(0)  # keep benchmarks/ off the import path (see rate_distortion.py)
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 
@@ -59,14 +60,23 @@ def config(tau_v: int, output: str = "free") -> dict:
     return cfg
 
 
-def output_flag(output: str) -> str:
-    """The command-line option that selects ``output`` (empty for the default)."""
-    return "" if output == "free" else f" --output {output}"
+def variant(output: str = "free", mass_weight: float = 0.0) -> str:
+    """The suffix of a run's name and docs block: decoder output and jet-mass weight
+    (empty for the default free output without the mass term)."""
+    return ("" if output == "free" else f"-{output}") + (f"-mw{mass_weight:g}" if mass_weight
+                                                           else "")
 
 
-def run_name(tau_v: int, output: str = "free") -> str:
+def output_flag(output: str, mass_weight: float = 0.0) -> str:
+    """The command-line options that select ``output`` and ``mass_weight`` (empty for the
+    defaults)."""
+    return (("" if output == "free" else f" --output {output}")
+            + (f" --mass-weight {mass_weight:g}" if mass_weight else ""))
+
+
+def run_name(tau_v: int, output: str = "free", mass_weight: float = 0.0) -> str:
     """The run directory under :data:`OUT` of one config."""
-    return f"tau_v{tau_v}" + ("" if output == "free" else f"-{output}")
+    return f"tau_v{tau_v}" + variant(output, mass_weight)
 
 
 def data_file(kind: str) -> Path:
@@ -89,16 +99,31 @@ def list_configs() -> None:
         print(f"| {tv} | {m.latent_size} | {r['paper']:.3f} | {r['p4']:.3f} |")
 
 
-def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free") -> None:
+def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free",
+          mass_weight: float = 0.0, init: Path | None = None) -> None:
+    """Train (or resume) one config; ``init``: start from that checkpoint's weights (a model
+    of the same config) instead of a fresh initialisation."""
+    import lgae_hep
     from lgae_hep.data import read_nanoaod
     from lgae_hep.train import fit
 
     jets = read_nanoaod(data_file("train"), max_particles=N_PART, flat=True, progress=False)
     if n_jets:
         jets = jets[:n_jets]
-    res = fit(config(tau_v, output), jets, loss="mse", out_dir=OUT / run_name(tau_v, output),
-              max_seconds=60.0 * budget_min, epochs=1000, resume=True,
-              extra_info={"recipe": "benchmarks/compression_model.py", "issue": "22.2"})
+    model = config(tau_v, output)
+    out_dir = OUT / run_name(tau_v, output, mass_weight)
+    info = {"recipe": "benchmarks/compression_model.py", "issue": "22.2"}
+    if init is not None and not (out_dir / "last.pt").exists():
+        start = lgae_hep.load_model(init)
+        want = {k: v for k, v in model.items() if k != "architecture"}
+        got = {k: start.config.get(k) for k in want}
+        if got != want:
+            raise SystemExit(f"--init {init}: its config {got} is not this run's {want}")
+        # load_model's models are frozen and cached: train a copy
+        model = copy.deepcopy(start).requires_grad_(True)
+        info["init"] = str(Path(init).resolve().relative_to(REPO))
+    res = fit(model, jets, loss="mse", out_dir=out_dir, mass_weight=mass_weight,
+              max_seconds=60.0 * budget_min, epochs=1000, resume=True, extra_info=info)
     print(f"tau_v={tau_v}: best epoch {res.best_epoch}, val loss {res.best_val_loss:.4g}, "
           f"{res.seconds / 60:.1f} min -> {res.out_dir}")
 
@@ -118,21 +143,24 @@ def padded_p4(rec, n: int):
     return p4, mask
 
 
-def checkpoints(output: str = "free") -> list[Path]:
-    """The trained runs' best checkpoints of one decoder output (run names of
-    :func:`run_name`)."""
+def checkpoints(output: str = "free", mass_weight: float = 0.0) -> list[Path]:
+    """The trained runs' best checkpoints of one decoder output and jet-mass weight (run
+    names of :func:`run_name`)."""
+    want = variant(output, mass_weight)
     return [c for c in sorted(OUT.glob("tau_v*/best.pt"))
-            if c.parent.name.partition("-")[2] == ("" if output == "free" else output)]
+            if c.parent.name[len(c.parent.name.split("-")[0]):] == want]
 
 
-def evaluate(n_jets: int, only: list[Path] | None = None) -> list[dict]:
+def evaluate(n_jets: int, only: list[Path] | None = None, split: str = "test") -> list[dict]:
+    """Fidelity of each checkpoint on the first ``n_jets`` QCD jets of ``split`` ("val":
+    the validation file, where choices between runs are made; "test": the test file)."""
     import numpy as np
 
     import lgae_hep
     from lgae_hep.data import read_nanoaod, to_tensors
     from lgae_hep.metrics import reconstruction_metrics
 
-    jets = read_nanoaod(data_file("test"), max_particles=N_PART, flat=True,
+    jets = read_nanoaod(data_file(split), max_particles=N_PART, flat=True,
                         progress=False)[:n_jets]
     ref = to_tensors(jets, N_PART, dtype=np.float64, backend="numpy")
     rows = []
@@ -162,11 +190,11 @@ def evaluate(n_jets: int, only: list[Path] | None = None) -> list[dict]:
     if not rows:
         print(f"nothing trained under {OUT}: run with --train first")
         return rows
-    print(table(rows, n_jets))
+    print(table(rows, n_jets, split))
     return rows
 
 
-def table(rows: list[dict], n_jets: int) -> str:
+def table(rows: list[dict], n_jets: int, split: str = "test") -> str:
     """The markdown table of :func:`evaluate`'s rows."""
     keys = [k for k in rows[0] if k.startswith("particle_")]
     lines = ["| checkpoint | epochs | rate | jet mass median (IQR) | jet pT median (IQR) | "
@@ -180,7 +208,7 @@ def table(rows: list[dict], n_jets: int) -> str:
             f"({r['pt_iqr']:.3g}) | " + " | ".join(f"{r[k]:.3g}" for k in keys)
             + f" | {r['spacelike_particle_fraction']:.1%} / {r['negative_energy_fraction']:.1%}"
             + f" | {'met' if r['meets_target'] else 'not met'} |")
-    lines.append(f"\nQCD test jets: the first {n_jets} of the MPI-on test file; particles "
+    lines.append(f"\nQCD {split} jets: the first {n_jets} of the MPI-on {split} file; particles "
                  "Hungarian-matched (`lgae_hep.metrics.reconstruction_metrics`). The paper's "
                  f"LGAE-Mix target: compression rate <= {TARGET['rate']}, jet-mass median <= "
                  f"{TARGET['mass_median']} and IQR <= {TARGET['mass_iqr']}.")
@@ -188,15 +216,17 @@ def table(rows: list[dict], n_jets: int) -> str:
 
 
 def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESULTS.md",
-               output: str = "free") -> None:
+               output: str = "free", mass_weight: float = 0.0, split: str = "test") -> None:
     """Put the table into ``path`` between the ``compression-model`` markers (appended to the
-    compression section the first time); another ``output``: the ``compression-<output>``
-    markers (the table of those runs)."""
-    name = "compression-model" if output == "free" else f"compression-{output}"
+    compression section the first time); another ``output`` / ``mass_weight`` / ``split``:
+    the ``compression-<variant>[-val]`` markers (the table of those runs)."""
+    name = ("compression-model" if not variant(output, mass_weight)
+            else f"compression{variant(output, mass_weight)}") + ("-val" if split == "val" else "")
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    on = "" if split == "test" else f" --split {split}"
     body = (f"{begin}\nGenerated by `python benchmarks/compression_model.py --eval"
-            f"{output_flag(output)} "
-            f"--n-test {n_jets} --write-docs`.\n\n{table(rows, n_jets)}\n{end}")
+            f"{output_flag(output, mass_weight)}{on} "
+            f"--n-test {n_jets} --write-docs`.\n\n{table(rows, n_jets, split)}\n{end}")
     text = path.read_text()
     if begin in text:
         head, rest = text.split(begin, 1)
@@ -205,12 +235,16 @@ def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESU
         anchor = "<!-- compression:end -->"
         heading = ("### A model trained for compression (issue 22.2)" if output == "free" else
                    f"### Decoder output {output!r}: physical by construction (issue 22.1)")
+        if mass_weight:
+            heading += f", with the jet-mass term (weight {mass_weight:g})"
+        if split != "test":
+            heading += f", on the {split} jets"
         text = text.replace(anchor, heading + "\n\n" + body + "\n\n" + anchor)
     path.write_text(text)
 
 
 def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretrained",
-           output: str = "free") -> None:
+           output: str = "free", mass_weight: float = 0.0) -> None:
     """Bundle ``runs/compression_model/tau_v<k>/best.pt`` as ``lgae-compress`` (the default
     model of ``compress``): weights-only model file and a card with the recipe, the training
     history and the fidelity measured here on the test jets, beside the paper's target."""
@@ -218,8 +252,8 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
     from lgae_hep.checkpoint import save_checkpoint
     from lgae_hep.jsonio import jsonable
 
-    flag = output_flag(output)
-    ckpt = OUT / run_name(tau_v, output) / "best.pt"
+    flag = output_flag(output, mass_weight)
+    ckpt = OUT / run_name(tau_v, output, mass_weight) / "best.pt"
     row = evaluate(n_jets, [ckpt])[0]
     model = lgae_hep.load_model(ckpt)
     hist = json.loads((ckpt.parent / "metrics.json").read_text())
@@ -277,24 +311,32 @@ def main() -> None:
     p.add_argument("--output", choices=("free", "lightlike", "massive"), default="free",
                    help="--train / --eval / --bundle: the decoder output; not 'free': with the "
                         "time reference (runs/compression_model/tau_v<k>-<output>)")
+    p.add_argument("--mass-weight", type=float, default=0.0,
+                   help="--train / --eval / --bundle: weight of fit's jet-mass term "
+                        "(runs/compression_model/tau_v<k>[-<output>]-mw<weight>)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="--train: start a new run from this checkpoint's weights (same config)")
+    p.add_argument("--split", choices=("val", "test"), default="test",
+                   help="--eval: the QCD jets to evaluate on (choices between runs: val)")
     p.add_argument("--write-docs", action="store_true",
                    help="--eval: write the table into docs/RESULTS.md")
     args = p.parse_args()
     if args.bundle is not None:
-        bundle(args.bundle, args.n_test, output=args.output)
+        bundle(args.bundle, args.n_test, output=args.output, mass_weight=args.mass_weight)
         return
     if not (args.train or args.eval):
         list_configs()
         return
     if args.train:
         for tv in args.tau_v:
-            train(tv, args.budget_min, args.n_train, args.output)
+            train(tv, args.budget_min, args.n_train, args.output, args.mass_weight, args.init)
     if args.eval:
-        rows = evaluate(args.n_test, checkpoints(args.output))
+        rows = evaluate(args.n_test, checkpoints(args.output, args.mass_weight), args.split)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
         if args.write_docs and rows:
-            write_docs(rows, args.n_test, output=args.output)
+            write_docs(rows, args.n_test, output=args.output, mass_weight=args.mass_weight,
+                       split=args.split)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,17 @@ What :func:`fit` does
   on the reconstruction loss; the history gains ``train_contrastive_loss``; the head is stored
   in ``extra["contrastive_head"]`` and resumed as the auxiliary head is.
   Neither head is supported under DDP (a ``ValueError``).
+* Jet-mass term (optional, ``mass_weight > 0``; issue 22): every jet's loss, in training and
+  validation alike (so ``best.pt`` and early stopping see it), gains ``mass_weight x`` the
+  squared relative error of the reconstructed jet mass
+  (:func:`lgae_hep.objectives.jet_mass_term`, jet sums in float64). A per-particle loss
+  constrains each 4-vector to within its own size, not the jet sum's ``E - |p|`` on which a
+  boosted jet's mass (~0.1 E) lives; a decoder that is physical by construction (``output=
+  "lightlike"`` / ``"massive"``) otherwise loses the mass. The weight is stored in the
+  checkpoints' ``extra["mass_weight"]``.
+* A model with no trainable parameter (as :func:`lgae_hep.load_model` returns them: frozen and
+  shared through its cache) is refused; fine-tune a copy (``copy.deepcopy(m).requires_grad_
+  (True)``).
 """
 
 from __future__ import annotations
@@ -164,6 +175,7 @@ def fit(
     aux_hidden: int = 32,
     contrastive_weight: float = 0.0,
     contrastive_temperature: float = 0.1,
+    mass_weight: float = 0.0,
 ) -> FitResult:
     """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
@@ -270,6 +282,12 @@ def fit(
         default 0: no head, the training is exactly that without the option.
     contrastive_temperature : float
         Temperature of its InfoNCE loss.
+    mass_weight : float
+        Weight of the jet-mass term added to every jet's loss, in training and validation
+        alike (:func:`lgae_hep.objectives.jet_mass_term`: the squared relative error of the
+        reconstructed jet mass). Default 0: no term, the loss is exactly that without the
+        option. For compression models, whose per-particle ``"mse"`` does not constrain the
+        difference ``E - |p|`` of the jet sum that the mass (~0.1 E) lives on.
 
     Returns
     -------
@@ -294,7 +312,7 @@ def fit(
             extra_info=dict(extra_info or {}), val_every=val_every, val_size=val_size,
             sync_every=sync_every, aux_targets=aux_targets, aux_weight=aux_weight,
             aux_hidden=aux_hidden, contrastive_weight=contrastive_weight,
-            contrastive_temperature=contrastive_temperature,
+            contrastive_temperature=contrastive_temperature, mass_weight=mass_weight,
         )
 
 
@@ -353,6 +371,11 @@ def _model_for_fit(model_or_config: nn.Module | Mapping[str, Any],
                 and hasattr(model, "loss_features")):
             raise ValueError("the model has no .config dict or no loss_features method; fit "
                              "trains lgae-hep models only")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(
+                "the model has no trainable parameter (all requires_grad=False): "
+                "lgae_hep.load_model returns frozen inference models shared through its cache; "
+                "to fine-tune one, train a copy: copy.deepcopy(model).requires_grad_(True)")
         if dtype is not None and model_dtype(model) != parse_dtype(dtype):
             model = model.to(parse_dtype(dtype))
         return model
