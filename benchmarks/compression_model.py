@@ -249,23 +249,46 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
     model of ``compress``): weights-only model file and a card with the recipe, the training
     history and the fidelity measured here on the test jets, beside the paper's target."""
     import lgae_hep
-    from lgae_hep.checkpoint import save_checkpoint
+    from lgae_hep.checkpoint import load_checkpoint, save_checkpoint
     from lgae_hep.jsonio import jsonable
 
     flag = output_flag(output, mass_weight)
     ckpt = OUT / run_name(tau_v, output, mass_weight) / "best.pt"
     row = evaluate(n_jets, [ckpt])[0]
+
     model = lgae_hep.load_model(ckpt)
     hist = json.loads((ckpt.parent / "metrics.json").read_text())
     best = min(hist, key=lambda h: h["val_loss"] if h["val_loss"] is not None else 1e300)
+    # a run started from another run's weights (--init): that run is part of the recipe
+    init = ((load_checkpoint(ckpt).get("extra") or {}).get("info") or {}).get("init")
+    me = "python benchmarks/compression_model.py"
+    retrain = ["python benchmarks/anomaly_scores.py --stages data"]
+    before: list[dict] = []
+    if init:
+        base = OUT / run_name(tau_v, output) / "best.pt"
+        if (REPO / init).resolve() != base.resolve():
+            raise SystemExit(f"{ckpt} was started from {init}, not from this recipe's "
+                             f"{base.relative_to(REPO)}: its card could not say how to retrain it")
+        before = json.loads((base.parent / "metrics.json").read_text())
+        retrain.append(f"{me} --train --tau-v {tau_v}{output_flag(output)}")
+    retrain += [f"{me} --train --tau-v {tau_v}{flag}"
+                + (f" --init {OUT.relative_to(REPO) / run_name(tau_v, output)}/best.pt"
+                   if init else ""),
+                f"{me} --bundle {tau_v}{flag}"]
+    what = {"free": "", "lightlike": ", decoder output 'lightlike' (massless particles, "
+            "physical by construction)", "massive": ", decoder output 'massive' (particles on "
+            "or inside the light cone by construction)"}[output]
+    loss = "mse" + (f" + {mass_weight:g} x jet-mass term" if mass_weight else "")
     card = {
         "name": "lgae-compress",
         "file": "lgae-compress.pt",
         "purpose": "compression: the default model of lgae-hep compress / lgae_hep.compress "
                    "(not an anomaly detector: its anomaly score is the plain reconstruction "
                    "error, never chosen or validated)",
-        "description": f"LGAE-Mix (tau_v={tau_v}) trained for per-particle fidelity (the "
-                       "order-preserving Cartesian mse loss) on MPI-on generated QCD jets",
+        "description": f"LGAE-Mix (tau_v={tau_v}{what}) trained for per-particle fidelity "
+                       "(the order-preserving Cartesian mse loss"
+                       + (f" plus {mass_weight:g} x the squared relative jet-mass error"
+                          if mass_weight else "") + ") on MPI-on generated QCD jets",
         "architecture": model.config["architecture"],
         "config": model.config,
         "compression_rate": model.compression_rate,
@@ -273,21 +296,24 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
         "fidelity": {**{k: v for k, v in row.items() if k != "checkpoint"},
                      "test_jets": f"first {n_jets} jets of {data_file('test').name}",
                      "paper_target": TARGET,
-                     "how": f"python benchmarks/compression_model.py --eval --n-test {n_jets}"},
-        "training": {"recipe": "benchmarks/compression_model.py", "loss": "mse",
+                     "how": f"python benchmarks/compression_model.py --eval"
+                            f"{output_flag(output, mass_weight)} --n-test {n_jets}"},
+        "training": {"recipe": "benchmarks/compression_model.py", "loss": loss,
                      "data": data_file("train").name,
                      "epochs": len(hist), "best_epoch": int(best["epoch"]),
                      "best_val_loss": best["val_loss"],
                      "train_seconds": float(sum(h["seconds"] for h in hist)),
+                     **({"initialised_from": {"run": init, "epochs": len(before),
+                                              "train_seconds": float(sum(
+                                                  h["seconds"] for h in before))}}
+                        if init else {}),
                      "note": "fit defaults (batch 64, lr 3e-3, plateau schedule), trained in "
                              "wall-clock budgets on 2 CPU cores beside other jobs (no GPU was "
                              "lent); not trained to convergence",
                      "hardware": "2 CPU cores, torch 2.13.0+cpu"},
         "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
                             "eta_max": 2.5, "jet_radius": 0.8},
-        "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
-                   f"benchmarks/compression_model.py --train --tau-v {tau_v}{flag} && python "
-                   f"benchmarks/compression_model.py --bundle {tau_v}{flag}",
+        "retrain": " && ".join(retrain),
     }
     pretrained.mkdir(parents=True, exist_ok=True)
     save_checkpoint(pretrained / "lgae-compress.pt", model, rng_state=False,
@@ -316,6 +342,9 @@ def main() -> None:
                         "(runs/compression_model/tau_v<k>[-<output>]-mw<weight>)")
     p.add_argument("--init", type=Path, default=None,
                    help="--train: start a new run from this checkpoint's weights (same config)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="--eval: this model file instead of the trained runs (e.g. the "
+                        "bundled models/pretrained/lgae-compress.pt)")
     p.add_argument("--split", choices=("val", "test"), default="test",
                    help="--eval: the QCD jets to evaluate on (choices between runs: val)")
     p.add_argument("--write-docs", action="store_true",
@@ -331,9 +360,13 @@ def main() -> None:
         for tv in args.tau_v:
             train(tv, args.budget_min, args.n_train, args.output, args.mass_weight, args.init)
     if args.eval:
-        rows = evaluate(args.n_test, checkpoints(args.output, args.mass_weight), args.split)
+        only = ([args.checkpoint.resolve()] if args.checkpoint is not None
+                else checkpoints(args.output, args.mass_weight))
+        rows = evaluate(args.n_test, only, args.split)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
+        if args.write_docs and rows and args.checkpoint is not None:
+            raise SystemExit("--write-docs goes with the trained runs, not --checkpoint")
         if args.write_docs and rows:
             write_docs(rows, args.n_test, output=args.output, mass_weight=args.mass_weight,
                        split=args.split)
