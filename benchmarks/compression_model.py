@@ -60,23 +60,27 @@ def config(tau_v: int, output: str = "free") -> dict:
     return cfg
 
 
-def variant(output: str = "free", mass_weight: float = 0.0) -> str:
-    """The suffix of a run's name and docs block: decoder output and jet-mass weight
-    (empty for the default free output without the mass term)."""
-    return ("" if output == "free" else f"-{output}") + (f"-mw{mass_weight:g}" if mass_weight
-                                                           else "")
+def variant(output: str = "free", mass_weight: float = 0.0, momentum_weight: float = 0.0
+            ) -> str:
+    """The suffix of a run's name and docs block: decoder output, jet-mass and jet-momentum
+    weights (empty for the default free output without either term)."""
+    return (("" if output == "free" else f"-{output}")
+            + (f"-mw{mass_weight:g}" if mass_weight else "")
+            + (f"-pw{momentum_weight:g}" if momentum_weight else ""))
 
 
-def output_flag(output: str, mass_weight: float = 0.0) -> str:
-    """The command-line options that select ``output`` and ``mass_weight`` (empty for the
+def output_flag(output: str, mass_weight: float = 0.0, momentum_weight: float = 0.0) -> str:
+    """The command-line options that select ``output`` and the weights (empty for the
     defaults)."""
     return (("" if output == "free" else f" --output {output}")
-            + (f" --mass-weight {mass_weight:g}" if mass_weight else ""))
+            + (f" --mass-weight {mass_weight:g}" if mass_weight else "")
+            + (f" --momentum-weight {momentum_weight:g}" if momentum_weight else ""))
 
 
-def run_name(tau_v: int, output: str = "free", mass_weight: float = 0.0) -> str:
+def run_name(tau_v: int, output: str = "free", mass_weight: float = 0.0,
+             momentum_weight: float = 0.0) -> str:
     """The run directory under :data:`OUT` of one config."""
-    return f"tau_v{tau_v}" + variant(output, mass_weight)
+    return f"tau_v{tau_v}" + variant(output, mass_weight, momentum_weight)
 
 
 def data_file(kind: str) -> Path:
@@ -100,7 +104,8 @@ def list_configs() -> None:
 
 
 def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free",
-          mass_weight: float = 0.0, init: Path | None = None) -> None:
+          mass_weight: float = 0.0, init: Path | None = None, momentum_weight: float = 0.0
+          ) -> None:
     """Train (or resume) one config; ``init``: start from that checkpoint's weights (a model
     of the same config) instead of a fresh initialisation."""
     import lgae_hep
@@ -111,7 +116,7 @@ def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free
     if n_jets:
         jets = jets[:n_jets]
     model = config(tau_v, output)
-    out_dir = OUT / run_name(tau_v, output, mass_weight)
+    out_dir = OUT / run_name(tau_v, output, mass_weight, momentum_weight)
     info = {"recipe": "benchmarks/compression_model.py", "issue": "22.2"}
     if init is not None and not (out_dir / "last.pt").exists():
         start = lgae_hep.load_model(init)
@@ -123,7 +128,8 @@ def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free
         model = copy.deepcopy(start).requires_grad_(True)
         info["init"] = str(Path(init).resolve().relative_to(REPO))
     res = fit(model, jets, loss="mse", out_dir=out_dir, mass_weight=mass_weight,
-              max_seconds=60.0 * budget_min, epochs=1000, resume=True, extra_info=info)
+              momentum_weight=momentum_weight, max_seconds=60.0 * budget_min, epochs=1000,
+              resume=True, extra_info=info)
     print(f"tau_v={tau_v}: best epoch {res.best_epoch}, val loss {res.best_val_loss:.4g}, "
           f"{res.seconds / 60:.1f} min -> {res.out_dir}")
 
@@ -143,10 +149,11 @@ def padded_p4(rec, n: int):
     return p4, mask
 
 
-def checkpoints(output: str = "free", mass_weight: float = 0.0) -> list[Path]:
+def checkpoints(output: str = "free", mass_weight: float = 0.0, momentum_weight: float = 0.0
+                ) -> list[Path]:
     """The trained runs' best checkpoints of one decoder output and jet-mass weight (run
     names of :func:`run_name`)."""
-    want = variant(output, mass_weight)
+    want = variant(output, mass_weight, momentum_weight)
     return [c for c in sorted(OUT.glob("tau_v*/best.pt"))
             if c.parent.name[len(c.parent.name.split("-")[0]):] == want]
 
@@ -216,16 +223,18 @@ def table(rows: list[dict], n_jets: int, split: str = "test") -> str:
 
 
 def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESULTS.md",
-               output: str = "free", mass_weight: float = 0.0, split: str = "test") -> None:
+               output: str = "free", mass_weight: float = 0.0, split: str = "test",
+               momentum_weight: float = 0.0) -> None:
     """Put the table into ``path`` between the ``compression-model`` markers (appended to the
     compression section the first time); another ``output`` / ``mass_weight`` / ``split``:
     the ``compression-<variant>[-val]`` markers (the table of those runs)."""
-    name = ("compression-model" if not variant(output, mass_weight)
-            else f"compression{variant(output, mass_weight)}") + ("-val" if split == "val" else "")
+    v = variant(output, mass_weight, momentum_weight)
+    name = ("compression-model" if not v else f"compression{v}") + ("-val" if split == "val"
+                                                                    else "")
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     on = "" if split == "test" else f" --split {split}"
     body = (f"{begin}\nGenerated by `python benchmarks/compression_model.py --eval"
-            f"{output_flag(output, mass_weight)}{on} "
+            f"{output_flag(output, mass_weight, momentum_weight)}{on} "
             f"--n-test {n_jets} --write-docs`.\n\n{table(rows, n_jets, split)}\n{end}")
     text = path.read_text()
     if begin in text:
@@ -237,6 +246,8 @@ def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESU
                    f"### Decoder output {output!r}: physical by construction (issue 22.1)")
         if mass_weight:
             heading += f", with the jet-mass term (weight {mass_weight:g})"
+        if momentum_weight:
+            heading += f", with the jet 4-momentum term (weight {momentum_weight:g})"
         if split != "test":
             heading += f", on the {split} jets"
         text = text.replace(anchor, heading + "\n\n" + body + "\n\n" + anchor)
@@ -340,6 +351,9 @@ def main() -> None:
     p.add_argument("--mass-weight", type=float, default=0.0,
                    help="--train / --eval / --bundle: weight of fit's jet-mass term "
                         "(runs/compression_model/tau_v<k>[-<output>]-mw<weight>)")
+    p.add_argument("--momentum-weight", type=float, default=0.0,
+                   help="--train / --eval: weight of fit's jet 4-momentum term (run name "
+                        "suffix -pw<weight>)")
     p.add_argument("--init", type=Path, default=None,
                    help="--train: start a new run from this checkpoint's weights (same config)")
     p.add_argument("--checkpoint", type=Path, default=None,
@@ -351,6 +365,8 @@ def main() -> None:
                    help="--eval: write the table into docs/RESULTS.md")
     args = p.parse_args()
     if args.bundle is not None:
+        if args.momentum_weight:
+            raise SystemExit("--bundle of a run with --momentum-weight: not supported yet")
         bundle(args.bundle, args.n_test, output=args.output, mass_weight=args.mass_weight)
         return
     if not (args.train or args.eval):
@@ -358,10 +374,11 @@ def main() -> None:
         return
     if args.train:
         for tv in args.tau_v:
-            train(tv, args.budget_min, args.n_train, args.output, args.mass_weight, args.init)
+            train(tv, args.budget_min, args.n_train, args.output, args.mass_weight, args.init,
+                  args.momentum_weight)
     if args.eval:
         only = ([args.checkpoint.resolve()] if args.checkpoint is not None
-                else checkpoints(args.output, args.mass_weight))
+                else checkpoints(args.output, args.mass_weight, args.momentum_weight))
         rows = evaluate(args.n_test, only, args.split)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
@@ -369,7 +386,7 @@ def main() -> None:
             raise SystemExit("--write-docs goes with the trained runs, not --checkpoint")
         if args.write_docs and rows:
             write_docs(rows, args.n_test, output=args.output, mass_weight=args.mass_weight,
-                       split=args.split)
+                       split=args.split, momentum_weight=args.momentum_weight)
 
 
 if __name__ == "__main__":

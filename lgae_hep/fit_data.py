@@ -102,6 +102,7 @@ class FitOptions:
     contrastive_weight: float = 0.0
     contrastive_temperature: float = 0.1
     mass_weight: float = 0.0
+    momentum_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries", "val_every"):
@@ -124,6 +125,7 @@ class FitOptions:
         check_positive("contrastive_weight", self.contrastive_weight, float, allow_zero=True)
         check_positive("contrastive_temperature", self.contrastive_temperature, float)
         check_positive("mass_weight", self.mass_weight, float, allow_zero=True)
+        check_positive("momentum_weight", self.momentum_weight, float, allow_zero=True)
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.loss not in LOSSES:

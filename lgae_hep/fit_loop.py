@@ -97,6 +97,8 @@ class Progress:
             "loss": opts.loss, "seed": opts.seed, "world_size": world,
             "batch_size": opts.batch_size,
             **({"mass_weight": float(opts.mass_weight)} if opts.mass_weight else {}),
+            **({"momentum_weight": float(opts.momentum_weight)} if opts.momentum_weight
+               else {}),
             "metrics": {"history": self.history[-1] if self.history else {}},
             "info": dict(opts.extra_info),
         }
@@ -315,7 +317,8 @@ class Trainer:
             nb = min(bs, n - k * bs)
             opt.zero_grad(set_to_none=True)
             out = forward_model(self.train_model, pb, mb, sb)
-            per = per_jet_loss(model, out, pb, mb, opts.loss, opts.mass_weight)
+            per = per_jet_loss(model, out, pb, mb, opts.loss, opts.mass_weight,
+                                   opts.momentum_weight)
             if self.drop_nonfinite:
                 fin = torch.isfinite(per)
                 # a host read, only after a roll-back (see roll_back); only a minority of a
@@ -329,7 +332,8 @@ class Trainer:
                     bidx, pb, mb = bidx[fin], pb[fin], mb[fin]
                     sb = sb[fin] if sb is not None else None
                     out = forward_model(self.train_model, pb, mb, sb)
-                    per = per_jet_loss(model, out, pb, mb, opts.loss, opts.mass_weight)
+                    per = per_jet_loss(model, out, pb, mb, opts.loss, opts.mass_weight,
+                                   opts.momentum_weight)
             lval = per.mean()
             if aux is None and clr is None:
                 lval.backward()
@@ -398,7 +402,7 @@ class Trainer:
         for i in range(0, n, bs):
             pb, mb, sb = self._batch(data, slice(i, i + bs))
             per = per_jet_loss(model, forward_model(model, pb, mb, sb), pb, mb, self.opts.loss,
-                               self.opts.mass_weight)
+                               self.opts.mass_weight, self.opts.momentum_weight)
             tot += per.double().sum()
         tot, cnt = all_reduce_sum([float(tot), float(n)], self.world, self.dev)
         model.train()

@@ -41,8 +41,8 @@ from .losses import chamfer, chamfer_dr, mse, pairwise_sqdist
 from .scoring.aux_head import AUX_TARGETS, AuxHead, latent_invariants
 
 __all__ = ["AUX_TARGETS", "LOSSES", "AuxHead", "aux_loss", "forward_model", "jet_losses",
-           "jet_mass_term", "latent_invariants", "model_dtype", "per_jet_loss", "prepare_data",
-           "substructure_targets"]
+           "jet_mass_term", "jet_momentum_term", "latent_invariants", "model_dtype",
+           "per_jet_loss", "prepare_data", "substructure_targets"]
 
 #: training losses (see :mod:`lgae_hep.train` and the module docstring)
 LOSSES = ("chamfer", "mse", "chamfer-dr")
@@ -233,21 +233,36 @@ def jet_mass_term(reco: torch.Tensor, p4: torch.Tensor, mask_reco: torch.Tensor,
     return (((m2_out - m2_in) / (2.0 * floor)) ** 2).to(p4.dtype)
 
 
+def jet_momentum_term(reco: torch.Tensor, p4: torch.Tensor, mask_reco: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """``|P_reco - P|^2 / E^2`` per jet (B,): the squared Euclidean distance of the
+    reconstructed and the input jet 4-momentum relative to the input jet energy (the
+    conservation term of ``"chamfer-dr"``, and the optional term of :func:`per_jet_loss`)."""
+    zero = torch.zeros((), dtype=p4.dtype, device=p4.device)
+    jet_in = torch.where(mask.unsqueeze(-1), p4, zero).sum(1)
+    jet_out = torch.where(mask_reco.unsqueeze(-1), reco.to(p4.dtype), zero).sum(1)
+    e2 = (jet_in[:, 0] ** 2).clamp_min(torch.finfo(p4.dtype).tiny)
+    return ((jet_out - jet_in) ** 2).sum(-1) / e2
+
+
 def per_jet_loss(
     model: nn.Module, out: Any, p4: torch.Tensor, mask: torch.Tensor, loss: str,
-    mass_weight: float = 0.0,
+    mass_weight: float = 0.0, momentum_weight: float = 0.0,
 ) -> torch.Tensor:
     """Per-jet training loss (B,) for a model output (see the module docstring).
 
     The model says what is compared: ``loss_features(out)`` (e.g. the GNNAE's relative
     coordinates) or, when that is None, the 4-vectors times ``loss_p4_scale``. With
     ``mass_weight > 0`` the loss gains ``mass_weight x`` :func:`jet_mass_term` (the squared
-    relative jet-mass error of the reconstructed 4-vectors in GeV, whatever the model's units).
+    relative jet-mass error of the reconstructed 4-vectors in GeV, whatever the model's units),
+    with ``momentum_weight > 0`` ``momentum_weight x`` :func:`jet_momentum_term`.
     """
     base = _reconstruction_loss(model, out, p4, mask, loss)
-    if mass_weight == 0:
-        return base
-    return base + float(mass_weight) * jet_mass_term(out.p4, p4, out.mask, mask)
+    if mass_weight:
+        base = base + float(mass_weight) * jet_mass_term(out.p4, p4, out.mask, mask)
+    if momentum_weight:
+        base = base + float(momentum_weight) * jet_momentum_term(out.p4, p4, out.mask, mask)
+    return base
 
 
 def _reconstruction_loss(
@@ -279,11 +294,7 @@ def angular_loss(reco: torch.Tensor, p4: torch.Tensor, mask_reco: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
     """The ``"chamfer-dr"`` training loss per jet (B,): angular Chamfer distance plus
     :data:`MOMENTUM_WEIGHT` x |P_reco - P_in|^2 / E_in^2 (module docstring)."""
-    zero = torch.zeros((), dtype=p4.dtype, device=p4.device)
-    jet_in = torch.where(mask.unsqueeze(-1), p4, zero).sum(1)
-    jet_out = torch.where(mask_reco.unsqueeze(-1), reco.to(p4.dtype), zero).sum(1)
-    e2 = (jet_in[:, 0] ** 2).clamp_min(torch.finfo(p4.dtype).tiny)
-    conservation = ((jet_out - jet_in) ** 2).sum(-1) / e2
+    conservation = jet_momentum_term(reco, p4, mask_reco, mask)
     # padded slots hold (0, 0, 0, 0), where pT, eta and phi have infinite or undefined
     # gradients that would reach the network as NaN (0 * inf) although their values are
     # discarded: they get a harmless constant instead (no gradient at all)

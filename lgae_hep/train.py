@@ -81,7 +81,8 @@ What :func:`fit` does
   constrains each 4-vector to within its own size, not the jet sum's ``E - |p|`` on which a
   boosted jet's mass (~0.1 E) lives; a decoder that is physical by construction (``output=
   "lightlike"`` / ``"massive"``) otherwise loses the mass. The weight is stored in the
-  checkpoints' ``extra["mass_weight"]``.
+  checkpoints' ``extra["mass_weight"]``. ``momentum_weight > 0`` adds the jet 4-momentum
+  term (:func:`lgae_hep.objectives.jet_momentum_term`) the same way (``extra["momentum_weight"]``).
 * A model with no trainable parameter (as :func:`lgae_hep.load_model` returns them: frozen and
   shared through its cache) is refused; fine-tune a copy (``copy.deepcopy(m).requires_grad_
   (True)``).
@@ -176,6 +177,7 @@ def fit(
     contrastive_weight: float = 0.0,
     contrastive_temperature: float = 0.1,
     mass_weight: float = 0.0,
+    momentum_weight: float = 0.0,
 ) -> FitResult:
     """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
@@ -288,6 +290,10 @@ def fit(
         reconstructed jet mass). Default 0: no term, the loss is exactly that without the
         option. For compression models, whose per-particle ``"mse"`` does not constrain the
         difference ``E - |p|`` of the jet sum that the mass (~0.1 E) lives on.
+    momentum_weight : float
+        Weight of the jet 4-momentum term added the same way
+        (:func:`lgae_hep.objectives.jet_momentum_term`: ``|P_reco - P|^2 / E^2``, the
+        conservation term of ``"chamfer-dr"``); default 0: no term.
 
     Returns
     -------
@@ -313,6 +319,7 @@ def fit(
             sync_every=sync_every, aux_targets=aux_targets, aux_weight=aux_weight,
             aux_hidden=aux_hidden, contrastive_weight=contrastive_weight,
             contrastive_temperature=contrastive_temperature, mass_weight=mass_weight,
+            momentum_weight=momentum_weight,
         )
 
 

@@ -1,4 +1,5 @@
-"""The jet-mass term of the training loss (fit(mass_weight=...), objectives.jet_mass_term).
+"""The jet-mass and jet 4-momentum terms of the training loss (fit(mass_weight=...,
+momentum_weight=...), objectives.jet_mass_term / jet_momentum_term).
 
 What can fail: the term is the squared relative jet-mass error of known jets (decays of a known
 mass, boosted), padded slots never count, near-massless and spacelike jets stay finite, the
@@ -27,6 +28,7 @@ from lgae_hep.objectives import (  # noqa: E402
     MASS_FLOOR,
     forward_model,
     jet_mass_term,
+    jet_momentum_term,
     per_jet_loss,
 )
 from lgae_hep.train import fit  # noqa: E402
@@ -124,13 +126,34 @@ def test_per_jet_loss_adds_the_weighted_term():
     assert torch.equal(with_term, base + 0.25 * term)
 
 
+def test_momentum_term_is_the_relative_jet_four_momentum_error():
+    p4, mask = make_jets(6, 6)
+    p4 = p4.double()
+    reco = p4.clone()
+    reco[:, 0, 1] += 3.0  # one particle's px off by 3 GeV: |dP|^2 = 9
+    reco[~mask] = 1e4  # padding never counts
+    e = p4.sum(1)[:, 0]
+    # exact up to the float64 rounding of the sums (a few u relative)
+    np.testing.assert_allclose(jet_momentum_term(reco, p4, mask, mask).numpy(),
+                               (9.0 / e ** 2).numpy(), rtol=64 * U64)
+    model = build_model(dict(LGAE))
+    q4, qmask = make_jets(10, 7)
+    with torch.no_grad():
+        out = forward_model(model, q4, qmask, None)
+        base = per_jet_loss(model, out, q4, qmask, "mse")
+        both = per_jet_loss(model, out, q4, qmask, "mse", 0.5, 2.0)
+        want = (base + 0.5 * jet_mass_term(out.p4, q4, out.mask, qmask)
+                + 2.0 * jet_momentum_term(out.p4, q4, out.mask, qmask))
+    assert torch.equal(both, want)
+
+
 def test_fit_validates_on_the_loss_with_the_term_and_records_it(tmp_path):
     train, val = make_jets(64, 3), make_jets(24, 4)
     kw = dict(epochs=1, batch_size=32, lr=1e-3, device="cpu", progress=False,
               log=lambda m: None, loss="mse", seed=0)
     res = fit(dict(LGAE), train, val, out_dir=tmp_path / "w", mass_weight=0.5, **kw)
     ckpt = load_checkpoint(tmp_path / "w" / "best.pt")
-    assert ckpt["extra"]["mass_weight"] == 0.5
+    assert ckpt["extra"]["mass_weight"] == 0.5 and "momentum_weight" not in ckpt["extra"]
     model = res.model.eval()
     with torch.no_grad():
         out = forward_model(model, *val, None)
@@ -143,6 +166,15 @@ def test_fit_validates_on_the_loss_with_the_term_and_records_it(tmp_path):
     assert "mass_weight" not in load_checkpoint(tmp_path / "n" / "best.pt")["extra"]
     with pytest.raises(ValueError, match="mass_weight"):
         fit(dict(LGAE), train, val, out_dir=tmp_path / "bad", mass_weight=-1.0, **kw)
+    with pytest.raises(ValueError, match="momentum_weight"):
+        fit(dict(LGAE), train, val, out_dir=tmp_path / "bad2", momentum_weight=-1.0, **kw)
+    res = fit(dict(LGAE), train, val, out_dir=tmp_path / "p", momentum_weight=2.0, **kw)
+    assert load_checkpoint(tmp_path / "p" / "best.pt")["extra"]["momentum_weight"] == 2.0
+    with torch.no_grad():
+        out = forward_model(res.model.eval(), *val, None)
+        per = (per_jet_loss(res.model, out, *val, "mse")
+               + 2.0 * jet_momentum_term(out.p4, val[0], out.mask, val[1]))
+    assert res.best_val_loss == pytest.approx(float(per.double().mean()), rel=1e-12)
 
 
 def test_fit_refuses_a_frozen_model_with_a_hint(tmp_path):
