@@ -117,7 +117,8 @@ def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free
         jets = jets[:n_jets]
     model = config(tau_v, output)
     out_dir = OUT / run_name(tau_v, output, mass_weight, momentum_weight)
-    info = {"recipe": "benchmarks/compression_model.py", "issue": "22.2"}
+    info = {"recipe": "benchmarks/compression_model.py", "issue": "22.2",
+            "budget_min": budget_min}
     if init is not None and not (out_dir / "last.pt").exists():
         start = lgae_hep.load_model(init)
         want = {k: v for k, v in model.items() if k != "architecture"}
@@ -254,42 +255,103 @@ def write_docs(rows: list[dict], n_jets: int, path: Path = REPO / "docs" / "RESU
     path.write_text(text)
 
 
+def _keep_previous(pretrained: Path, model) -> str | None:
+    """Keep the bundled ``lgae-compress`` about to be replaced as ``lgae-compress-v<k>`` (the
+    next free k; weights copied byte for byte, card renamed), so that files compressed with it
+    still decompress (:func:`lgae_hep.compression.jets.model_for` finds a bundled model by the
+    file hash a compressed file records). Returns the kept name (None: nothing bundled, or
+    the bundled weights are ``model``'s)."""
+    import shutil
+
+    import lgae_hep
+    from lgae_hep.compression.jets import model_checksum
+
+    card_path, weights = pretrained / "lgae-compress.json", pretrained / "lgae-compress.pt"
+    if not (card_path.exists() and weights.exists()):
+        return None
+    if model_checksum(lgae_hep.load_model(weights)) == model_checksum(model):
+        return None
+    k = 1
+    while (pretrained / f"lgae-compress-v{k}.json").exists():
+        k += 1
+    name = f"lgae-compress-v{k}"
+    card = json.loads(card_path.read_text())
+    card.update(name=name, file=f"{name}.pt",
+                purpose="superseded compression model, kept so that files compressed with it "
+                        "still decompress (found by the file hash they record); compress uses "
+                        "lgae-compress")
+    shutil.copyfile(weights, pretrained / f"{name}.pt")
+    (pretrained / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    return name
+
+
+def _start_record(init: Path, base: Path, bundled_by: str) -> dict | None:
+    """The training record of the run a warm-started run began from: ``base`` (this recipe's
+    run without the jet terms) or a model file whose card says it was bundled from that run
+    (``bundled_by`` ends its retrain command); None for anything else."""
+    if init.resolve() == base.resolve():
+        hist = json.loads((base.parent / "metrics.json").read_text())
+        return {"run": str(base.relative_to(REPO)), "epochs": len(hist),
+                "train_seconds": float(sum(h["seconds"] for h in hist))}
+    card_path = init.with_suffix(".json")
+    if not card_path.exists():
+        return None
+    card = json.loads(card_path.read_text())
+    if not str(card.get("retrain", "")).endswith(bundled_by):
+        return None
+    t = card.get("training") or {}
+    return {"run": str(base.relative_to(REPO)),
+            "weights_from": f"{init.relative_to(REPO)}: the {card.get('name')} bundled from "
+                            "that run before this one",
+            "epochs": t.get("epochs"), "train_seconds": t.get("train_seconds"),
+            "its_fidelity": card.get("fidelity")}
+
+
 def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretrained",
-           output: str = "free", mass_weight: float = 0.0) -> None:
-    """Bundle ``runs/compression_model/tau_v<k>/best.pt`` as ``lgae-compress`` (the default
-    model of ``compress``): weights-only model file and a card with the recipe, the training
-    history and the fidelity measured here on the test jets, beside the paper's target."""
+           output: str = "free", mass_weight: float = 0.0, momentum_weight: float = 0.0
+           ) -> None:
+    """Bundle ``runs/compression_model/tau_v<k>[<variant>]/best.pt`` as ``lgae-compress`` (the
+    default model of ``compress``): weights-only model file and a card with the recipe, the
+    training history and the fidelity measured here on the test jets, beside the paper's target.
+
+    A run started (``--init``) from this recipe's run without the jet terms, or from the
+    bundled ``lgae-compress`` that such a run made (its card's retrain command ends in this
+    recipe's ``--bundle``), gets that run in its retrain chain and its training record."""
     import lgae_hep
     from lgae_hep.checkpoint import load_checkpoint, save_checkpoint
     from lgae_hep.jsonio import jsonable
 
-    flag = output_flag(output, mass_weight)
-    ckpt = OUT / run_name(tau_v, output, mass_weight) / "best.pt"
+    flag = output_flag(output, mass_weight, momentum_weight)
+    ckpt = OUT / run_name(tau_v, output, mass_weight, momentum_weight) / "best.pt"
     row = evaluate(n_jets, [ckpt])[0]
 
     model = lgae_hep.load_model(ckpt)
     hist = json.loads((ckpt.parent / "metrics.json").read_text())
     best = min(hist, key=lambda h: h["val_loss"] if h["val_loss"] is not None else 1e300)
     # a run started from another run's weights (--init): that run is part of the recipe
-    init = ((load_checkpoint(ckpt).get("extra") or {}).get("info") or {}).get("init")
+    info = (load_checkpoint(ckpt).get("extra") or {}).get("info") or {}
+    init = info.get("init")
+    budget = f" --budget-min {info['budget_min']:g}" if "budget_min" in info else ""
     me = "python benchmarks/compression_model.py"
     retrain = ["python benchmarks/anomaly_scores.py --stages data"]
-    before: list[dict] = []
+    before: dict = {}
     if init:
         base = OUT / run_name(tau_v, output) / "best.pt"
-        if (REPO / init).resolve() != base.resolve():
-            raise SystemExit(f"{ckpt} was started from {init}, not from this recipe's "
-                             f"{base.relative_to(REPO)}: its card could not say how to retrain it")
-        before = json.loads((base.parent / "metrics.json").read_text())
+        before = _start_record(REPO / init, base, f"{me} --bundle {tau_v}{output_flag(output)}")
+        if before is None:
+            raise SystemExit(f"{ckpt} was started from {init}, neither this recipe's "
+                             f"{base.relative_to(REPO)} nor the lgae-compress it bundled: its "
+                             "card could not say how to retrain it")
         retrain.append(f"{me} --train --tau-v {tau_v}{output_flag(output)}")
-    retrain += [f"{me} --train --tau-v {tau_v}{flag}"
+    retrain += [f"{me} --train --tau-v {tau_v}{flag}{budget}"
                 + (f" --init {OUT.relative_to(REPO) / run_name(tau_v, output)}/best.pt"
                    if init else ""),
                 f"{me} --bundle {tau_v}{flag}"]
     what = {"free": "", "lightlike": ", decoder output 'lightlike' (massless particles, "
             "physical by construction)", "massive": ", decoder output 'massive' (particles on "
             "or inside the light cone by construction)"}[output]
-    loss = "mse" + (f" + {mass_weight:g} x jet-mass term" if mass_weight else "")
+    loss = ("mse" + (f" + {mass_weight:g} x jet-mass term" if mass_weight else "")
+            + (f" + {momentum_weight:g} x jet 4-momentum term" if momentum_weight else ""))
     card = {
         "name": "lgae-compress",
         "file": "lgae-compress.pt",
@@ -299,7 +361,10 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
         "description": f"LGAE-Mix (tau_v={tau_v}{what}) trained for per-particle fidelity "
                        "(the order-preserving Cartesian mse loss"
                        + (f" plus {mass_weight:g} x the squared relative jet-mass error"
-                          if mass_weight else "") + ") on MPI-on generated QCD jets",
+                          if mass_weight else "")
+                       + (f" plus {momentum_weight:g} x the jet's squared 3-momentum error over"
+                          " its energy squared" if momentum_weight else "")
+                       + ") on MPI-on generated QCD jets",
         "architecture": model.config["architecture"],
         "config": model.config,
         "compression_rate": model.compression_rate,
@@ -307,17 +372,14 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
         "fidelity": {**{k: v for k, v in row.items() if k != "checkpoint"},
                      "test_jets": f"first {n_jets} jets of {data_file('test').name}",
                      "paper_target": TARGET,
-                     "how": f"python benchmarks/compression_model.py --eval"
-                            f"{output_flag(output, mass_weight)} --n-test {n_jets}"},
+                     "how": f"python benchmarks/compression_model.py --eval{flag} "
+                            f"--n-test {n_jets}"},
         "training": {"recipe": "benchmarks/compression_model.py", "loss": loss,
                      "data": data_file("train").name,
                      "epochs": len(hist), "best_epoch": int(best["epoch"]),
                      "best_val_loss": best["val_loss"],
                      "train_seconds": float(sum(h["seconds"] for h in hist)),
-                     **({"initialised_from": {"run": init, "epochs": len(before),
-                                              "train_seconds": float(sum(
-                                                  h["seconds"] for h in before))}}
-                        if init else {}),
+                     **({"initialised_from": before} if init else {}),
                      "note": "fit defaults (batch 64, lr 3e-3, plateau schedule), trained in "
                              "wall-clock budgets on 2 CPU cores beside other jobs (no GPU was "
                              "lent); not trained to convergence",
@@ -327,6 +389,9 @@ def bundle(tau_v: int, n_jets: int, pretrained: Path = REPO / "models" / "pretra
         "retrain": " && ".join(retrain),
     }
     pretrained.mkdir(parents=True, exist_ok=True)
+    kept = _keep_previous(pretrained, model)
+    if kept and init and "weights_from" in before:
+        before["weights_from"] += f", kept as {kept}"
     save_checkpoint(pretrained / "lgae-compress.pt", model, rng_state=False,
                     extra={"name": "lgae-compress"})
     (pretrained / "lgae-compress.json").write_text(json.dumps(jsonable(card), indent=1) + "\n")
@@ -352,8 +417,8 @@ def main() -> None:
                    help="--train / --eval / --bundle: weight of fit's jet-mass term "
                         "(runs/compression_model/tau_v<k>[-<output>]-mw<weight>)")
     p.add_argument("--momentum-weight", type=float, default=0.0,
-                   help="--train / --eval: weight of fit's jet 4-momentum term (run name "
-                        "suffix -pw<weight>)")
+                   help="--train / --eval / --bundle: weight of fit's jet 4-momentum term "
+                        "(run name suffix -pw<weight>)")
     p.add_argument("--init", type=Path, default=None,
                    help="--train: start a new run from this checkpoint's weights (same config)")
     p.add_argument("--checkpoint", type=Path, default=None,
@@ -365,9 +430,8 @@ def main() -> None:
                    help="--eval: write the table into docs/RESULTS.md")
     args = p.parse_args()
     if args.bundle is not None:
-        if args.momentum_weight:
-            raise SystemExit("--bundle of a run with --momentum-weight: not supported yet")
-        bundle(args.bundle, args.n_test, output=args.output, mass_weight=args.mass_weight)
+        bundle(args.bundle, args.n_test, output=args.output, mass_weight=args.mass_weight,
+               momentum_weight=args.momentum_weight)
         return
     if not (args.train or args.eval):
         list_configs()

@@ -158,13 +158,28 @@ def model_info(model: Any, device: Any = None) -> tuple[torch.nn.Module, dict[st
     return module, info
 
 
+def _bundled_with_sha256(sha: Any) -> str | None:
+    """The bundled model whose weights file has SHA-256 ``sha`` (None: none, or no hash)."""
+    if not isinstance(sha, str):
+        return None
+    for name, path in bundled_models().items():
+        if file_sha256(path) == sha:
+            return name
+    return None
+
+
 def model_for(meta: Mapping[str, Any], model: Any, device: Any) -> torch.nn.Module:
     """The model that decodes ``meta``'s jets: the recorded one (``model=None``) or the one
     given, which must have the recorded checksum."""
     rec = meta["model"]
     if model is None:
         name = rec.get("name")
-        if isinstance(name, str) and name in bundled_models():
+        kept = _bundled_with_sha256(rec.get("file_sha256"))
+        if kept is not None:
+            # the very file that compressed: the bundled one of that name, or the superseded
+            # bundle kept under another name (lgae-compress-v1 for the lgae-compress of before)
+            model = load_model(kept, device=device, dtype=rec.get("dtype"))
+        elif isinstance(name, str) and name in bundled_models():
             model = load_model(name, device=device, dtype=rec.get("dtype"))
         elif isinstance(rec.get("file"), str) and Path(rec["file"]).is_file():
             model = load_model(rec["file"], device=device, dtype=rec.get("dtype"))

@@ -274,6 +274,43 @@ def test_compress_uses_the_compression_model_by_default(tmp_path, generated_file
     assert lgae_hep.compress(jets).metadata["model"]["name"] == COMPRESSION_MODEL
 
 
+def test_files_of_a_superseded_compression_model_still_decompress(generated_file):
+    """A file compressed with the lgae-compress of before (recorded name "lgae-compress",
+    the old weights' file hash) decodes with those weights, kept as lgae-compress-v1, not with
+    today's lgae-compress (whose checksum would not match); a hash no bundled file has falls
+    back to the name, and the checksum check still refuses it."""
+    from lgae_hep.zoo import bundled_models
+
+    assert {"lgae-compress", "lgae-compress-v1"} <= set(bundled_models())
+    jets = lgae_hep.read_nanoaod(generated_file, flat=True)[:8]
+    old = lgae_hep.compress(jets, "lgae-compress-v1")
+    old.metadata["model"]["name"] = "lgae-compress"  # what a file of that time records
+    got = lgae_hep.decompress(old, physical=False)
+    want = lgae_hep.decompress(old, "lgae-compress-v1", physical=False)
+    for f in ("E", "px", "py", "pz"):
+        assert ak.all(ak.flatten(got[f], axis=None) == ak.flatten(want[f], axis=None))
+    with pytest.raises(ValueError, match="model mismatch"):
+        lgae_hep.decompress(old, "lgae-compress")
+    old.metadata["model"]["file_sha256"] = "0" * 64
+    with pytest.raises(ValueError, match="model mismatch"):
+        lgae_hep.decompress(old)
+
+
+def test_compression_model_card_records_the_retrain_chain():
+    """The bundled lgae-compress was warm-started from the one before it: its card names that
+    run, its training record and the command chain that retrains both."""
+    from lgae_hep.zoo import model_card
+
+    card = model_card("lgae-compress")
+    start = card["training"]["initialised_from"]
+    assert start["run"] == "runs/compression_model/tau_v6/best.pt" and start["epochs"] > 0
+    steps = card["retrain"].split(" && ")
+    assert steps[1].endswith("--train --tau-v 6")
+    assert "--init runs/compression_model/tau_v6/best.pt" in steps[2]
+    assert steps[-1].startswith("python benchmarks/compression_model.py --bundle 6")
+    assert card["training"]["loss"].startswith("mse + ")
+
+
 def test_cli_warns_that_decoded_jets_are_not_fit_for_physics(tmp_path, generated_file, capsys):
     comp, out = tmp_path / "c.root", tmp_path / "d.root"
     assert cli_main(["compress", str(generated_file), "-o", str(comp), "--quiet"]) == 0
