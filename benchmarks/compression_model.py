@@ -104,10 +104,13 @@ def list_configs() -> None:
 
 
 def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free",
-          mass_weight: float = 0.0, init: Path | None = None, momentum_weight: float = 0.0
-          ) -> None:
+          mass_weight: float = 0.0, init: Path | None = None, momentum_weight: float = 0.0,
+          control: str = "") -> None:
     """Train (or resume) one config; ``init``: start from that checkpoint's weights (a model
-    of the same config) instead of a fresh initialisation."""
+    of the same config) instead of a fresh initialisation; ``control``: a name for a run that
+    the other options do not tell apart (``runs/compression_model/<run name>-<control>``,
+    e.g. a warm start continued without the jet terms); such runs are evaluated with
+    ``--checkpoint`` and never bundled."""
     import lgae_hep
     from lgae_hep.data import read_nanoaod
     from lgae_hep.train import fit
@@ -116,7 +119,8 @@ def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free
     if n_jets:
         jets = jets[:n_jets]
     model = config(tau_v, output)
-    out_dir = OUT / run_name(tau_v, output, mass_weight, momentum_weight)
+    out_dir = OUT / (run_name(tau_v, output, mass_weight, momentum_weight)
+                     + (f"-{control}" if control else ""))
     info = {"recipe": "benchmarks/compression_model.py", "issue": "22.2",
             "budget_min": budget_min}
     if init is not None and not (out_dir / "last.pt").exists():
@@ -421,6 +425,9 @@ def main() -> None:
                         "(run name suffix -pw<weight>)")
     p.add_argument("--init", type=Path, default=None,
                    help="--train: start a new run from this checkpoint's weights (same config)")
+    p.add_argument("--control", default="",
+                   help="--train: a name for a control run the other options do not tell "
+                        "apart (run directory suffix -<name>; evaluate it with --checkpoint)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="--eval: this model file instead of the trained runs (e.g. the "
                         "bundled models/pretrained/lgae-compress.pt)")
@@ -439,7 +446,7 @@ def main() -> None:
     if args.train:
         for tv in args.tau_v:
             train(tv, args.budget_min, args.n_train, args.output, args.mass_weight, args.init,
-                  args.momentum_weight)
+                  args.momentum_weight, args.control)
     if args.eval:
         only = ([args.checkpoint.resolve()] if args.checkpoint is not None
                 else checkpoints(args.output, args.mass_weight, args.momentum_weight))

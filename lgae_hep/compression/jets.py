@@ -611,7 +611,9 @@ def decompress(
     compressed : CompressedJets
         What :func:`compress` or :func:`read_compressed` returned.
     model : None, str, Path or torch.nn.Module
-        ``None``: the model recorded at compression (bundled name or checkpoint path). A model
+        ``None``: the model recorded at compression: the bundled model whose weight file has
+        the recorded SHA-256 (also a superseded bundle kept under a new name, e.g.
+        ``lgae-compress-v1``), else the recorded bundled name or checkpoint path. A model
         given explicitly must be the same (checksum), else ``ValueError``.
     physical : bool
         ``True``: physical Momentum4D ``pt, eta, phi, mass`` (what PFNano files hold): in each
