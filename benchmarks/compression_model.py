@@ -83,6 +83,13 @@ def run_name(tau_v: int, output: str = "free", mass_weight: float = 0.0,
     return f"tau_v{tau_v}" + variant(output, mass_weight, momentum_weight)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (as docs and cards name files), else
+    absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def data_file(kind: str) -> Path:
     found = sorted(glob.glob(str(DATA / f"{kind}_qcd_qcd_*.root")))
     if not found:
@@ -131,7 +138,7 @@ def train(tau_v: int, budget_min: float, n_jets: int | None, output: str = "free
             raise SystemExit(f"--init {init}: its config {got} is not this run's {want}")
         # load_model's models are frozen and cached: train a copy
         model = copy.deepcopy(start).requires_grad_(True)
-        info["init"] = str(Path(init).resolve().relative_to(REPO))
+        info["init"] = _shown(Path(init))
     res = fit(model, jets, loss="mse", out_dir=out_dir, mass_weight=mass_weight,
               momentum_weight=momentum_weight, max_seconds=60.0 * budget_min, epochs=1000,
               resume=True, extra_info=info)
@@ -184,7 +191,7 @@ def evaluate(n_jets: int, only: list[Path] | None = None, split: str = "test") -
         p4, mask = padded_p4(rec, N_PART)
         m = reconstruction_metrics(ref.p4, ref.mask, p4, mask, progress=False)
         spacelike = (p4[..., 0] ** 2 < (p4[..., 1:] ** 2).sum(-1)) & mask
-        row = {"checkpoint": str(ckpt.relative_to(REPO)),
+        row = {"checkpoint": _shown(ckpt),
                "rate": model.compression_rate["paper"],
                "spacelike_particle_fraction": float(spacelike.sum() / max(mask.sum(), 1)),
                "negative_energy_fraction": float(((p4[..., 0] < 0) & mask).sum()
