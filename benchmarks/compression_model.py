@@ -302,7 +302,7 @@ def _start_record(init: Path, base: Path, bundled_by: str) -> dict | None:
     (``bundled_by`` ends its retrain command); None for anything else."""
     if init.resolve() == base.resolve():
         hist = json.loads((base.parent / "metrics.json").read_text())
-        return {"run": str(base.relative_to(REPO)), "epochs": len(hist),
+        return {"run": _shown(base), "epochs": len(hist),
                 "train_seconds": float(sum(h["seconds"] for h in hist))}
     card_path = init.with_suffix(".json")
     if not card_path.exists():
@@ -311,8 +311,8 @@ def _start_record(init: Path, base: Path, bundled_by: str) -> dict | None:
     if not str(card.get("retrain", "")).endswith(bundled_by):
         return None
     t = card.get("training") or {}
-    return {"run": str(base.relative_to(REPO)),
-            "weights_from": f"{init.relative_to(REPO)}: the {card.get('name')} bundled from "
+    return {"run": _shown(base),
+            "weights_from": f"{_shown(init)}: the {card.get('name')} bundled from "
                             "that run before this one",
             "epochs": t.get("epochs"), "train_seconds": t.get("train_seconds"),
             "its_fidelity": card.get("fidelity")}

@@ -164,6 +164,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     keep = m_ref > 0
     rows: list[dict[str, Any]] = []
 
+    def round_trip(dtype: str, bits: int | None) -> tuple[Any, np.ndarray]:
+        """``compress`` / ``decompress(physical=False)`` at one latent precision: the
+        compressed jets and the decoder's particles (B, N, 4) ``(E, px, py, pz)`` in node
+        order."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cj = lgae_hep.compress(jets, args.model, latent_dtype=dtype, mantissa_bits=bits)
+            dj = lgae_hep.decompress(cj, args.model, physical=False)
+        if not np.array_equal(np.asarray(ak.to_numpy(cj.jets.n), np.int64), counts):
+            raise SystemExit("decoder multiplicities differ from the kept particles")
+        out = np.zeros((len(counts), N_PART, 4))
+        out[mask] = np.stack([np.asarray(ak.to_numpy(ak.flatten(dj[k])), np.float64)
+                              for k in ("E", "px", "py", "pz")], -1)
+        return cj, out
+
     def add(method: str, family: str, precision: Any, payload: dict, lpe: np.ndarray,
             mass: np.ndarray | None, pt_ref_order: np.ndarray, tmp: Path,
             m: np.ndarray | None = None) -> None:
@@ -189,19 +204,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ref["pt"], tmp)
         # the decoder's prediction from the stored (float16) latent
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            c = lgae_hep.compress(jets, args.model, latent_dtype="float16")
-            dec = lgae_hep.decompress(c, args.model, physical=False)
+        c, p4 = round_trip("float16", None)
         t_net = time.perf_counter() - t0
         stored = np.asarray(ak.to_numpy(c.jets.latent))
         n_keep = np.asarray(ak.to_numpy(c.jets.n), np.int64)
-        if not np.array_equal(n_keep, counts):
-            raise SystemExit("decoder multiplicities differ from the kept particles")
-        dflat = np.stack([np.asarray(ak.to_numpy(ak.flatten(dec[k])), np.float64)
-                          for k in ("E", "px", "py", "pz")], -1)
-        p4 = np.zeros((len(counts), N_PART, 4))
-        p4[mask] = dflat
         pred = log_pt_eta_phi(p4)
         tags = latent_tags(stored)
         # the jet axis (control): log pt 0, the summed particles' eta, phi
@@ -219,15 +225,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # each storage precision of compress: the decoder's particles as they are, the jet
         # mass from their 4-vector sum (which decompress's repair of unphysical particles
         # keeps), particles matched to the originals as the hybrid's
+        done = {("float16", None): (c, p4)}  # the hybrid's own latent and prediction
         for dtype, bits in LATENT_PRECISIONS:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cl = lgae_hep.compress(jets, args.model, latent_dtype=dtype,
-                                       mantissa_bits=bits)
-                dl = lgae_hep.decompress(cl, args.model, physical=False)
-            pl = np.zeros((len(counts), N_PART, 4))
-            pl[mask] = np.stack([np.asarray(ak.to_numpy(ak.flatten(dl[k])), np.float64)
-                                 for k in ("E", "px", "py", "pz")], -1)
+            cl, pl = done.get((dtype, bits)) or round_trip(dtype, bits)
             sums = pl.sum(1)
             m_dec = np.sqrt(np.maximum(sums[:, 0] ** 2 - (sums[:, 1:] ** 2).sum(-1), 0.0))
             lat = np.asarray(ak.to_numpy(cl.jets.latent))
@@ -284,9 +284,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def interpolate(rows: list[dict[str, Any]], family: str, at: float) -> float:
-    """log-log interpolated jet-mass IQR of ``family`` at ``at`` bytes/jet (nan outside)."""
-    pts = sorted((r["bytes_per_jet"], r["mass_iqr"]) for r in rows if r["family"] == family)
+def interpolate(rows: list[dict[str, Any]], family: str, at: float, key: str = "mass_iqr"
+                ) -> float:
+    """log-log interpolated ``key`` (the jet-mass IQR) of ``family`` at ``at`` bytes/jet (nan
+    outside)."""
+    pts = sorted((r["bytes_per_jet"], r[key]) for r in rows if r["family"] == family)
     x = np.log([p[0] for p in pts])
     y = np.log([max(p[1], 1e-12) for p in pts])
     if not x[0] <= np.log(at) <= x[-1]:
@@ -358,16 +360,12 @@ def reading(res: dict[str, Any]) -> str:
 
 def _latent_reading(rows: list[dict[str, Any]], n_jets: int) -> list[str]:
     """The latent-alone points against truncation at their bytes (jet mass, particle pT)."""
-    pts = sorted((q["bytes_per_jet"], q["pt_rel_iqr"]) for q in rows
-                 if q["family"] == "truncation")
     out = []
     for r in (r for r in rows if r["family"] == "latent"):
         t_mass = interpolate(rows, "truncation", r["bytes_per_jet"])
         if not np.isfinite(t_mass):
             continue
-        t_pt = float(np.exp(np.interp(np.log(r["bytes_per_jet"]),
-                                      np.log([q[0] for q in pts]),
-                                      np.log([max(q[1], 1e-12) for q in pts]))))
+        t_pt = interpolate(rows, "truncation", r["bytes_per_jet"], "pt_rel_iqr")
         word = {"yes": "**smaller**", "no": "not smaller",
                 "equal within the spread": f"equal within the spread of an IQR of {n_jets} "
                                            "jets"}[compare(r["mass_iqr"], t_mass, n_jets)]
