@@ -103,6 +103,11 @@ class FitOptions:
     contrastive_temperature: float = 0.1
     mass_weight: float = 0.0
     momentum_weight: float = 0.0
+    nae_weight: float = 0.0
+    nae_steps: int = 3
+    nae_step_size: float = 0.02
+    nae_noise: float = 0.005
+    nae_gamma: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries", "val_every"):
@@ -126,6 +131,10 @@ class FitOptions:
         check_positive("contrastive_temperature", self.contrastive_temperature, float)
         check_positive("mass_weight", self.mass_weight, float, allow_zero=True)
         check_positive("momentum_weight", self.momentum_weight, float, allow_zero=True)
+        check_positive("nae_weight", self.nae_weight, float, allow_zero=True)
+        check_positive("nae_steps", self.nae_steps, allow_zero=True)
+        for name in ("nae_step_size", "nae_noise", "nae_gamma"):
+            check_positive(name, getattr(self, name), float, allow_zero=True)
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.loss not in LOSSES:

@@ -34,6 +34,7 @@ from .fit_runtime import (
     all_reduce_sum,
     make_scheduler,
 )
+from .nae import langevin_negatives, nae_loss
 from .objectives import (
     AuxHead,
     aux_loss,
@@ -311,6 +312,8 @@ class Trainer:
         self.dropped_jets = 0
         self.aux_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         self.clr_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
+        self.nae_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
+        nae = opts.nae_weight > 0
         for k in range(n_batches):
             bidx = idx[k * bs:(k + 1) * bs]
             pb, mb, sb = self._batch(self.train_data, bidx)
@@ -335,7 +338,7 @@ class Trainer:
                     per = per_jet_loss(model, out, pb, mb, opts.loss, opts.mass_weight,
                                    opts.momentum_weight)
             lval = per.mean()
-            if aux is None and clr is None:
+            if aux is None and clr is None and not nae:
                 lval.backward()
                 ok = torch.isfinite(lval)
                 params = model.parameters()
@@ -352,6 +355,11 @@ class Trainer:
                     objective = objective + float(opts.contrastive_weight) * lclr
                     params += clr.parameters()
                     self.clr_tot += lclr.detach().double() * nb
+                if nae:
+                    e_neg = self._negative_energy(pb, mb, epoch, k)
+                    objective = objective + float(opts.nae_weight) * nae_loss(
+                        per, e_neg, float(opts.nae_gamma))
+                    self.nae_tot += e_neg.detach().double().mean() * nb
                 objective.backward()
                 ok = torch.isfinite(objective)
             if opts.grad_clip is not None:
@@ -390,6 +398,31 @@ class Trainer:
         b = p4.shape[0]
         return contrastive_loss(self.clr(latent_invariants(latent)), emb[:b], emb[b:],
                                 temperature=float(self.opts.contrastive_temperature))
+
+    def _negative_energy(self, p4: torch.Tensor, mask: torch.Tensor, epoch: int, step: int
+                         ) -> torch.Tensor:
+        """The energies (per-jet losses, with gradients to the parameters) of the
+        normalised-autoencoder negatives of a batch (:mod:`lgae_hep.nae`): its anomalous view
+        moved by Langevin steps down the energy, seeded by (seed, epoch, step)."""
+        opts, model = self.opts, self.model
+        gen = torch.Generator(device=p4.device)
+        gen.manual_seed(((opts.seed * 1_000_003 + epoch) * 1_000_003 + step + 7) % 2 ** 63)
+        start, mn = hard_prongs(p4, mask, gen)
+
+        def energy(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return per_jet_loss(model, forward_model(self.train_model, x, m, None), x, m,
+                                opts.loss, opts.mass_weight, opts.momentum_weight)
+
+        neg = langevin_negatives(energy, start, mn, gen, int(opts.nae_steps),
+                                 float(opts.nae_step_size), float(opts.nae_noise))
+        e = energy(neg, mn)
+        # a chain that ran into an overflow of the decoder is left out of the term (counted
+        # with the dropped jets), not allowed to turn every gradient into NaN
+        fin = torch.isfinite(e)
+        if not bool(fin.all()):
+            self.dropped_jets += int((~fin).sum())
+            e = e[fin]
+        return e
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -481,7 +514,9 @@ class Trainer:
                     "jet(s) had a non-finite loss (the network's output overflowed) and were "
                     "left out of their steps", RuntimeWarning, stacklevel=4)
         for head, name, tot_ in ((self.aux, "train_aux_loss", self.aux_tot),
-                                 (self.clr, "train_contrastive_loss", self.clr_tot)):
+                                 (self.clr, "train_contrastive_loss", self.clr_tot),
+                                 (opts.nae_weight > 0 or None, "train_nae_negative_energy",
+                                  self.nae_tot)):
             if head is not None:
                 p.history[-1][name] = (
                     all_reduce_sum([float(tot_)], self.world, self.dev)[0] / max(tcnt, 1.0))
@@ -509,6 +544,9 @@ class Trainer:
             extra["contrastive_head"] = self.clr.to_state()
             extra["contrastive_weight"] = float(self.opts.contrastive_weight)
             extra["contrastive_temperature"] = float(self.opts.contrastive_temperature)
+        if self.opts.nae_weight > 0:
+            extra["nae"] = {k: float(getattr(self.opts, f"nae_{k}")) for k in
+                            ("weight", "steps", "step_size", "noise", "gamma")}
         return extra
 
     def _time_spent(self, t_start: float) -> bool:

@@ -74,6 +74,14 @@ What :func:`fit` does
   on the reconstruction loss; the history gains ``train_contrastive_loss``; the head is stored
   in ``extra["contrastive_head"]`` and resumed as the auxiliary head is.
   Neither head is supported under DDP (a ``ValueError``).
+* Normalised-autoencoder objective (optional, ``nae_weight > 0``, LGAE without scalars; issue
+  21.3): :mod:`lgae_hep.nae`. Each batch's anomalous view (the contrastive objective's extra
+  hard prongs) is moved by ``nae_steps`` Langevin steps down the reconstruction error, on the
+  light cone, and the objective gains ``nae_weight x`` :func:`lgae_hep.nae.nae_loss` (the
+  error on the batch minus the error on those negatives, plus ``nae_gamma`` times their
+  squares). The chains are seeded by (seed, epoch, step); no head, so nothing is stored
+  beside the model but the options (``extra["nae"]``); the history gains
+  ``train_nae_negative_energy``; validation stays on the reconstruction loss. Not under DDP.
 * Jet-mass term (optional, ``mass_weight > 0``; issue 22): every jet's loss, in training and
   validation alike (so ``best.pt`` and early stopping see it), gains ``mass_weight x`` the
   squared relative error of the reconstructed jet mass
@@ -178,6 +186,11 @@ def fit(
     contrastive_temperature: float = 0.1,
     mass_weight: float = 0.0,
     momentum_weight: float = 0.0,
+    nae_weight: float = 0.0,
+    nae_steps: int = 3,
+    nae_step_size: float = 0.02,
+    nae_noise: float = 0.005,
+    nae_gamma: float = 1.0,
 ) -> FitResult:
     """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
@@ -294,6 +307,14 @@ def fit(
         Weight of the jet 4-momentum term added the same way
         (:func:`lgae_hep.objectives.jet_momentum_term`: ``|P_reco - P|^2 / E^2``, the
         conservation term of ``"chamfer-dr"``); default 0: no term.
+    nae_weight : float
+        Weight of the normalised-autoencoder term (:mod:`lgae_hep.nae`; module docstring);
+        default 0: no negatives, the training is exactly that without the option.
+    nae_steps, nae_step_size, nae_noise : int, float, float
+        Langevin steps per negative chain, their relative drift and noise
+        (:func:`lgae_hep.nae.langevin_negatives`).
+    nae_gamma : float
+        Weight of the squared energies in the term (:func:`lgae_hep.nae.nae_loss`).
 
     Returns
     -------
@@ -319,7 +340,8 @@ def fit(
             sync_every=sync_every, aux_targets=aux_targets, aux_weight=aux_weight,
             aux_hidden=aux_hidden, contrastive_weight=contrastive_weight,
             contrastive_temperature=contrastive_temperature, mass_weight=mass_weight,
-            momentum_weight=momentum_weight,
+            momentum_weight=momentum_weight, nae_weight=nae_weight, nae_steps=nae_steps,
+            nae_step_size=nae_step_size, nae_noise=nae_noise, nae_gamma=nae_gamma,
         )
 
 
@@ -344,15 +366,16 @@ def _fit(model_or_config: nn.Module | Mapping[str, Any], train: Any, val: Any, *
     model = _model_for_fit(model_or_config, dtype)
     if aux_targets is not None and world > 1:
         raise ValueError("the auxiliary objective (aux_weight > 0) is not supported under DDP")
-    if opts.contrastive_weight > 0:
+    for name, weight in (("contrastive objective (contrastive_weight", opts.contrastive_weight),
+                         ("normalised-autoencoder objective (nae_weight", opts.nae_weight)):
+        if weight <= 0:
+            continue
         if world > 1:
-            raise ValueError("the contrastive objective (contrastive_weight > 0) is not "
-                             "supported under DDP")
+            raise ValueError(f"the {name} > 0) is not supported under DDP")
         if (model.config.get("architecture") != "lgae"
                 or int(model.config.get("num_scalars", 0)) > 0):
-            raise ValueError("the contrastive objective (contrastive_weight > 0) needs an LGAE "
-                             "without per-particle scalars (its augmentations move 4-momenta "
-                             "only)")
+            raise ValueError(f"the {name} > 0) needs an LGAE without per-particle scalars "
+                             "(its augmentations move 4-momenta only)")
     samples = fit_samples(model, train, val, val_fraction, opts.seed, aux_targets)
     if rank == 0:  # before anything is written
         probe_out_dir(out_dir)
