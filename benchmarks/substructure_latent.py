@@ -106,6 +106,10 @@ AUX_WEIGHT = 0.1
 #: starts near log(2 * 64) ~ 4.9 and a trained one sits at ~1-2, so 0.05 puts the weighted term
 #: at ~0.05-0.1, the size of the chamfer-dr reconstruction loss (~0.04 at its best)
 CONTRASTIVE_WEIGHT = 0.05
+#: ``nae``'s weight: the term's gradient in the negatives' energy is -1 at E(x-) ~ 0 (a
+#: chamfer-dr error of ~0.04 is a good reconstruction), so weight 1 makes raising the
+#: negatives' error as strong a force as the reconstruction itself
+NAE_WEIGHT = 1.0
 
 #: the candidates (fixed before any of them was trained): name -> config overrides and
 #: auxiliary weight. ``aux``: the latent with the substructure head of the previous round;
@@ -149,10 +153,21 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # above the 3-seed choice; trained 3x longer as aux-long was
     "aux-time-long": {"config": {"references": ["time"]}, "aux_weight": AUX_WEIGHT,
                       "epochs": 84},
+    # the normalised-autoencoder objective (lgae_hep.nae; fixed before it was trained, in the
+    # session of 2026-12-03): the base network without a head, its chamfer-dr error as the
+    # energy, negatives from the anomalous view moved by 3 Langevin steps (fit's defaults:
+    # relative drift 0.02, noise 0.005, gamma 1), weight 1; 28 epochs as `aux`; its own run
+    # folder (--run-dir runs/substructure_nae) and results block (--docs-block)
+    "nae": {"config": {}, "aux_weight": 0.0, "nae_weight": NAE_WEIGHT},
+    # added after nae (its reconstruction error gained ~0.05 on W and Z over the other
+    # candidates', and every model here was still improving at epoch 28): the same runs
+    # continued to 84 epochs, as aux-long is to aux (`--init-from nae` copies each seed's
+    # run and resumes it; the plateau schedule and the optimiser continue)
+    "nae-long": {"config": {}, "aux_weight": 0.0, "nae_weight": NAE_WEIGHT, "epochs": 84},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
 CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
-                           "seed": 0}  # (set by main)
+                           "nae_weight": 0.0, "seed": 0}  # (set by main)
 #: fit keywords (fit's defaults batch 64 / lr 3e-3; 5,000-jet epochs as the bundled recipe)
 TRAIN = {"epochs": 200, "batch_size": 64, "lr": 3e-3, "patience": 8, "grad_clip": 1.0,
          "epoch_size": 5_000, "seed": 0, "scheduler": "plateau", "val_fraction": 0.1}
@@ -216,7 +231,8 @@ def stage_train(budget_min: float, threads: int) -> Path:
     opts = dict(TRAIN)
     _log(f"train: {len(train)} QCD jets, budget {budget_min:.0f} min, {threads} torch threads, "
          f"aux_weight {CURRENT['aux_weight']}, contrastive_weight "
-         f"{CURRENT['contrastive_weight']}, seed {TRAIN['seed']}")
+         f"{CURRENT['contrastive_weight']}, nae_weight {CURRENT['nae_weight']}, "
+         f"seed {TRAIN['seed']}")
     t0 = time.perf_counter()
     try:
         res = fit(dict(CONFIG), train, None, out_dir=out, resume=True, loss=LOSS,
@@ -224,6 +240,7 @@ def stage_train(budget_min: float, threads: int) -> Path:
                   log=lambda m: _log(f"train: {m}"), aux_targets=targets,
                   aux_weight=CURRENT["aux_weight"],
                   contrastive_weight=CURRENT["contrastive_weight"],
+                  nae_weight=CURRENT["nae_weight"],
                   extra_info={"data": SETS["train_qcd"],
                               "script": "benchmarks/substructure_latent.py"},
                   **opts)
@@ -236,6 +253,20 @@ def stage_train(budget_min: float, threads: int) -> Path:
     return _train_info(res, seconds, threads, opts, out)
 
 
+def _copy_run(src: Path, dst: Path) -> None:
+    """The run folder ``src`` copied to ``dst`` (once) without its DONE.json, so that
+    :func:`stage_train` resumes it to the current candidate's epochs."""
+    import shutil
+
+    if dst.exists():
+        return
+    if not (src / "last.pt").exists():
+        raise SystemExit(f"--init-from: {src} has no last.pt")
+    shutil.copytree(src, dst)
+    (dst / "DONE.json").unlink(missing_ok=True)
+    _log(f"train: started from a copy of {src}")
+
+
 def _train_info(res: Any, seconds: float, threads: int, opts: dict[str, Any], out: Path
                 ) -> Path:
     secs_all = sum(h["seconds"] for h in res.history)
@@ -245,6 +276,7 @@ def _train_info(res: Any, seconds: float, threads: int, opts: dict[str, Any], ou
             "torch_threads": threads, "options": opts, "loss": LOSS,
             "aux_weight": CURRENT["aux_weight"], "config": CONFIG,
             "contrastive_weight": CURRENT["contrastive_weight"],
+            "nae_weight": CURRENT["nae_weight"],
             "last_train_aux_loss": res.history[-1].get("train_aux_loss")}
     _log(f"train: {res.epochs_run} epochs, best val {res.best_val_loss:.5g} "
          f"(epoch {res.best_epoch + 1}), {secs_all / 60:.1f} min of epochs")
@@ -381,7 +413,7 @@ def head_columns(head: Any, d: dict[str, Any]) -> dict[str, Any]:
 NEW_SCORES = ("latent-density [gram]", "latent-density-given-mass [gram]", "chamfer-dr",
               "aux-head prediction latent-density-given-mass",
               "latent and head latent-density-given-mass",
-              "latent-density [gram] mass-decorrelated")
+              "latent-density [gram] mass-decorrelated", "chamfer-dr mass-decorrelated")
 YARDSTICKS = ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)")
 
 
@@ -436,6 +468,16 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
 
     rows[f"new: {names[5]}"] = keep(f"new: {names[5]}", _measure(
         bkg, decorrelated(bkg, sb), {k: decorrelated(sig[k], v) for k, v in ss.items()}))
+    # the reconstruction error's (the normalised autoencoder's energy) the same way (added in
+    # the session of 2026-12-03: the earlier candidates' eval.json do not have it)
+    dec_err = MassDecorrelation.fit(an.scores_of(fit_qcd, dens, True)["chamfer-dr"],
+                                    fit_qcd["mass"])
+
+    def decorrelated_err(d: dict[str, Any], sc: Any) -> Any:
+        return dec_err.transform(sc["chamfer-dr"], d["mass"])[0]
+
+    rows[f"new: {names[6]}"] = keep(f"new: {names[6]}", _measure(
+        bkg, decorrelated_err(bkg, sb), {k: decorrelated_err(sig[k], v) for k, v in ss.items()}))
     if head is None:  # a candidate without the auxiliary head: no head-based scores
         return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
@@ -670,17 +712,20 @@ def _probe_table() -> str:
     return "\n".join(lines)
 
 
-def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md") -> None:
-    """The validation and test tables between ``<!-- substructure-candidates:begin/end -->``
-    of docs/RESULTS.md."""
-    begin, end = "<!-- substructure-candidates:begin -->", "<!-- substructure-candidates:end -->"
+def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md",
+               block: str = "substructure-candidates") -> None:
+    """The validation and test tables between ``<!-- <block>:begin/end -->`` of
+    docs/RESULTS.md (``--docs-block``: a study in its own ``--run-dir`` has its own block)."""
+    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
+    shown = ROOT.relative_to(REPO) if ROOT.is_relative_to(REPO) else ROOT
     text = path.read_text()
     if begin not in text or end not in text:
         raise SystemExit(f"{path} has no {begin} ... {end} markers")
     body = "\n".join([
         begin,
-        "Generated by `python benchmarks/substructure_latent.py --stages summary --write-docs` "
-        "from `runs/substructure_latent/*/eval.json` and `test.json`.",
+        "Generated by `python benchmarks/substructure_latent.py --stages summary --write-docs"
+        + ("" if block == "substructure-candidates" else f" --run-dir {shown} --docs-block {block}")
+        + f"` from `{shown}/*/eval.json` and `test.json`.",
         "",
         summary["validation_table"],
         "",
@@ -856,6 +901,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="bundle: where lgae-mix.pt / .json are written")
     ap.add_argument("--write-docs", action="store_true",
                     help="summary: write its tables into docs/RESULTS.md")
+    ap.add_argument("--init-from", default=None, choices=list(CANDIDATES),
+                    help="train: start from a copy of this candidate's run of the same seed "
+                         "(its model folder, resumed to this candidate's epochs)")
+    ap.add_argument("--docs-block", default="substructure-candidates",
+                    help="summary --write-docs: the <!-- NAME:begin/end --> block it replaces")
     args = ap.parse_args(argv)
     cand = CANDIDATES[args.candidate]
     globals()["ROOT"] = args.run_dir
@@ -863,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
     globals()["CONFIG"] = {**BASE_CONFIG, **cand["config"]}
     CURRENT.update(name=args.candidate, aux_weight=cand["aux_weight"], seed=args.seed,
                    contrastive_weight=cand.get("contrastive_weight", 0.0),
+                   nae_weight=cand.get("nae_weight", 0.0),
                    train_jets=cand.get("train_jets"))
     TRAIN["seed"] = args.seed
     TRAIN["epochs"] = cand.get("epochs", args.max_epochs)
@@ -870,13 +921,15 @@ def main(argv: list[str] | None = None) -> int:
     if "data" in args.stages:  # this study's test sets (training/validation: anomaly_scores)
         _load_sibling("anomaly_scores").pc.stage_data(DATA, False, sets=TEST_RECIPE)
     if "train" in args.stages:
+        if args.init_from is not None:
+            _copy_run(args.run_dir / f"{args.init_from}-s{args.seed}" / "model", RUN / "model")
         stage_train(args.budget_min, args.threads)
     if "eval" in args.stages:
         stage_eval(args.threads, "val")
     if "summary" in args.stages:
         summary = stage_summary()
         if args.write_docs:
-            write_docs(summary)
+            write_docs(summary, block=args.docs_block)
     if "test" in args.stages:  # looked at once, for the chosen candidate's seeds
         stage_eval(args.threads, "test")
     if "card" in args.stages:  # the bundled seed only, once: the card's test metrics
