@@ -10,6 +10,14 @@ TINY_GNNAE = {
 }
 
 
+#: a one-layer LGAE-Mix and fit keywords shared by the tests of the extra objectives
+#: (contrastive, normalised autoencoder)
+TINY_LGAE = {"architecture": "lgae", "num_particles": 8, "tau_v": 2, "aggregation": "mix",
+             "encoder_channels": [2], "decoder_channels": [2], "mlp_hidden": 4, "num_basis": 3}
+OBJECTIVE_FIT_KW = dict(batch_size=16, lr=3e-3, patience=50, device="cpu", progress=False,
+                        log=lambda m: None, loss="chamfer-dr", seed=0)
+
+
 def make_jets(n: int, seed: int, num_particles: int = 8, spread: float = 0.2):
     """(p4, mask): pT-sorted massless particles around a common axis, 2..N per jet."""
     g = torch.Generator().manual_seed(seed)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _jets import make_jets  # noqa: E402
+from _jets import OBJECTIVE_FIT_KW, TINY_LGAE, make_jets  # noqa: E402
 from lgae_hep.models import build_model  # noqa: E402
 
 from lgae_hep.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
@@ -33,10 +33,7 @@ from lgae_hep.lorentz import lorentz_matrix  # noqa: E402
 from lgae_hep.objectives import latent_invariants  # noqa: E402
 from lgae_hep.train import fit  # noqa: E402
 
-LGAE = {"architecture": "lgae", "num_particles": 8, "tau_v": 2, "aggregation": "mix",
-        "encoder_channels": [2], "decoder_channels": [2], "mlp_hidden": 4, "num_basis": 3}
-KW = dict(batch_size=16, lr=3e-3, patience=50, device="cpu", progress=False, log=lambda m: None,
-          loss="chamfer-dr", seed=0)
+LGAE, KW = TINY_LGAE, OBJECTIVE_FIT_KW
 EPS64 = torch.finfo(torch.float64).eps
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
