@@ -164,6 +164,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # continued to 84 epochs, as aux-long is to aux (`--init-from nae` copies each seed's
     # run and resumes it; the plateau schedule and the optimiser continue)
     "nae-long": {"config": {}, "aux_weight": 0.0, "nae_weight": NAE_WEIGHT, "epochs": 84},
+    # added after nae-long (the decorrelated error loses top at fixed mass; the lab time
+    # direction gave the head's predictions the best W/Z at fixed mass, aux-time-long): nae
+    # with that reference vector, 28 epochs
+    "nae-time": {"config": {"references": ["time"]}, "aux_weight": 0.0,
+                 "nae_weight": NAE_WEIGHT},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
 CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
