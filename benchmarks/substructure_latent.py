@@ -464,25 +464,19 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     for f in names[:3]:
         rows[f"new: {f}"] = keep(f"new: {f}", _measure(bkg, sb[f],
                                                           {k: v[f] for k, v in ss.items()}))
-    # the latent density's exact mass decorrelation (its QCD quantile in mass bins, the map
-    # fitted on the density's own fit jets, as a model file's map is on validation jets)
-    dec = MassDecorrelation.fit(an.scores_of(fit_qcd, dens, True)[names[0]], fit_qcd["mass"])
-
-    def decorrelated(d: dict[str, Any], sc: Any) -> Any:
-        return dec.transform(sc[names[0]], d["mass"])[0]
-
-    rows[f"new: {names[5]}"] = keep(f"new: {names[5]}", _measure(
-        bkg, decorrelated(bkg, sb), {k: decorrelated(sig[k], v) for k, v in ss.items()}))
-    # the reconstruction error's (the normalised autoencoder's energy) the same way (added in
+    # exact mass decorrelation (the QCD quantile in mass bins, the map fitted on the
+    # densities' own fit jets, as a model file's map is on validation jets) of the latent
+    # density and of the reconstruction error (the normalised autoencoder's energy; added in
     # the session of 2026-12-03: the earlier candidates' eval.json do not have it)
-    dec_err = MassDecorrelation.fit(an.scores_of(fit_qcd, dens, True)["chamfer-dr"],
-                                    fit_qcd["mass"])
+    sf = an.scores_of(fit_qcd, dens, True)
+    for raw, name in ((names[0], names[5]), ("chamfer-dr", names[6])):
+        dec = MassDecorrelation.fit(sf[raw], fit_qcd["mass"])
 
-    def decorrelated_err(d: dict[str, Any], sc: Any) -> Any:
-        return dec_err.transform(sc["chamfer-dr"], d["mass"])[0]
+        def decorrelated(d: dict[str, Any], sc: Any, dec: Any = dec, raw: str = raw) -> Any:
+            return dec.transform(sc[raw], d["mass"])[0]
 
-    rows[f"new: {names[6]}"] = keep(f"new: {names[6]}", _measure(
-        bkg, decorrelated_err(bkg, sb), {k: decorrelated_err(sig[k], v) for k, v in ss.items()}))
+        rows[f"new: {name}"] = keep(f"new: {name}", _measure(
+            bkg, decorrelated(bkg, sb), {k: decorrelated(sig[k], v) for k, v in ss.items()}))
     if head is None:  # a candidate without the auxiliary head: no head-based scores
         return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the

@@ -313,6 +313,7 @@ class Trainer:
         self.aux_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         self.clr_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
         self.nae_tot = torch.zeros((), dtype=torch.float64, device=self.dev)
+        self.nae_dropped = 0
         nae = opts.nae_weight > 0
         for k in range(n_batches):
             bidx = idx[k * bs:(k + 1) * bs]
@@ -389,8 +390,7 @@ class Trainer:
         original view's latent is ``latent``: one more encoder pass over its positive and
         anomalous views (stacked), augmentations seeded by (seed, epoch, step), so that a
         resumed run draws the views an uninterrupted one would."""
-        gen = torch.Generator(device=p4.device)
-        gen.manual_seed(((self.opts.seed * 1_000_003 + epoch) * 1_000_003 + step) % 2 ** 63)
+        gen = self._batch_generator(p4.device, epoch, step)
         pp, mp = positive_view(p4, mask, gen)
         pn, mn = hard_prongs(p4, mask, gen)
         views, _ = self.model.encode(torch.cat([pp, pn]), torch.cat([mp, mn]))
@@ -399,14 +399,22 @@ class Trainer:
         return contrastive_loss(self.clr(latent_invariants(latent)), emb[:b], emb[b:],
                                 temperature=float(self.opts.contrastive_temperature))
 
+    def _batch_generator(self, device: torch.device, epoch: int, step: int, offset: int = 0
+                         ) -> torch.Generator:
+        """The generator of one batch's augmentations, seeded by (seed, epoch, step) so that a
+        resumed run draws what an uninterrupted one would (``offset``: one stream per use)."""
+        gen = torch.Generator(device=device)
+        gen.manual_seed(((self.opts.seed * 1_000_003 + epoch) * 1_000_003 + step + offset)
+                        % 2 ** 63)
+        return gen
+
     def _negative_energy(self, p4: torch.Tensor, mask: torch.Tensor, epoch: int, step: int
                          ) -> torch.Tensor:
         """The energies (per-jet losses, with gradients to the parameters) of the
         normalised-autoencoder negatives of a batch (:mod:`lgae_hep.nae`): its anomalous view
         moved by Langevin steps down the energy, seeded by (seed, epoch, step)."""
         opts, model = self.opts, self.model
-        gen = torch.Generator(device=p4.device)
-        gen.manual_seed(((opts.seed * 1_000_003 + epoch) * 1_000_003 + step + 7) % 2 ** 63)
+        gen = self._batch_generator(p4.device, epoch, step, offset=7)
         start, mn = hard_prongs(p4, mask, gen)
 
         def energy(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -416,11 +424,11 @@ class Trainer:
         neg = langevin_negatives(energy, start, mn, gen, int(opts.nae_steps),
                                  float(opts.nae_step_size), float(opts.nae_noise))
         e = energy(neg, mn)
-        # a chain that ran into an overflow of the decoder is left out of the term (counted
-        # with the dropped jets), not allowed to turn every gradient into NaN
+        # a chain that ran into an overflow of the decoder is left out of the term (counted in
+        # the history's nae_nonfinite_negatives), not allowed to turn every gradient into NaN
         fin = torch.isfinite(e)
         if not bool(fin.all()):
-            self.dropped_jets += int((~fin).sum())
+            self.nae_dropped += int((~fin).sum())
             e = e[fin]
         return e
 
@@ -513,13 +521,21 @@ class Trainer:
                     f"epoch {epoch + 1}: {p.history[-1]['dropped_nonfinite_jets']} training "
                     "jet(s) had a non-finite loss (the network's output overflowed) and were "
                     "left out of their steps", RuntimeWarning, stacklevel=4)
-        for head, name, tot_ in ((self.aux, "train_aux_loss", self.aux_tot),
-                                 (self.clr, "train_contrastive_loss", self.clr_tot),
-                                 (opts.nae_weight > 0 or None, "train_nae_negative_energy",
-                                  self.nae_tot)):
-            if head is not None:
+        for active, name, tot_ in ((self.aux is not None, "train_aux_loss", self.aux_tot),
+                                   (self.clr is not None, "train_contrastive_loss",
+                                    self.clr_tot),
+                                   (opts.nae_weight > 0, "train_nae_negative_energy",
+                                    self.nae_tot)):
+            if active:
                 p.history[-1][name] = (
                     all_reduce_sum([float(tot_)], self.world, self.dev)[0] / max(tcnt, 1.0))
+        if opts.nae_weight > 0:  # negatives whose energy overflowed, left out of the term
+            p.history[-1]["nae_nonfinite_negatives"] = int(self.nae_dropped)
+            if self.nae_dropped:
+                warnings.warn(
+                    f"epoch {epoch + 1}: {self.nae_dropped} normalised-autoencoder negative(s) "
+                    "had a non-finite energy and were left out of the term", RuntimeWarning,
+                    stacklevel=4)
         p.stopped_early = p.bad_epochs >= opts.patience
         finished = p.stopped_early or epoch + 1 >= opts.epochs
         if self.is_main:

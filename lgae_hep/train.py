@@ -81,7 +81,9 @@ What :func:`fit` does
   error on the batch minus the error on those negatives, plus ``nae_gamma`` times their
   squares). The chains are seeded by (seed, epoch, step); no head, so nothing is stored
   beside the model but the options (``extra["nae"]``); the history gains
-  ``train_nae_negative_energy``; validation stays on the reconstruction loss. Not under DDP.
+  ``train_nae_negative_energy`` and ``nae_nonfinite_negatives`` (negatives whose energy
+  overflowed, left out of the term and warned about); validation stays on the reconstruction
+  loss. Not under DDP.
 * Jet-mass term (optional, ``mass_weight > 0``; issue 22): every jet's loss, in training and
   validation alike (so ``best.pt`` and early stopping see it), gains ``mass_weight x`` the
   squared relative error of the reconstructed jet mass
@@ -366,16 +368,17 @@ def _fit(model_or_config: nn.Module | Mapping[str, Any], train: Any, val: Any, *
     model = _model_for_fit(model_or_config, dtype)
     if aux_targets is not None and world > 1:
         raise ValueError("the auxiliary objective (aux_weight > 0) is not supported under DDP")
-    for name, weight in (("contrastive objective (contrastive_weight", opts.contrastive_weight),
-                         ("normalised-autoencoder objective (nae_weight", opts.nae_weight)):
-        if weight <= 0:
+    for label, option in (("contrastive", "contrastive_weight"),
+                          ("normalised-autoencoder", "nae_weight")):
+        if getattr(opts, option) <= 0:
             continue
+        what = f"the {label} objective ({option} > 0)"
         if world > 1:
-            raise ValueError(f"the {name} > 0) is not supported under DDP")
+            raise ValueError(f"{what} is not supported under DDP")
         if (model.config.get("architecture") != "lgae"
                 or int(model.config.get("num_scalars", 0)) > 0):
-            raise ValueError(f"the {name} > 0) needs an LGAE without per-particle scalars "
-                             "(its augmentations move 4-momenta only)")
+            raise ValueError(f"{what} needs an LGAE without per-particle scalars (its "
+                             "augmentations move 4-momenta only)")
     samples = fit_samples(model, train, val, val_fraction, opts.seed, aux_targets)
     if rank == 0:  # before anything is written
         probe_out_dir(out_dir)

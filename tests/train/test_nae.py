@@ -146,6 +146,7 @@ def test_fit_with_nae_term_records_and_resumes(tmp_path):
     res = fit(dict(LGAE), (p4, mask), epochs=2, out_dir=tmp_path / "a", **nae, **KW)
     assert all(math.isfinite(h["train_nae_negative_energy"]) and h["train_nae_negative_energy"]
                > 0 for h in res.history)
+    assert all(h["nae_nonfinite_negatives"] == 0 for h in res.history)
     extra = load_checkpoint(tmp_path / "a" / "last.pt")["extra"]
     assert extra["nae"] == {"weight": 1.0, "steps": 2.0, "step_size": 0.02, "noise": 0.005,
                             "gamma": 1.0}
@@ -163,6 +164,7 @@ def test_fit_nae_weight_zero_is_training_without_the_option(tmp_path):
     b = fit(dict(LGAE), (p4, mask), epochs=1, out_dir=tmp_path / "b", nae_weight=0.0,
             nae_steps=5, **KW)
     assert "train_nae_negative_energy" not in b.history[-1]
+    assert "nae_nonfinite_negatives" not in b.history[-1]
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
