@@ -111,6 +111,12 @@ CONTRASTIVE_WEIGHT = 0.05
 #: negatives' error as strong a force as the reconstruction itself
 NAE_WEIGHT = 1.0
 
+#: the research code's capacity (~63k real parameters: channels 8-8-10-10 / 10-10-8-8, 10
+#: radial basis functions, invariant MLP width 64; 62,712 real parameters at tau_v = 3)
+BIG_CONFIG: dict[str, Any] = {"encoder_channels": [8, 8, 10, 10],
+                              "decoder_channels": [10, 10, 8, 8], "num_basis": 10,
+                              "mlp_hidden": 64}
+
 #: the candidates (fixed before any of them was trained): name -> config overrides and
 #: auxiliary weight. ``aux``: the latent with the substructure head of the previous round;
 #: ``aux-time``: the same with the lab time direction as a reference vector (``references=
@@ -169,6 +175,16 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # with that reference vector, 28 epochs
     "nae-time": {"config": {"references": ["time"]}, "aux_weight": 0.0,
                  "nae_weight": NAE_WEIGHT},
+    # the session of 2026-12-04, the first with a GPU lent (one H200; fixed before training):
+    # the research code's capacity (its default LGAE-Mix has ~63k real parameters; BIG_CONFIG
+    # has 62.7k, against 8.6k for the base network) with the head, trained for up to 400
+    # epochs (the budget, not the epochs, is expected to end it), the recipe otherwise as
+    # `aux`'s; and the same with the lab time direction (aux-time-long's head gave the best
+    # W/Z at fixed mass). Every base-size latent stayed at tau32 R^2 ~0.2-0.3: this asks
+    # whether capacity is what keeps tau32 out of the latent
+    "aux-big": {"config": BIG_CONFIG, "aux_weight": AUX_WEIGHT, "epochs": 400},
+    "aux-big-time": {"config": {**BIG_CONFIG, "references": ["time"]},
+                     "aux_weight": AUX_WEIGHT, "epochs": 400},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
 CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
@@ -209,10 +225,44 @@ def observables(name: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ train
+def train_tensors(num_particles: int) -> Any:
+    """The training jets as padded tensors, cached beside the observables
+    (``features/tensors_train_qcd_n<N>.pt``, 25 MB): a machine that has the cache and not the
+    62 MB ROOT file (a lent GPU machine) trains from it; :func:`stage_train` reads the same
+    jets in the same order either way."""
+    import torch
+
+    from lgae_hep.data import JetTensors
+
+    cache = ROOT / "features" / f"tensors_train_qcd_n{num_particles}.pt"
+    if cache.exists():
+        d = torch.load(cache, weights_only=False)
+        if d.get("source") != SETS["train_qcd"]:
+            raise RuntimeError(f"{cache} holds {d.get('source')!r}, not {SETS['train_qcd']!r}")
+        return JetTensors(p4=d["p4"], mask=d["mask"], scalars=None, valid=d["valid"],
+                          counts=d["counts"])
+    from lgae_hep.data import read_nanoaod, to_tensors
+
+    t = to_tensors(read_nanoaod(_path("train_qcd"), flat=True, progress=False), num_particles)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    torch.save({"source": SETS["train_qcd"], "p4": t.p4, "mask": t.mask, "valid": t.valid,
+                "counts": t.counts}, tmp)
+    tmp.replace(cache)
+    return t
+
+
+def _head(t: Any, n: int) -> Any:
+    """The first ``n`` jets of a JetTensors."""
+    from lgae_hep.data import JetTensors
+
+    return JetTensors(p4=t.p4[:n], mask=t.mask[:n], scalars=None, valid=t.valid[:n],
+                      counts=t.counts[:n])
+
+
 def stage_train(budget_min: float, threads: int) -> Path:
     import torch
 
-    from lgae_hep.data import read_nanoaod, to_tensors
     from lgae_hep.objectives import substructure_targets
     from lgae_hep.train import fit
 
@@ -222,17 +272,16 @@ def stage_train(budget_min: float, threads: int) -> Path:
     if done.exists():
         _log(f"train: already trained ({done})")
         return out
-    jets = read_nanoaod(_path("train_qcd"), flat=True, progress=False)
+    train = train_tensors(CONFIG["num_particles"])
     targets = None
     if CURRENT["aux_weight"] > 0:
         targets = substructure_targets(observables("train_qcd"))  # same jets, same order
-        if len(targets) != len(jets):
+        if len(targets) != len(train):
             raise RuntimeError("observables cache does not match the training jets")
     n_keep = CURRENT.get("train_jets")
     if n_keep is not None:  # the first n jets (the generator's order is random)
-        jets = jets[:n_keep]
+        train = _head(train, n_keep)
         targets = targets[:n_keep] if targets is not None else None
-    train = to_tensors(jets, CONFIG["num_particles"])
     opts = dict(TRAIN)
     _log(f"train: {len(train)} QCD jets, budget {budget_min:.0f} min, {threads} torch threads, "
          f"aux_weight {CURRENT['aux_weight']}, contrastive_weight "
@@ -272,13 +321,21 @@ def _copy_run(src: Path, dst: Path) -> None:
     _log(f"train: started from a copy of {src}")
 
 
+def _device_name() -> str:
+    """What fit(device="auto") trained on: the GPU's name, or "cpu"."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def _train_info(res: Any, seconds: float, threads: int, opts: dict[str, Any], out: Path
                 ) -> Path:
     secs_all = sum(h["seconds"] for h in res.history)
     info = {"epochs": res.epochs_run, "best_epoch": res.best_epoch,
             "best_val_loss": res.best_val_loss, "stopped_early": res.stopped_early,
             "train_seconds_this_call": seconds, "epoch_seconds_total": secs_all,
-            "torch_threads": threads, "options": opts, "loss": LOSS,
+            "torch_threads": threads, "device": _device_name(), "options": opts,
+            "loss": LOSS,
             "aux_weight": CURRENT["aux_weight"], "config": CONFIG,
             "contrastive_weight": CURRENT["contrastive_weight"],
             "nae_weight": CURRENT["nae_weight"],
