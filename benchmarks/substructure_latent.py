@@ -185,6 +185,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "aux-big": {"config": BIG_CONFIG, "aux_weight": AUX_WEIGHT, "epochs": 400},
     "aux-big-time": {"config": {**BIG_CONFIG, "references": ["time"]},
                      "aux_weight": AUX_WEIGHT, "epochs": 400},
+    # added after aux-big's first seed (capacity left the head's tau32 at R^2 0.285): depth
+    # instead of width. Each LMP layer raises the order of the particle correlations a
+    # latent can form by one (D2, a 3-point ratio, is at R^2 0.88; tau32 wants higher
+    # orders), so 7 encoder layers of 4 channels instead of 4 (12.3k real parameters), the
+    # rest as aux-big
+    "aux-deep": {"config": {"encoder_channels": [4] * 7}, "aux_weight": AUX_WEIGHT,
+                 "epochs": 400},
 }
 CONFIG: dict[str, Any] = dict(BASE_CONFIG)  # of the candidate being worked on (set by main)
 CURRENT: dict[str, Any] = {"name": "aux", "aux_weight": AUX_WEIGHT, "contrastive_weight": 0.0,
