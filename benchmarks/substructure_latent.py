@@ -307,7 +307,8 @@ def stage_train(budget_min: float, threads: int) -> Path:
                   **opts)
     except FloatingPointError as err:  # kept and counted: its best.pt is still evaluated
         (out / "FAILED.json").write_text(json.dumps({"error": str(err), "options": opts,
-                                                     "config": CONFIG}, indent=1))
+                                                     "config": CONFIG,
+                                                     "device": _devices(out)}, indent=1))
         _log(f"train: diverged ({err}); best.pt (its last improvement) is what eval reads")
         return out
     seconds = time.perf_counter() - t0
@@ -335,13 +336,24 @@ def _device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
+def _devices(out: Path) -> str:
+    """The devices a (possibly resumed) run trained on, in order: "NVIDIA H200, then cpu"."""
+    before = _train_record(out).get("device")
+    now = _device_name()
+    if before is None:
+        return now
+    if before == now or before.endswith(f", then {now}"):
+        return before
+    return f"{before}, then {now}"
+
+
 def _train_info(res: Any, seconds: float, threads: int, opts: dict[str, Any], out: Path
                 ) -> Path:
     secs_all = sum(h["seconds"] for h in res.history)
     info = {"epochs": res.epochs_run, "best_epoch": res.best_epoch,
             "best_val_loss": res.best_val_loss, "stopped_early": res.stopped_early,
             "train_seconds_this_call": seconds, "epoch_seconds_total": secs_all,
-            "torch_threads": threads, "device": _device_name(), "options": opts,
+            "torch_threads": threads, "device": _devices(out), "options": opts,
             "loss": LOSS,
             "aux_weight": CURRENT["aux_weight"], "config": CONFIG,
             "contrastive_weight": CURRENT["contrastive_weight"],
@@ -363,21 +375,35 @@ def _jets(name: str) -> Any:
     return read_nanoaod(_path(name), flat=True, progress=False)
 
 
+def _fingerprint(model: Any) -> str:
+    """The first 10 hex digits of the SHA-256 of a model's weights (its state dict)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
 def model_sets(model: Any, tag: str, names: tuple[str, ...] = VAL_SETS
                ) -> dict[str, dict[str, Any]]:
     """Per set of ``names`` ("qcd", "t", "w", "z"): observables merged with the model's
-    reconstruction scores and latent columns (``anomaly_scores.model_features``, cached; the
-    bundled model's features under the shared ``features`` folder)."""
+    reconstruction scores and latent columns (``anomaly_scores.model_features``, cached under
+    the model's weights' fingerprint, so that a run trained further is never scored from the
+    features of its earlier weights; the bundled model's features under the shared
+    ``features`` folder)."""
     import numpy as np
 
     an = _load_sibling("anomaly_scores")
     feat = (ROOT if tag == "bundled" else RUN) / "features"
     feat.mkdir(parents=True, exist_ok=True)
+    fp = _fingerprint(model) if model is not None else ""
     out = {}
     for s in names:
         d = dict(observables(s))
         if model is not None:
-            d.update(an.model_features(model, _path(s), feat / f"{tag}_{s}.npz"))
+            d.update(an.model_features(model, _path(s), feat / f"{tag}_{fp}_{s}.npz"))
         out[s.split("_", 1)[1]] = {k: np.asarray(v) for k, v in d.items()}
     return out
 
@@ -563,6 +589,139 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
         rows[f"new: {name}"] = keep(f"new: {name}", _measure(
             bkg, score(bkg), {k: score(v) for k, v in sig.items()}))
     return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
+
+
+#: signal mass windows (GeV) of the in-window diagnostics (../shared/physics-notes.md's)
+WINDOWS = {"t": (150.0, 200.0), "W": (65.0, 95.0), "Z": (75.0, 105.0)}
+#: the classic density yardstick (anomaly_scores.scores_of's name)
+YARDSTICK = "density (tau21, tau32 | m)"
+#: the in-window rows that do not depend on the model (shown once)
+WINDOW_COMMON = ("supervised: (log m, tau21, tau32, log D2)", "1 - tau21", "1 - tau32",
+                 "-log D2", YARDSTICK)
+
+
+def stage_windows(threads: int) -> dict[str, Any]:
+    """Where a score loses a signal at fixed mass (validation only; added in the session of
+    2026-12-04, nothing is chosen on it): inside each signal's mass window, QCD background
+    jets against that signal, the AUC of
+    - a supervised classifier (HistGradientBoosting, 5-fold out-of-fold) on the latent's
+      invariant features, and on (log m, tau21, tau32, log D2): what the representation holds;
+    - the candidate's QCD density given the mass, and two local densities fitted on the
+      density-fit QCD jets inside the same window (mean distance to the 20 nearest, and a
+      4-component Gaussian mixture, standardised features): whether a density can find it;
+    - 1 - tau21, 1 - tau32, -log D2.
+    Written to ``windows.json`` in the run folder, and once for the bundled ``lgae-mix`` (its
+    own densities, fitted the same way) to ``bundled-windows.json`` beside the runs."""
+    from lgae_hep.zoo import load_model
+
+    bundled = ROOT / "bundled-windows.json"
+    if not bundled.exists():
+        bundled.write_text(json.dumps(_windows_of(load_model("lgae-mix"), "bundled",
+                                                  "bundled lgae-mix", threads), indent=1))
+    out = _windows_of(load_model(RUN / "model" / "best.pt"), "aux", CURRENT["name"], threads)
+    (RUN / "windows.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _windows_of(model: Any, tag: str, label: str, threads: int) -> dict[str, Any]:
+    """:func:`stage_windows` for one model (``tag``: its feature cache, :func:`model_sets`)."""
+    import numpy as np
+    import torch
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.mixture import GaussianMixture
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.neighbors import NearestNeighbors
+
+    torch.set_num_threads(threads)
+    an = _load_sibling("anomaly_scores")
+    fit_qcd, bkg, sig = an._split_qcd(model_sets(model, tag), "val")
+    dens = an.fit_densities(fit_qcd)
+    fs = "gram" if "gram" in dens else "norms"
+    density = NEW_SCORES[1].replace("[gram]", f"[{fs}]")
+    sb, yb = an.scores_of(bkg, dens, True), an.scores_of(bkg, dens, False)
+    classic = ("tau21", "tau32", "d2")
+
+    def inside(d: dict[str, Any], lo: float, hi: float) -> Any:
+        return (d["mass"] > lo) & (d["mass"] < hi)
+
+    def latent(d: dict[str, Any], m: Any) -> Any:
+        f = an._features(d, fs)
+        return np.stack([np.asarray(f[c])[m] for c in f], 1)
+
+    def supervised(x: Any, y: Any) -> float:
+        clf = HistGradientBoostingClassifier(max_iter=200, random_state=0)
+        return float(roc_auc_score(y, cross_val_predict(clf, x, y, cv=5,
+                                                        method="predict_proba")[:, 1]))
+
+    out: dict[str, Any] = {"candidate": label, "features": fs, "windows": {}}
+    for name, (lo, hi) in WINDOWS.items():
+        s = sig[name]
+        mb, ms, mf = inside(bkg, lo, hi), inside(s, lo, hi), inside(fit_qcd, lo, hi)
+        y = np.r_[np.zeros(mb.sum()), np.ones(ms.sum())]
+        xb, xs, xf = latent(bkg, mb), latent(s, ms), latent(fit_qcd, mf)
+        obs = np.r_[np.stack([np.log(bkg["mass"][mb]), *(bkg[c][mb] for c in classic[:2]),
+                              np.log(bkg["d2"][mb])], 1),
+                    np.stack([np.log(s["mass"][ms]), *(s[c][ms] for c in classic[:2]),
+                              np.log(s["d2"][ms])], 1)]
+        mu, sd = xf.mean(0), xf.std(0) + 1e-12
+        zb, zs, zf = (xb - mu) / sd, (xs - mu) / sd, (xf - mu) / sd
+        nn = NearestNeighbors(n_neighbors=20).fit(zf)
+        gmm = GaussianMixture(4, covariance_type="full", random_state=0, reg_covar=1e-3).fit(zf)
+        s_in = {k: (v if k.startswith("latent_") else v[ms]) for k, v in s.items()}
+        ss, ys = an.scores_of(s_in, dens, True), an.scores_of(s_in, dens, False)
+
+        def auc(b: Any, t: Any, y: Any = y) -> float:
+            return float(roc_auc_score(y, np.r_[b, t]))
+
+        out["windows"][name] = {
+            "GeV": [lo, hi], "n_qcd": int(mb.sum()), "n_signal": int(ms.sum()),
+            "n_fit_qcd": int(mf.sum()),
+            "supervised: latent": supervised(np.r_[xb, xs], y),
+            "supervised: (log m, tau21, tau32, log D2)": supervised(obs, y),
+            f"{density}": auc(sb[density][mb], ss[density]),
+            "local density: 20 nearest": auc(nn.kneighbors(zb)[0].mean(1),
+                                             nn.kneighbors(zs)[0].mean(1)),
+            "local density: GMM 4": auc(-gmm.score_samples(zb), -gmm.score_samples(zs)),
+            "1 - tau21": auc(1 - bkg["tau21"][mb], 1 - s["tau21"][ms]),
+            "1 - tau32": auc(1 - bkg["tau32"][mb], 1 - s["tau32"][ms]),
+            "-log D2": auc(-np.log(bkg["d2"][mb]), -np.log(s["d2"][ms])),
+            YARDSTICK: auc(yb[YARDSTICK][mb], ys[YARDSTICK]),
+        }
+        _log(f"windows: {label}: {name} {out['windows'][name]}")
+    return out
+
+
+def _window_table() -> str:
+    """The in-window diagnostics (:func:`stage_windows`), mean +- sd over each candidate's
+    runs that have a ``windows.json``; "" when none has."""
+    import numpy as np
+
+    rows: dict[str, dict[str, list[float]]] = {}
+    for f in [*sorted(ROOT.glob("bundled-windows.json")),
+              *sorted(ROOT.glob("*-s*/windows.json"))]:
+        r = json.loads(f.read_text())
+        for win, vals in r["windows"].items():
+            for k, v in vals.items():
+                if k in WINDOW_COMMON:  # the same for every model: its first value
+                    rows.setdefault(k, {}).setdefault(win, [v])
+                elif isinstance(v, float):
+                    rows.setdefault(f"{r['candidate']}: {k}", {}).setdefault(win, []).append(v)
+    if not rows:
+        return ""
+    wins = list(WINDOWS)
+    head = " | ".join(f"{w} {WINDOWS[w][0]:.0f}-{WINDOWS[w][1]:.0f} GeV" for w in wins)
+    lines = ["| in the signal's mass window (validation; AUC, mean +- sd over runs) | runs | "
+             + head + " |", "|---|---|" + "---|" * len(wins)]
+    common = [k for k in WINDOW_COMMON if k in rows]
+    for label in [*common, *(k for k in rows if k not in common)]:
+        per = rows[label]
+        n = len(per[wins[0]])
+        cells = [f"{np.mean(per[w]):.3f}" + (f" +- {np.std(per[w]):.3f}" if n > 1 else "")
+                 for w in wins]
+        lines.append(f"| {label} | {'-' if label in common else n} | " + " | ".join(cells)
+                     + " |")
+    return "\n".join(lines)
 
 
 #: the file each kind of evaluation writes in the run folder
@@ -775,6 +934,25 @@ def _probe_table() -> str:
     return "\n".join(lines)
 
 
+def _training_table() -> str:
+    """How each evaluated run of the run folder was trained (its model folder's record)."""
+    lines = ["| run | device | epochs (best) | minutes of epochs | ended by |",
+             "|---|---|---|---|---|"]
+    for f in sorted(ROOT.glob("*-s*/eval.json")):
+        t = _train_record(f.parent / "model")
+        if "error" in t:  # FAILED.json: a diverged run, evaluated at its best.pt
+            lines.append(f"| {f.parent.name} | {t.get('device', 'not recorded')} | - | - | "
+                         f"diverged ({t['error'].split(';')[0]}) |")
+            continue
+        ended = ("early stopping" if t.get("stopped_early")
+                 else "its epochs" if t.get("epochs", 0) >= t.get("options", {}).get("epochs", 0)
+                 else "the time budget")
+        lines.append(f"| {f.parent.name} | {t.get('device', 'cpu')} | {t.get('epochs')} "
+                     f"({t.get('best_epoch', 0) + 1}) | {t.get('epoch_seconds_total', 0) / 60:.1f}"
+                     f" | {ended} |")
+    return "\n".join(lines)
+
+
 def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md",
                block: str = "substructure-candidates") -> None:
     """The validation and test tables between ``<!-- <block>:begin/end -->`` of
@@ -799,6 +977,9 @@ def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md
         summary.get("test_table") or "(no test run yet)",
         "",
         _probe_table(),
+        "",
+        _training_table(),
+        *(["", _window_table()] if _window_table() else []),
         end])
     i, j = text.index(begin), text.index(end) + len(end)
     path.write_text(text[:i] + body + text[j:])
@@ -950,8 +1131,8 @@ def stage_bundle(pretrained: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stages", nargs="+", default=["train", "eval"],
-                    choices=["data", "train", "eval", "summary", "test", "card",
-                             "bundle"])
+                    choices=["data", "train", "eval", "windows", "summary", "test",
+                             "card", "bundle"])
     ap.add_argument("--candidate", default="aux", choices=list(CANDIDATES))
     ap.add_argument("--seed", type=int, default=0, help="training seed of the candidate")
     ap.add_argument("--budget-min", type=float, default=30.0,
@@ -980,7 +1161,8 @@ def main(argv: list[str] | None = None) -> int:
                    train_jets=cand.get("train_jets"))
     TRAIN["seed"] = args.seed
     TRAIN["epochs"] = cand.get("epochs", args.max_epochs)
-    RUN.mkdir(parents=True, exist_ok=True)
+    if {"train", "eval", "windows", "test", "card"} & set(args.stages):  # they write in RUN
+        RUN.mkdir(parents=True, exist_ok=True)
     if "data" in args.stages:  # this study's test sets (training/validation: anomaly_scores)
         _load_sibling("anomaly_scores").pc.stage_data(DATA, False, sets=TEST_RECIPE)
     if "train" in args.stages:
@@ -989,6 +1171,8 @@ def main(argv: list[str] | None = None) -> int:
         stage_train(args.budget_min, args.threads)
     if "eval" in args.stages:
         stage_eval(args.threads, "val")
+    if "windows" in args.stages:
+        stage_windows(args.threads)
     if "summary" in args.stages:
         summary = stage_summary()
         if args.write_docs:
