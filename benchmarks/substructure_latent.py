@@ -23,6 +23,18 @@ validation jet the scores are measured on steers the training), ``max_seconds`` 
 ``last.pt`` / ``best.pt`` with the head in ``extra["aux_head"]``; an interrupted run continues
 when the command is repeated (``resume=True``). ``DONE.json`` records epochs and time.
 
+On a GPU machine, ``benchmarks/substructure_parallel.sh`` trains several (candidate, seed)
+runs side by side; the training jets travel as the tensor cache
+``<run-dir>/features/tensors_train_qcd_n30.pt`` with ``observables_train_qcd.npz``, which
+``train`` writes on its first call, so that machine needs neither the ROOT file nor FastJet.
+Every run records the devices it trained on (``"NVIDIA H200, then cpu"`` for a run resumed on
+a CPU).
+
+``windows`` (validation only, nothing chosen on it): inside each signal's mass window
+(:data:`WINDOWS`), what a supervised classifier finds in the latent and in the classic
+observables, and what the latent's QCD densities find; ``windows.json``, and once for the
+bundled ``lgae-mix``.
+
 ``summary``: every (candidate, score) over the seeds that have an ``eval.json``: mean and
 standard deviation, and the choice by the fixed rule (:data:`MIN_INV_JSD`); ``summary.json``.
 
