@@ -621,7 +621,7 @@ def stage_windows(threads: int) -> dict[str, Any]:
     - the candidate's QCD density given the mass, and two local densities fitted on the
       density-fit QCD jets inside the same window (mean distance to the 20 nearest, and a
       4-component Gaussian mixture, standardised features): whether a density can find it;
-    - 1 - tau21, 1 - tau32, -log D2.
+    - 1 - tau21, 1 - tau32, -log D2 and the classic (tau21, tau32 | m) density.
     Written to ``windows.json`` in the run folder, and once for the bundled ``lgae-mix`` (its
     own densities, fitted the same way) to ``bundled-windows.json`` beside the runs."""
     from lgae_hep.zoo import load_model
