@@ -35,7 +35,7 @@ from torch import nn
 from .scoring.aux_head import TrainingHead
 
 __all__ = ["ContrastiveHead", "collinear_split", "contrastive_loss", "hard_prongs",
-           "keep_hardest", "positive_view", "soft_smear"]
+           "keep_hardest", "narrow_to_mass", "positive_view", "soft_smear"]
 
 
 def keep_hardest(p4: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[torch.Tensor,
@@ -109,13 +109,19 @@ def positive_view(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
 
 def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
                 share: tuple[float, float] = (0.15, 0.35),
-                angle: tuple[float, float] = (0.2, 0.6)) -> tuple[torch.Tensor, torch.Tensor]:
+                angle: tuple[float, float] = (0.2, 0.6),
+                keep_mass: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The anomalous view: one or two new massless prongs per jet, each with an energy share
     ``f ~ U(share)`` of the jet, at ``Delta R ~ U(angle)`` from the jet axis in a random
     direction; every original particle is scaled by ``1 - sum f``, and the prongs' transverse
     momentum relative to the axis is balanced by a recoil spread over the scaled particles in
     proportion to their energy, so the jet's 3-momentum direction is kept. The ``N`` hardest
-    particles are kept (:func:`keep_hardest`)."""
+    particles are kept (:func:`keep_hardest`).
+
+    The prongs nearly always make the jet heavier. With ``keep_mass``, such a view is then
+    narrowed back to the original jet mass (:func:`narrow_to_mass`): a jet with more prongs at
+    its own mass, the structure a density given the mass should find rare (a view that came
+    out lighter is kept as it is). The random draws are the same either way."""
     _check(p4, mask)
     b, n, _ = p4.shape
     dev, dt = p4.device, p4.dtype
@@ -159,7 +165,56 @@ def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
     cand = torch.cat([rest, prongs], 1)
     cmask = torch.cat([mask, torch.stack([torch.ones_like(two), two], 1)], 1)
     cand = torch.where(cmask.unsqueeze(-1), cand, zero)
-    return keep_hardest(cand, cmask, n)
+    out, keep = keep_hardest(cand, cmask, n)
+    if keep_mass:
+        m2 = jet[:, 0] ** 2 - (jet[:, 1:] ** 2).sum(-1)
+        out = narrow_to_mass(out, keep, m2.clamp_min(0).sqrt())
+    return out, keep
+
+
+#: bisection steps of :func:`narrow_to_mass`: the factor's interval shrinks to 2^-60, below
+#: float64's resolution of a factor in (0, 1]
+NARROW_STEPS = 60
+
+
+def narrow_to_mass(p4: torch.Tensor, mask: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+    """Jets narrowed to a given mass: every particle's momentum transverse to its jet's axis
+    scaled by one factor ``lam`` in [0, 1] per jet, each particle's own mass kept (its energy
+    follows), so the jet's 3-momentum is kept exactly and its mass, which grows with ``lam``,
+    is brought to ``mass`` by bisection (:data:`NARROW_STEPS`). A jet already at or below
+    ``mass`` is returned unchanged (``lam = 1``); one that stays above it even when collinear
+    gets ``lam = 0``. ``(B, N, 4), (B, N), (B,) -> (B, N, 4)``."""
+    _check(p4, mask)
+    dt = p4.dtype
+    zero = torch.zeros((), dtype=dt, device=p4.device)
+    p4 = torch.where(mask.unsqueeze(-1), p4, zero)
+    pvec = p4[..., 1:]
+    jet_p = pvec.sum(1)  # (B, 3)
+    axis = jet_p / jet_p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
+    par = (pvec * axis.unsqueeze(1)).sum(-1, keepdim=True) * axis.unsqueeze(1)
+    perp = pvec - par
+    own_m2 = (p4[..., 0] ** 2 - (pvec ** 2).sum(-1)).clamp_min(0)
+
+    def narrowed(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = par + lam.view(-1, 1, 1) * perp
+        e = torch.where(mask, (own_m2 + (q ** 2).sum(-1)).sqrt(), zero)
+        qsum = torch.where(mask.unsqueeze(-1), q, zero).sum(1)
+        jet_m2 = e.sum(1) ** 2 - (qsum ** 2).sum(-1)
+        return torch.cat([e.unsqueeze(-1), q], -1), jet_m2
+
+    target = mass.to(dt) ** 2
+    lo = torch.zeros(p4.shape[0], dtype=dt, device=p4.device)
+    hi = torch.ones_like(lo)
+    if bool((narrowed(hi)[1] > target).any()):
+        for _ in range(NARROW_STEPS):
+            mid = 0.5 * (lo + hi)
+            above = narrowed(mid)[1] > target
+            hi = torch.where(above, mid, hi)
+            lo = torch.where(above, lo, mid)
+    heavier = narrowed(torch.ones_like(lo))[1] > target
+    out, _ = narrowed(torch.where(heavier, lo, torch.ones_like(lo)))
+    # a jet that is not heavier than asked is returned as it came, bit for bit
+    return torch.where(heavier.view(-1, 1, 1) & mask.unsqueeze(-1), out, p4)
 
 
 def _check(p4: torch.Tensor, mask: torch.Tensor) -> None:

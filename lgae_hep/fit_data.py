@@ -108,6 +108,7 @@ class FitOptions:
     nae_step_size: float = 0.02
     nae_noise: float = 0.005
     nae_gamma: float = 1.0
+    nae_keep_mass: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "max_nonfinite_retries", "val_every"):
@@ -135,6 +136,8 @@ class FitOptions:
         check_positive("nae_steps", self.nae_steps, allow_zero=True)
         for name in ("nae_step_size", "nae_noise", "nae_gamma"):
             check_positive(name, getattr(self, name), float, allow_zero=True)
+        if not isinstance(self.nae_keep_mass, bool):
+            raise ValueError(f"nae_keep_mass must be True or False, got {self.nae_keep_mass!r}")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.loss not in LOSSES:

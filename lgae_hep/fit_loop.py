@@ -415,7 +415,7 @@ class Trainer:
         moved by Langevin steps down the energy, seeded by (seed, epoch, step)."""
         opts, model = self.opts, self.model
         gen = self._batch_generator(p4.device, epoch, step, offset=7)
-        start, mn = hard_prongs(p4, mask, gen)
+        start, mn = hard_prongs(p4, mask, gen, keep_mass=opts.nae_keep_mass)
 
         def energy(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
             return per_jet_loss(model, forward_model(self.train_model, x, m, None), x, m,
@@ -563,6 +563,7 @@ class Trainer:
         if self.opts.nae_weight > 0:
             extra["nae"] = {k: float(getattr(self.opts, f"nae_{k}")) for k in
                             ("weight", "steps", "step_size", "noise", "gamma")}
+            extra["nae"]["keep_mass"] = bool(self.opts.nae_keep_mass)
         return extra
 
     def _time_spent(self, t_start: float) -> bool:

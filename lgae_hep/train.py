@@ -193,6 +193,7 @@ def fit(
     nae_step_size: float = 0.02,
     nae_noise: float = 0.005,
     nae_gamma: float = 1.0,
+    nae_keep_mass: bool = False,
 ) -> FitResult:
     """Train an autoencoder on background jets (the module docstring describes the behaviour).
 
@@ -317,6 +318,10 @@ def fit(
         (:func:`lgae_hep.nae.langevin_negatives`).
     nae_gamma : float
         Weight of the squared energies in the term (:func:`lgae_hep.nae.nae_loss`).
+    nae_keep_mass : bool
+        Start the chains from the anomalous view narrowed back to each jet's own mass
+        (:func:`lgae_hep.contrastive.hard_prongs` with ``keep_mass``): negatives with more
+        prongs at the same mass instead of heavier ones. Default False.
 
     Returns
     -------
@@ -344,6 +349,7 @@ def fit(
             contrastive_temperature=contrastive_temperature, mass_weight=mass_weight,
             momentum_weight=momentum_weight, nae_weight=nae_weight, nae_steps=nae_steps,
             nae_step_size=nae_step_size, nae_noise=nae_noise, nae_gamma=nae_gamma,
+            nae_keep_mass=nae_keep_mass,
         )
 
 

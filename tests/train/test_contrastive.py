@@ -27,6 +27,7 @@ from lgae_hep.contrastive import (  # noqa: E402
     contrastive_loss,
     hard_prongs,
     keep_hardest,
+    narrow_to_mass,
     soft_smear,
 )
 from lgae_hep.lorentz import lorentz_matrix  # noqa: E402
@@ -126,6 +127,42 @@ def test_hard_prongs_keep_direction_and_add_mass():
     assert (_mass(out) > _mass(p4)).float().mean() > 0.9
     # every particle on or inside its light cone
     assert (out[..., 0][om] >= out[..., 1:].norm(dim=-1)[om] * (1 - 8 * EPS64)).all()
+
+
+def test_hard_prongs_keep_mass_gives_more_prongs_at_the_jet_mass():
+    p4, mask = _jets(64, 6, 8)
+    heavy, hm = hard_prongs(p4, mask, _gen(7))
+    out, om = hard_prongs(p4, mask, _gen(7), keep_mass=True)
+    assert torch.equal(om, hm)  # the same draws: the same particles, only narrowed
+    # a view the prongs made heavier (nearly all) is back at the original jet mass, to the
+    # bisection's 2^-60 in the factor and the rounding of m^2 = E^2 - |p|^2 (relative
+    # 64 eps E^2 / m^2 for 8 particles); a lighter one is kept as it is
+    m_in = _mass(p4)
+    heavier = _mass(heavy) > m_in
+    assert heavier.float().mean() > 0.9
+    tol = 64 * EPS64 * (out.sum(1)[:, 0] ** 2 / m_in ** 2)
+    assert ((_mass(out) - m_in).abs() / m_in <= tol + 2.0 ** -50)[heavier].all()
+    assert torch.equal(out[~heavier], heavy[~heavier])
+    # the 3-momentum of the view is that of the heavy view: only the spread about the axis
+    # shrank; each particle keeps its own mass (massless prongs stay massless)
+    assert torch.allclose(out.sum(1)[:, 1:], heavy.sum(1)[:, 1:], rtol=0,
+                          atol=64 * EPS64 * float(heavy[..., 0].sum(1).max()))
+    own = lambda x: x[..., 0] ** 2 - (x[..., 1:] ** 2).sum(-1)  # noqa: E731
+    e2 = heavy[..., 0] ** 2
+    assert ((own(out) - own(heavy)).abs()[om] <= 64 * EPS64 * e2[om]).all()
+    assert torch.equal(out[~om], torch.zeros_like(out[~om]))
+
+
+def test_narrow_to_mass_leaves_lighter_jets_and_is_permutation_covariant():
+    p4, mask = _jets(32, 8, 8)
+    m = _mass(p4)
+    assert torch.equal(narrow_to_mass(p4, mask, m * 1.5), p4)  # lighter than asked: as it was
+    half = narrow_to_mass(p4, mask, m * 0.5)
+    assert torch.allclose(_mass(half), m * 0.5, rtol=1e-9)
+    perm = torch.randperm(8, generator=_gen(3))
+    moved = narrow_to_mass(p4[:, perm], mask[:, perm], m * 0.5)
+    assert torch.allclose(moved, half[:, perm], rtol=0,
+                          atol=64 * EPS64 * float(p4[..., 0].sum(1).max()))
 
 
 def test_augmentations_refuse_bad_input():

@@ -149,7 +149,7 @@ def test_fit_with_nae_term_records_and_resumes(tmp_path):
     assert all(h["nae_nonfinite_negatives"] == 0 for h in res.history)
     extra = load_checkpoint(tmp_path / "a" / "last.pt")["extra"]
     assert extra["nae"] == {"weight": 1.0, "steps": 2.0, "step_size": 0.02, "noise": 0.005,
-                            "gamma": 1.0}
+                            "gamma": 1.0, "keep_mass": False}
     # resume continues to the same weights as one uninterrupted run (the chains are seeded)
     fit(dict(LGAE), (p4, mask), epochs=3, out_dir=tmp_path / "a", resume=True, **nae, **KW)
     fit(dict(LGAE), (p4, mask), epochs=3, out_dir=tmp_path / "b", **nae, **KW)
@@ -177,6 +177,21 @@ def test_fit_nae_refuses_bad_options_and_models(tmp_path):
         fit(dict(TINY_GNNAE), (p4, mask), epochs=1, out_dir=tmp_path / "g", nae_weight=1.0,
             **dict(KW, loss="chamfer"))
     for bad in ({"nae_weight": -1.0}, {"nae_steps": -2}, {"nae_step_size": -0.1},
-                {"nae_gamma": -1.0}):
+                {"nae_gamma": -1.0}, {"nae_keep_mass": "yes"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             fit(dict(LGAE), (p4, mask), epochs=1, out_dir=tmp_path / "n", **bad, **KW)
+
+
+def test_fit_nae_keep_mass_changes_the_negatives_only(tmp_path):
+    """The option is recorded; it changes the training (other negatives), and its first
+    epoch's negatives start from jets at the batch jets' own masses (tested on the view in
+    test_contrastive.py)."""
+    p4, mask = make_jets(48, 24)
+    nae = dict(nae_weight=1.0, nae_steps=1)
+    a = fit(dict(LGAE), (p4, mask), epochs=1, out_dir=tmp_path / "a", **nae, **KW)
+    b = fit(dict(LGAE), (p4, mask), epochs=1, out_dir=tmp_path / "b", nae_keep_mass=True,
+            **nae, **KW)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["extra"]["nae"]["keep_mass"] is True
+    assert b.history[-1]["nae_nonfinite_negatives"] == 0
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)
