@@ -626,6 +626,7 @@ def stage_windows(threads: int) -> dict[str, Any]:
     jets against that signal, the AUC of
     - a supervised classifier (HistGradientBoosting, 5-fold out-of-fold) on the latent's
       invariant features, and on (log m, tau21, tau32, log D2): what the representation holds;
+    - the candidate's reconstruction error (the normalised autoencoder's energy);
     - the candidate's QCD density given the mass, and two local densities fitted on the
       density-fit QCD jets inside the same window (mean distance to the 20 nearest, and a
       4-component Gaussian mixture, standardised features): whether a density can find it;
@@ -700,6 +701,8 @@ def _windows_of(model: Any, tag: str, label: str, threads: int) -> dict[str, Any
             "supervised: latent": supervised(np.r_[xb, xs], y),
             "supervised: (log m, tau21, tau32, log D2)": supervised(obs, y),
             f"{density}": auc(sb[density][mb], ss[density]),
+            "chamfer-dr (the reconstruction error)": auc(sb["chamfer-dr"][mb],
+                                                        ss["chamfer-dr"]),
             "local density: 20 nearest": auc(nn.kneighbors(zb)[0].mean(1),
                                              nn.kneighbors(zs)[0].mean(1)),
             "local density: GMM 4": auc(-gmm.score_samples(zb), -gmm.score_samples(zs)),
