@@ -76,8 +76,9 @@ What :func:`fit` does
   Neither head is supported under DDP (a ``ValueError``).
 * Normalised-autoencoder objective (optional, ``nae_weight > 0``, LGAE without scalars; issue
   21.3): :mod:`lgae_hep.nae`. Each batch's anomalous view (the contrastive objective's extra
-  hard prongs) is moved by ``nae_steps`` Langevin steps down the reconstruction error, on the
-  light cone, and the objective gains ``nae_weight x`` :func:`lgae_hep.nae.nae_loss` (the
+  hard prongs; with ``nae_keep_mass`` narrowed back to each jet's own mass) is moved by
+  ``nae_steps`` Langevin steps down the reconstruction error, on the light cone, and the
+  objective gains ``nae_weight x`` :func:`lgae_hep.nae.nae_loss` (the
   error on the batch minus the error on those negatives, plus ``nae_gamma`` times their
   squares). The chains are seeded by (seed, epoch, step); no head, so nothing is stored
   beside the model but the options (``extra["nae"]``); the history gains
