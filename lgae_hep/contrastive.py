@@ -180,10 +180,10 @@ NARROW_STEPS = 60
 def narrow_to_mass(p4: torch.Tensor, mask: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
     """Jets narrowed to a given mass: every particle's momentum transverse to its jet's axis
     scaled by one factor ``lam`` in [0, 1] per jet, each particle's own mass kept (its energy
-    follows), so the jet's 3-momentum is kept exactly and its mass, which grows with ``lam``,
-    is brought to ``mass`` by bisection (:data:`NARROW_STEPS`). A jet already at or below
-    ``mass`` is returned unchanged (``lam = 1``); one that stays above it even when collinear
-    gets ``lam = 0``. ``(B, N, 4), (B, N), (B,) -> (B, N, 4)``."""
+    follows), so the jet's 3-momentum is kept (to rounding) and its mass, which grows with
+    ``lam``, is brought to ``mass`` by bisection (:data:`NARROW_STEPS`). A jet already at or
+    below ``mass`` is returned unchanged, bit for bit; one that stays above it even when
+    collinear gets ``lam = 0``. ``(B, N, 4), (B, N), (B,) -> (B, N, 4)``."""
     _check(p4, mask)
     dt = p4.dtype
     zero = torch.zeros((), dtype=dt, device=p4.device)
@@ -205,14 +205,15 @@ def narrow_to_mass(p4: torch.Tensor, mask: torch.Tensor, mass: torch.Tensor) -> 
     target = mass.to(dt) ** 2
     lo = torch.zeros(p4.shape[0], dtype=dt, device=p4.device)
     hi = torch.ones_like(lo)
-    if bool((narrowed(hi)[1] > target).any()):
-        for _ in range(NARROW_STEPS):
-            mid = 0.5 * (lo + hi)
-            above = narrowed(mid)[1] > target
-            hi = torch.where(above, mid, hi)
-            lo = torch.where(above, lo, mid)
-    heavier = narrowed(torch.ones_like(lo))[1] > target
-    out, _ = narrowed(torch.where(heavier, lo, torch.ones_like(lo)))
+    heavier = narrowed(hi)[1] > target
+    if not bool(heavier.any()):
+        return p4
+    for _ in range(NARROW_STEPS):
+        mid = 0.5 * (lo + hi)
+        above = narrowed(mid)[1] > target
+        hi = torch.where(above, mid, hi)
+        lo = torch.where(above, lo, mid)
+    out, _ = narrowed(torch.where(heavier, lo, hi))
     # a jet that is not heavier than asked is returned as it came, bit for bit
     return torch.where(heavier.view(-1, 1, 1) & mask.unsqueeze(-1), out, p4)
 
