@@ -9,11 +9,12 @@
 # e.g. (the session of 2026-12-04, one H200):
 #   benchmarks/substructure_parallel.sh runs/substructure_gpu 5.5 2 "aux-big aux-big-time" "0 1 2"
 #
-# PYTHON names the interpreter (default: python). Each run logs to RUN_DIR/<candidate>-s<seed>.log; a run whose budget ends first writes
-# PROGRESS.json and the same command continues it (fit resumes from last.pt).
+# PYTHON names the interpreter (default: python). Each run logs to
+# RUN_DIR/<candidate>-s<seed>.log; a run whose budget ends first writes PROGRESS.json and the
+# same command continues it (fit resumes from last.pt).
 set -euo pipefail
 if [ "$#" -ne 5 ]; then
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
 fi
 run_dir=$1 budget=$2 threads=$3 candidates=$4 seeds=$5
