@@ -18,14 +18,17 @@ pT, where N is the number of particles the model was built for (``model.config
 
 Anomaly score
 -------------
-Two kinds of score, selected with ``metric``. **Reconstruction** scores compare the jet with
+Three kinds of score, selected with ``metric``. **Reconstruction** scores compare the jet with
 the model's reconstruction of it: ``"chamfer"`` (:func:`lgae_hep.losses.chamfer`, squared
 Euclidean distance of the Cartesian 4-vectors in GeV, summed over particles; in units of the
 jet mass for a mass-normalised model) and ``"chamfer-dr"`` (:func:`lgae_hep.losses.chamfer_dr`,
 pT-weighted angular, dimensionless). **Latent-density** scores (:mod:`lgae_hep.density`) are
 ``-log p`` of the jet's latent Lorentz invariants (and its log mass) under a Gaussian mixture
 of QCD jets stored in the model file: ``"latent-density"``, ``"latent-density-given-mass"``
-(the mass conditioned out) and ``"latent-density-joint"``; they can be negative. By default
+(the mass conditioned out) and ``"latent-density-joint"``; they can be negative. The
+**exposure** score ``"exposure"`` (:mod:`lgae_hep.scoring.exposure`) is the logit of a
+classifier head stored in the model file, on the latent invariants and log m, that tells QCD
+jets from QCD jets given extra hard prongs at their own mass. By default
 (``metric=None``) a bundled model uses the score recorded in its card, the one chosen on its
 validation sets (:func:`recommended_metric`; ``docs/RESULTS.md``), a model file the score it
 records, other models ``"chamfer"``.
@@ -40,7 +43,7 @@ It is computed jet by jet:
   (``on_invalid="raise"`` raises ``ValueError`` instead);
 * a jet whose mass is not resolved (``m <= 2^-10 E``: one particle, collinear particles) is
   treated the same way where the mass divides something: a mass-normalised model, or a
-  latent-density score (``log m``);
+  latent-density or exposure score (``log m``);
 * every other jet gets a finite score (for finite network outputs).
 
 Batching and determinism
@@ -157,8 +160,9 @@ def score(
         One of :data:`lgae_hep.zoo.ANOMALY_METRICS` (module docstring): ``"chamfer"``,
         ``"chamfer-dr"``, ``"latent-density"``, ``"latent-density-given-mass"``,
         ``"latent-density-joint"`` (the density scores need a model holding a latent density),
-        and ``"<score>-decorrelated"`` for a score whose mass-decorrelation map the model file
-        holds: the registry :data:`lgae_hep.scoring.registry.SCORES`.
+        ``"exposure"`` (needs a model holding an exposure head), and ``"<score>-decorrelated"``
+        for a score whose mass-decorrelation map the model file holds: the registry
+        :data:`lgae_hep.scoring.registry.SCORES`.
         ``None`` (default): the score the model's card (or model file) recommends,
         ``"chamfer"`` for models without one.
     collection : str, optional

@@ -250,6 +250,9 @@ def save_checkpoint(
     head = getattr(bare, "aux_head", None)
     if head is not None and "aux_head" not in extra:
         extra["aux_head"] = head.to_state()
+    exposure = getattr(bare, "exposure_head", None)
+    if exposure is not None and "exposure_head" not in extra:
+        extra["exposure_head"] = exposure.to_state()
     maps = getattr(bare, "decorrelation", None)
     if maps and "decorrelation" not in extra:
         extra["decorrelation"] = {k: v.to_state() for k, v in maps.items()}
@@ -418,6 +421,14 @@ def model_from_checkpoint(ckpt: Mapping[str, Any], device: Any = None,
                                AuxHead.from_state(extra["aux_head"]).double().eval())
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{source}: its auxiliary head is corrupt: {err}") from None
+    if isinstance(extra, Mapping) and "exposure_head" in extra:
+        from lgae_hep.scoring.exposure import ExposureHead
+
+        try:  # float64, a plain attribute (as the auxiliary head)
+            object.__setattr__(model, "exposure_head",
+                               ExposureHead.from_state(extra["exposure_head"]).double().eval())
+        except (KeyError, TypeError, ValueError, RuntimeError, StopIteration) as err:
+            raise CheckpointError(f"{source}: its exposure head is corrupt: {err}") from None
     if isinstance(extra, Mapping) and "decorrelation" in extra:
         from lgae_hep.scoring.decorrelation import MassDecorrelation
 

@@ -34,8 +34,8 @@ from torch import nn
 
 from .scoring.aux_head import TrainingHead
 
-__all__ = ["ContrastiveHead", "collinear_split", "contrastive_loss", "hard_prongs",
-           "keep_hardest", "narrow_to_mass", "positive_view", "soft_smear"]
+__all__ = ["ContrastiveHead", "collinear_split", "contrastive_loss", "exposure_views",
+           "hard_prongs", "keep_hardest", "narrow_to_mass", "positive_view", "soft_smear"]
 
 
 def keep_hardest(p4: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[torch.Tensor,
@@ -175,6 +175,24 @@ def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
 #: bisection steps of :func:`narrow_to_mass`: the factor's interval shrinks to 2^-60, below
 #: float64's resolution of a factor in (0, 1]
 NARROW_STEPS = 60
+
+
+def exposure_views(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
+                   split_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                     torch.Tensor]:
+    """The two classes of the ``exposure`` head (:mod:`lgae_hep.scoring.exposure`):
+    ``(p4_qcd, mask_qcd, p4_anomalous, mask_anomalous)``.
+
+    The anomalous view is :func:`hard_prongs` with ``keep_mass=True`` (one or two extra hard
+    prongs, narrowed back to the jet's own mass); then *both* views get :func:`positive_view`
+    (collinear splittings with probability ``split_prob``, soft smearing), so that a prong is a
+    spray of collinear particles like a real subjet, not one particle that no QCD jet has, and
+    the head cannot tell the classes apart by the splitting itself. The draws come from ``gen``
+    in a fixed order (prongs, then the anomalous view's splits, then the QCD view's)."""
+    pn, mn = hard_prongs(p4, mask, gen, keep_mass=True)
+    pn, mn = positive_view(pn, mn, gen, split_prob=split_prob)
+    pq, mq = positive_view(p4, mask, gen, split_prob=split_prob)
+    return pq, mq, pn, mn
 
 
 def narrow_to_mass(p4: torch.Tensor, mask: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:

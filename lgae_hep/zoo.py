@@ -21,7 +21,7 @@ import torch
 import lgae_hep.models.pretrained as pretrained
 from lgae_hep.checkpoint import load_model_file
 from lgae_hep.nn.io import dtype_name, parse_dtype
-from lgae_hep.scoring.registry import SCORES, check_score, is_density_score
+from lgae_hep.scoring.registry import SCORES, check_score, is_density_score, is_exposure_score
 
 __all__ = [
     "ANOMALY_METRICS",
@@ -247,6 +247,10 @@ def load_model(
                     f"{path}: its default anomaly score {metric!r} needs a latent density, "
                     "but the model file holds none (a model file saved without it, or the "
                     "weights of another model)")
+            if is_exposure_score(metric) and getattr(model, "exposure_head", None) is None:
+                raise ValueError(
+                    f"{path}: its default anomaly score {metric!r} needs an exposure head, but "
+                    "the model file holds none")
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(False)

@@ -79,9 +79,10 @@ __all__ = [
 DEFAULT_MODEL = "lgae-mix"
 #: lgae_hep.scoring.registry.SCORES (the ``--metric`` choices)
 SCORE_NAMES = ("chamfer", "chamfer-dr", "latent-density", "latent-density-given-mass",
-               "latent-density-joint", "chamfer-decorrelated", "chamfer-dr-decorrelated",
-               "latent-density-decorrelated", "latent-density-given-mass-decorrelated",
-               "latent-density-joint-decorrelated")
+               "latent-density-joint", "exposure", "chamfer-decorrelated",
+               "chamfer-dr-decorrelated", "latent-density-decorrelated",
+               "latent-density-given-mass-decorrelated", "latent-density-joint-decorrelated",
+               "exposure-decorrelated")
 #: lgae_hep.workflow.EXECUTORS
 EXECUTORS = ("iterative", "futures", "dask", "dask-awkward")
 #: lgae_hep.workflow.CLASS_MODES

@@ -37,6 +37,7 @@ from lgae_hep.data.badinput import EMPTY, ENCODED, INVALID, OVERFLOW, UNRESOLVED
 from lgae_hep.data.tensors import flatten_outer
 from lgae_hep.nn.io import AutoencoderOutput, jet_mass
 from lgae_hep.scoring.aux_head import aux_head_columns
+from lgae_hep.scoring.exposure import exposure_scores
 from lgae_hep.scoring.frames import (
     apply_boosts,
     frame_references,
@@ -46,7 +47,7 @@ from lgae_hep.scoring.frames import (
     to_lab,
 )
 from lgae_hep.scoring.latent import LatentColumns, latent_columns, latent_records
-from lgae_hep.scoring.registry import check_score, is_density_score
+from lgae_hep.scoring.registry import check_score, is_density_score, is_exposure_score
 from lgae_hep.zoo import DEFAULT_MODEL, load_model, model_num_particles, resolve_metric
 
 vector.register_awkward()
@@ -69,6 +70,7 @@ __all__ = [
     "latent_records",
     "model_decorrelation",
     "model_density",
+    "model_exposure",
     "model_dtype_device",
     "run_chunks",
 ]
@@ -190,6 +192,7 @@ def forward_batches(
     decorrelation = model_decorrelation(model, metric)
     density = model_density(model, base)
     head = getattr(model, "aux_head", None) if density is not None else None
+    exposure = model_exposure(model, base)
     compute = check_score(base).compute
     rest = is_lorentz_equivariant(model)
     n_jets = int(p4.shape[0])
@@ -235,7 +238,7 @@ def forward_batches(
                 out = to_lab(back, out)
                 if not encode_only:
                     out = dataclasses.replace(out, p4=lab_light_cone(model, out.p4))
-            if density is not None or decorrelation is not None:
+            if density is not None or exposure is not None or decorrelation is not None:
                 mass, resolved = jet_mass(x64, m)  # float64, of the kept particles
             if encode_only:
                 s = torch.full((k,), float("nan"), dtype=torch.float64)
@@ -247,6 +250,12 @@ def forward_batches(
                     cols = {**cols, **aux_head_columns(head, cols, inv)}
                 s = torch.from_numpy(density.score(
                     density.transform(cols, mass.cpu().numpy()), base))
+                unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()
+            elif exposure is not None:
+                # the exposure head's logit of the latent invariants and log mass (float64)
+                cols, inv = latent_columns({key: z.detach().cpu().numpy()
+                                            for key, z in out.latent.items()})
+                s = torch.from_numpy(exposure_scores(exposure, cols, inv, mass.cpu().numpy()))
                 unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()
             else:
                 # The clouds the score compares: GeV, or the model's per-jet units (a
@@ -405,6 +414,23 @@ def model_density(model: Any, metric: str) -> Any:
     return density
 
 
+def model_exposure(model: Any, metric: str) -> Any:
+    """The model's exposure head if ``metric`` is the exposure score (or its decorrelated
+    form), else None.
+
+    Raises ``ValueError`` when ``metric`` needs the head and the model holds none.
+    """
+    if not is_exposure_score(metric):
+        return None
+    head = getattr(model, "exposure_head", None)
+    if head is None:
+        raise ValueError(
+            f"metric {metric!r} needs a model with an exposure head (a bundled model whose "
+            "card names it, or a model file saved with one, see "
+            "lgae_hep.exposure.fit_exposure_head); this model has none")
+    return head
+
+
 def empty_latent(model: Any, n: int) -> dict[Any, np.ndarray]:
     """Latent layout with zero jets (one dry forward pass on an empty jet)."""
     dtype, device = model_dtype_device(model)
@@ -450,8 +476,8 @@ def apply_invalid_policy(
       (``chamfer-dr`` of a jet without transverse momentum): treated like invalid jets;
     * valid jets whose mass is not resolved (``result.unresolved``, ``m <= 2^-10 E``: one
       particle, collinear particles) where the mass divides something: the input of a
-      mass-normalised LGAE, or a latent-density score (it uses ``log m``): treated like
-      invalid jets.
+      mass-normalised LGAE, or a latent-density or exposure score (they use ``log m``):
+      treated like invalid jets.
 
     One :class:`InvalidJetWarning` counts the jets of each kind; a NaN is never silent. The
     warning is attributed to the user's call of :func:`lgae_hep.api.score` (``stacklevel=4``:
@@ -494,8 +520,9 @@ def apply_invalid_policy(
     if n_unres:
         warnings.warn(
             f"{what}: {n_unres} jet(s) whose mass is not resolved (m <= 2^-10 E: one particle "
-            "or collinear particles): the model's mass normalisation or the density score "
-            "(log m) is undefined for them; their result is NaN (None for reconstruct)",
+            "or collinear particles): the model's mass normalisation or the density or "
+            "exposure score (log m) is undefined for them; their result is NaN (None for "
+            "reconstruct)",
             InvalidJetWarning,
             stacklevel=4,
         )
@@ -603,8 +630,9 @@ def run_chunks(
                 if bad.any():
                     raise ValueError(
                         f"{desc}: {int(bad.sum())} jet(s) whose mass is not resolved "
-                        "(m <= 2^-10 E): the model's mass normalisation or the density score "
-                        f"is undefined for them (first: jet {start + int(np.argmax(bad))})")
+                        "(m <= 2^-10 E): the model's mass normalisation or the density or "
+                        "exposure score is undefined for them (first: jet "
+                        f"{start + int(np.argmax(bad))})")
             parts.append(res)
             valids.append(valid)
             counts.append(np.asarray(jt.counts, dtype=np.int64))

@@ -13,6 +13,10 @@ Kinds
     ``-log p`` of the jet's latent invariants (and its log mass) under the QCD density stored
     in the model file (:class:`lgae_hep.density.LatentDensity`); ``compute`` is None, the
     engine asks the model's density for the score ``name``.
+``"exposure"``
+    The logit of the model's exposure head: does the jet's latent look like a QCD jet's or like
+    a QCD jet given extra hard prongs at its own mass (:mod:`lgae_hep.scoring.exposure`);
+    ``compute`` is None, the engine asks the model's head.
 ``"decorrelated"``
     ``"<base>-decorrelated"``: the QCD quantile of the score ``base`` among QCD jets of the same
     mass (:class:`lgae_hep.scoring.decorrelation.MassDecorrelation`, a map stored in the model
@@ -36,9 +40,10 @@ from typing import Any, Literal
 
 from lgae_hep.losses import chamfer, chamfer_dr
 
-__all__ = ["SCORES", "ScoreSpec", "check_score", "is_density_score", "score_names"]
+__all__ = ["SCORES", "ScoreSpec", "check_score", "is_density_score", "is_exposure_score",
+           "score_names"]
 
-Kind = Literal["reconstruction", "density", "decorrelated"]
+Kind = Literal["reconstruction", "density", "exposure", "decorrelated"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class ScoreSpec:
 
     #: registry key, e.g. ``"chamfer"``
     name: str
-    #: ``"reconstruction"`` or ``"density"``
+    #: ``"reconstruction"``, ``"density"``, ``"exposure"`` or ``"decorrelated"``
     kind: Kind
     #: plot / histogram axis label (matplotlib mathtext)
     label: str
@@ -88,6 +93,10 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("latent-density-joint", "density",
                   r"Anomaly score ($-\log p$ of latent and $m$)", "", _DENSITY_AXIS, False, None,
                   "-log p(m, latent) under the QCD density"),
+        ScoreSpec("exposure", "exposure", r"Anomaly score (exposure-head logit)", "",
+                  (200, -30.0, 30.0), False, None,
+                  "logit of the model's exposure head: QCD jet or QCD jet with extra hard "
+                  "prongs at its own mass, from the latent invariants and log m"),
     )
 }
 
@@ -117,10 +126,20 @@ def check_score(name: Any) -> ScoreSpec:
     return SCORES[name]
 
 
-def is_density_score(name: str) -> bool:
-    """Whether ``name`` is a registered density score (needs a model with a latent density),
-    itself or as the base of a decorrelated score."""
+def _own_kind(name: str) -> str | None:
     spec = SCORES.get(name)
     if spec is not None and spec.kind == "decorrelated":
         spec = SCORES[spec.base]
-    return spec is not None and spec.kind == "density"
+    return None if spec is None else spec.kind
+
+
+def is_exposure_score(name: str) -> bool:
+    """Whether ``name`` is the exposure score (needs a model with an exposure head), itself or
+    as the base of a decorrelated score."""
+    return _own_kind(name) == "exposure"
+
+
+def is_density_score(name: str) -> bool:
+    """Whether ``name`` is a registered density score (needs a model with a latent density),
+    itself or as the base of a decorrelated score."""
+    return _own_kind(name) == "density"
