@@ -535,7 +535,11 @@ NEW_SCORES = ("latent-density [gram]", "latent-density-given-mass [gram]", "cham
               "aux-head prediction latent-density-given-mass",
               "latent and head latent-density-given-mass",
               "latent-density [gram] mass-decorrelated", "chamfer-dr mass-decorrelated",
-              "latent-density [gram] + chamfer-dr, both mass-decorrelated")
+              "latent-density [gram] + chamfer-dr, both mass-decorrelated",
+              "exposure", "exposure mass-decorrelated")
+#: the exposure head's training jets: the first 20,000 of train_qcd and one synthetic anomaly
+#: of each (lgae_hep.exposure.fit_exposure_head, fixed before it was fitted on a candidate)
+EXPOSURE_JETS = 20_000
 YARDSTICKS = ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)")
 
 
@@ -603,6 +607,13 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
     (db, ds), (eb, es) = both_dec
     rows[f"new: {names[7]}"] = keep(f"new: {names[7]}", _measure(
         bkg, db + eb, {k: ds[k] + es[k] for k in ds}))
+    # the exposure head's logit, raw and exactly decorrelated (added in the second session of
+    # 2026-12-04; the map fitted on the densities' fit jets)
+    xs = exposure_of(model)
+    dec = MassDecorrelation.fit(xs(fit_qcd), fit_qcd["mass"])
+    for name, f in ((names[8], xs), (names[9], lambda d: dec.transform(xs(d), d["mass"])[0])):
+        rows[f"new: {name}"] = keep(f"new: {name}", _measure(
+            bkg, f(bkg), {k: f(v) for k, v in sig.items()}))
     if head is None:  # a candidate without the auxiliary head: no head-based scores
         return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
     # the head's predicted substructure (tau21, tau32, log D2) under a QCD density given the
@@ -625,6 +636,44 @@ def stage_eval(threads: int, kind: str = "val") -> dict[str, Any]:
         rows[f"new: {name}"] = keep(f"new: {name}", _measure(
             bkg, score(bkg), {k: score(v) for k, v in sig.items()}))
     return _finish_eval(rows, full, val, bkg, sig, dens, head, kind)
+
+
+def exposure_head(model: Any) -> Any:
+    """The run's exposure head (:func:`lgae_hep.exposure.fit_exposure_head` on the first
+    :data:`EXPOSURE_JETS` training jets, seed = the run's seed), cached under the weights'
+    fingerprint (``features/exposure_<fingerprint>_s<seed>.pt``)."""
+    import torch
+
+    from lgae_hep.exposure import fit_exposure_head
+    from lgae_hep.scoring.exposure import ExposureHead
+
+    seed = int(CURRENT["seed"])
+    cache = RUN / "features" / f"exposure_{_fingerprint(model)}_s{seed}.pt"
+    if cache.exists():
+        return ExposureHead.from_state(torch.load(cache, weights_only=True)).double().eval()
+    t = _head(train_tensors(model.config["num_particles"]), EXPOSURE_JETS)
+    t0 = time.time()
+    head = fit_exposure_head(model, t.p4, t.mask, seed=seed, progress=False)
+    _log(f"exposure head fitted in {time.time() - t0:.0f} s "
+         f"(val loss {head.config['fit']['best_val_loss']:.4f})")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(head.to_state(), cache)
+    return head
+
+
+def exposure_of(model: Any) -> Any:
+    """``f(d) -> (n,)``: the run's exposure score of a set's cached latent columns and mass (what
+    the scoring engine computes for a model file with the head)."""
+    from lgae_hep.scoring.exposure import exposure_scores
+
+    an = _load_sibling("anomaly_scores")
+    head = exposure_head(model)
+
+    def score(d: dict[str, Any]) -> Any:
+        return exposure_scores(head, an._columns(d), [str(x) for x in d["latent_invariants"]],
+                               d["mass"])
+
+    return score
 
 
 #: signal mass windows (GeV) of the in-window diagnostics (../shared/physics-notes.md's)
@@ -1046,20 +1095,26 @@ def table(result: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ main
 #: the score family of a summary row -> (latent density features, uses the head)
 FAMILIES = {"latent-density-given-mass [gram]": ("gram", False),
-            NEW_SCORES[3]: ("head", True), NEW_SCORES[4]: ("both", True)}
+            NEW_SCORES[3]: ("head", True), NEW_SCORES[4]: ("both", True),
+            # the exposure head's logit; the gram density travels too, as a second score
+            "exposure": ("gram", False)}
 
 
 def stage_bundle(pretrained: Path) -> None:
     """Re-bundle ``lgae-mix`` as the chosen (candidate, score family) of ``summary.json``: the
-    seed of that candidate with the best validation combined AUC of the family, its latent
+    seed of that candidate with the best validation combined AUC of the family (among its
+    seeds with 1/JSD >= MIN_INV_JSD), its latent
     density fitted on val_qcd jets 0-4999 (and the auxiliary head in the model file when the
     family uses its predictions), its metrics on the card test sets (``card.json`` of that
     seed, the ``card`` stage) in the card, whose schema is that of
     ``benchmarks/anomaly_scores.py``'s bundle stage. The mass-decorrelation maps and the
     histogram axes are refitted afterwards (``benchmarks/decorrelation.py --bundle``,
-    ``tools/score_axes.py --write``)."""
+    ``tools/score_axes.py --write``). The ``exposure`` family bundles the run's exposure head
+    (:func:`exposure_head`, the one its scores were measured with) as the default score, and the
+    gram latent density beside it."""
     from lgae_hep.checkpoint import load_model_file, save_checkpoint
     from lgae_hep.density import fit_latent_density
+    from lgae_hep.exposure import attach_exposure_head
     from lgae_hep.jsonio import jsonable
 
     an = _load_sibling("anomaly_scores")
@@ -1072,9 +1127,15 @@ def stage_bundle(pretrained: Path) -> None:
     seeds = summary["stats"][choice]["seeds"]
     evals = {sd: json.loads((ROOT / f"{cand}-s{sd}" / "eval.json").read_text())
              for sd in seeds}
-    seed = max(seeds, key=lambda sd: evals[sd]["scores"][f"new: {family}"]["combined"])
+    # the seed with the best validation combined AUC of the family among the seeds that pass
+    # the rule's sculpting floor on their own (all seeds when none does)
+    rows_of = {sd: evals[sd]["scores"][f"new: {family}"] for sd in seeds}
+    floor = [sd for sd in seeds if rows_of[sd]["inv_jsd@0.1"] >= MIN_INV_JSD] or seeds
+    seed = max(floor, key=lambda sd: rows_of[sd]["combined"])
     run = ROOT / f"{cand}-s{seed}"
     globals()["RUN"] = run
+    CURRENT.update(name=cand, seed=seed)
+    exposure = family == "exposure"
     if not (run / "card.json").exists():
         raise SystemExit(f"bundle: no {run / 'card.json'}; run --candidate {cand} --seed "
                          f"{seed} --stages card first (the card test sets, read once)")
@@ -1089,7 +1150,9 @@ def stage_bundle(pretrained: Path) -> None:
         cols.update(head_columns(head, fit_qcd))
     else:
         object.__delattr__(model, "aux_head")
-    metric = "latent-density-given-mass"
+    if exposure:
+        attach_exposure_head(model, exposure_head(model))
+    metric = "exposure" if exposure else "latent-density-given-mass"
     model.latent_density = fit_latent_density(
         cols, list(cols), fit_qcd["mass"], n_components=N_COMPONENTS,
         info={"features": feats_kind, "fit_sample": f"val_qcd[:{N_FIT}]",
@@ -1100,7 +1163,7 @@ def stage_bundle(pretrained: Path) -> None:
         raise SystemExit(f"bundle: {run / 'model'} has no DONE.json or PROGRESS.json newer "
                          "than its last failure")
     meas = card_eval["measures"][f"new: {family}"]
-    key = f"{metric} [{feats_kind}]"  # the cards' "<metric> [<features>]" form
+    key = metric if exposure else f"{metric} [{feats_kind}]"  # "<metric> [<features>]"
     val_rows = evals[seed]["scores"]
     by_score = {name[5:].replace(family, key) if name == f"new: {family}" else name[5:]:
                 row["combined"] for name, row in val_rows.items() if name.startswith("new: ")}
@@ -1112,8 +1175,10 @@ def stage_bundle(pretrained: Path) -> None:
                        + (f", reference vectors {cfg['references']}" if cfg.get("references")
                           else "")
                        + (", with an auxiliary substructure head" if uses_head else "")
-                       + f" trained on MPI-on generated QCD jets; default score {metric} on "
-                         f"the '{feats_kind}' features",
+                       + " trained on MPI-on generated QCD jets; default score "
+                       + ("exposure (a classifier head on the latent invariants and log m: "
+                          "QCD jet or QCD jet with extra hard prongs at its own mass)"
+                          if exposure else f"{metric} on the '{feats_kind}' features"),
         "architecture": cfg["architecture"],
         "config": cfg,
         "compression_rate": model.compression_rate,
@@ -1128,6 +1193,15 @@ def stage_bundle(pretrained: Path) -> None:
             "depth": head.config["depth"],
             "note": "predicts the jet's log m, tau21, tau32, log D2 from the latent invariants; "
                     "its predictions pred_* are features of the latent density"},
+        "exposure_head": None if not exposure else {
+            "inputs": model.exposure_head.config["names"],
+            "hidden": model.exposure_head.config["hidden"],
+            "depth": model.exposure_head.config["depth"],
+            "n_quantiles": model.exposure_head.config["n_quantiles"],
+            "fit": model.exposure_head.config["fit"],
+            "fit_sample": f"first {EXPOSURE_JETS} jets of train_qcd and one synthetic anomaly "
+                          "of each (lgae_hep.contrastive.exposure_views)",
+            "note": "the score is the head's logit; lgae_hep.exposure.fit_exposure_head"},
         "selection": {"model": cand, "seed": seed, "family": family, "metric": key,
                       "val_combined_auc": by_score[key],
                       "val_inv_jsd": val_rows[f"new: {family}"]["inv_jsd@0.1"],
@@ -1146,7 +1220,10 @@ def stage_bundle(pretrained: Path) -> None:
                      "best_val_loss": done.get("best_val_loss"),
                      "train_seconds": done.get("epoch_seconds_total"),
                      "torch_threads": done.get("torch_threads"),
-                     "hardware": "2 CPU cores, no GPU (none was lent), torch 2.13.0+cpu"},
+                     "device": done.get("device", "cpu"),
+                     "hardware": (f"trained on {done.get('device', 'cpu')} (parallel runs of "
+                                  "benchmarks/substructure_parallel.sh where a GPU was lent); "
+                                  "densities, heads and card on 2 CPU cores, torch 2.13.0+cpu")},
         "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
                             "eta_max": 2.5, "jet_radius": 0.8},
         "test_sets": {k: v for k, v in an.recipe().items() if k.startswith("test")},

@@ -60,6 +60,8 @@ def supported_scores(model) -> list[str]:
             out.append(name)
         elif spec.kind == "density" and getattr(model, "latent_density", None) is not None:
             out.append(name)
+        elif spec.kind == "exposure" and getattr(model, "exposure_head", None) is not None:
+            out.append(name)
         elif spec.kind == "decorrelated" and spec.base in (getattr(model, "decorrelation", None)
                                                            or {}):
             if spec.base in out:
