@@ -82,6 +82,12 @@ def test_bundled_model_matches_card_and_scores(name):
     if card["score_metric"].startswith("latent-density"):
         assert model.latent_density is not None and model.score_metric == card["score_metric"]
         assert model.latent_density.info["features"] == card["latent_density"]["features"]
+    # the exposure head too, with the inputs the card names, loaded as float64 data
+    if card["score_metric"] == "exposure":
+        head = model.exposure_head
+        assert head.knots.dtype == torch.float64 and model.score_metric == "exposure"
+        assert head.config["names"] == card["exposure_head"]["inputs"]
+        assert "exposure_head" not in dict(model.named_children())
     # scoring works and is finite; empty jets score 0 (the api's documented convention)
     p4, mask = _jets(64, 0)
     with torch.no_grad():
