@@ -31,3 +31,19 @@ def make_jets(n: int, seed: int, num_particles: int = 8, spread: float = 0.2):
         [pt * torch.cosh(eta), pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta)], -1
     )
     return p4 * mask[..., None], mask
+
+
+def perturbed_latents(cols: dict, rel: float, seed: int = 0, n: int = 5):
+    """``n`` copies of latent columns ``cols`` whose every latent component moved by a uniform
+    random amount up to ``rel`` times the jet's largest component (the premise of the heads'
+    error bounds), the other columns unchanged."""
+    import numpy as np
+
+    from lgae_hep.density import is_latent_component
+
+    comps = [k for k in cols if is_latent_component(k)]
+    a = np.max(np.stack([np.abs(cols[k]) for k in comps], 1), 1)
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield {k: (v + rng.uniform(-1, 1, len(v)) * rel * a if k in comps else v)
+               for k, v in cols.items()}
