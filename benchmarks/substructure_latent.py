@@ -743,6 +743,9 @@ def _windows_of(model: Any, tag: str, label: str, threads: int) -> dict[str, Any
         return float(roc_auc_score(y, cross_val_predict(clf, x, y, cv=5,
                                                         method="predict_proba")[:, 1]))
 
+    # a run's exposure head (added in the second session of 2026-12-04; the bundled model's
+    # file of that time had none, and earlier windows.json do not have the row)
+    logit = exposure_of(model) if tag != "bundled" else None
     out: dict[str, Any] = {"candidate": label, "features": fs, "windows": {}}
     for name, (lo, hi) in WINDOWS.items():
         s = sig[name]
@@ -776,6 +779,9 @@ def _windows_of(model: Any, tag: str, label: str, threads: int) -> dict[str, Any
             "-log D2": auc(-np.log(bkg["d2"][mb]), -np.log(s["d2"][ms])),
             YARDSTICK: auc(yb[YARDSTICK][mb], ys[YARDSTICK]),
         }
+        if logit is not None:
+            out["windows"][name]["exposure (the head's logit)"] = auc(logit(bkg)[mb],
+                                                                       logit(s)[ms])
         _log(f"windows: {label}: {name} {out['windows'][name]}")
     return out
 
