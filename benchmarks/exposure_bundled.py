@@ -15,7 +15,7 @@ the choice rule and the single look at the test sets:
 * ``bundle``: the model file gets the head of the best validation seed among those that pass
   the sculpting floor on their own, ``exposure`` as its default score, and a card that says so.
   Afterwards run ``python benchmarks/decorrelation.py --bundle --models MODEL`` and
-  ``python tools/score_axes.py --write``.
+  ``python tools/score_axes.py --write --models MODEL``.
 
     python benchmarks/exposure_bundled.py --model lgae-minmax --stages val
     python benchmarks/exposure_bundled.py --model lgae-minmax --stages test bundle
@@ -241,7 +241,8 @@ def stage_bundle(name: str) -> None:
     card["previous_default"] = previous
     card["retrain"] = (card["retrain"] + f" && python benchmarks/exposure_bundled.py --model "
                        f"{name} --stages val test bundle && python benchmarks/decorrelation.py "
-                       f"--bundle --models {name} && python tools/score_axes.py --write")
+                       f"--bundle --models {name} && python tools/score_axes.py --write "
+                       f"--models {name}")
     card_path.write_text(json.dumps(jsonable(card), indent=1) + "\n")
     _log(f"bundle: {name} <- exposure head seed {seed}")
 

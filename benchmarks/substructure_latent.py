@@ -1242,7 +1242,7 @@ def stage_bundle(pretrained: Path) -> None:
                    f"benchmarks/substructure_latent.py --candidate {cand} --seed {seed} "
                    f"--stages train eval test card && python benchmarks/substructure_latent.py "
                    f"--stages summary bundle && python benchmarks/decorrelation.py --bundle "
-                   f"--models lgae-mix && python tools/score_axes.py --write",
+                   f"--models lgae-mix && python tools/score_axes.py --write --models lgae-mix",
     }
     pretrained.mkdir(parents=True, exist_ok=True)
     save_checkpoint(pretrained / "lgae-mix.pt", model, rng_state=False,

@@ -90,13 +90,20 @@ def quantiles(name: str, jets) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="store the quantiles in the cards")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated bundled models (default: every bundled model)")
     args = parser.parse_args(argv)
     import lgae_hep
     from lgae_hep.zoo import bundled_models
 
+    names = sorted(bundled_models()) if args.models is None else args.models.split(",")
+    unknown = sorted(set(names) - set(bundled_models()))
+    if unknown:
+        parser.error(f"not bundled: {', '.join(unknown)}; bundled: "
+                     f"{', '.join(sorted(bundled_models()))}")
     path = qcd_sample()
     jets = lgae_hep.read_nanoaod(path, flat=True)
-    for name in sorted(bundled_models()):
+    for name in names:
         q = quantiles(name, jets)
         entry = {
             "quantiles": q,
