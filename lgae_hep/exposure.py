@@ -7,7 +7,8 @@
 The encoder is frozen: the head is fitted on the latent that scoring computes (the scoring
 engine's :func:`lgae_hep.scoring.engine.forward_batches`, each jet in its rest frame and the
 latent boosted back, float64), of QCD jets and of their synthetic anomalies
-(:func:`lgae_hep.contrastive.exposure_views`). A few minutes on one CPU core for 20,000 jets.
+(:func:`lgae_hep.contrastive.exposure_views`). About 20 s on one CPU core for 20,000 jets and
+the bundled `lgae-mix` network (measured: 17-18 s).
 """
 
 from __future__ import annotations
