@@ -178,18 +178,20 @@ NARROW_STEPS = 60
 
 
 def exposure_views(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
-                   split_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                     torch.Tensor]:
+                   split_prob: float = 0.5, share: tuple[float, float] = (0.15, 0.35),
+                   angle: tuple[float, float] = (0.2, 0.6)
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The two classes of the ``exposure`` head (:mod:`lgae_hep.scoring.exposure`):
     ``(p4_qcd, mask_qcd, p4_anomalous, mask_anomalous)``.
 
     The anomalous view is :func:`hard_prongs` with ``keep_mass=True`` (one or two extra hard
-    prongs, narrowed back to the jet's own mass); then *both* views get :func:`positive_view`
+    prongs with energy shares ``U(share)`` at ``Delta R ~ U(angle)``, narrowed back to the
+    jet's own mass); then *both* views get :func:`positive_view`
     (collinear splittings with probability ``split_prob``, soft smearing), so that a prong is a
     spray of collinear particles like a real subjet, not one particle that no QCD jet has, and
     the head cannot tell the classes apart by the splitting itself. The draws come from ``gen``
     in a fixed order (prongs, then the anomalous view's splits, then the QCD view's)."""
-    pn, mn = hard_prongs(p4, mask, gen, keep_mass=True)
+    pn, mn = hard_prongs(p4, mask, gen, share=share, angle=angle, keep_mass=True)
     pn, mn = positive_view(pn, mn, gen, split_prob=split_prob)
     pq, mq = positive_view(p4, mask, gen, split_prob=split_prob)
     return pq, mq, pn, mn

@@ -62,6 +62,8 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                       epochs: int = 30, hidden: int = 64, depth: int = 2,
                       n_quantiles: int = 200, batch_size: int = 256, lr: float = 1e-3,
                       weight_decay: float = 1e-2, split_prob: float = 0.5,
+                      prong_share: tuple[float, float] = (0.15, 0.35),
+                      prong_angle: tuple[float, float] = (0.2, 0.6),
                       val_fraction: float = 0.1, progress: bool = True) -> ExposureHead:
     """Fit an :class:`~lgae_hep.scoring.exposure.ExposureHead` on QCD jets ``p4`` (n, N, 4) GeV,
     ``mask`` (n, N) and their synthetic anomalies (one view each, drawn with ``seed``).
@@ -72,6 +74,10 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     side) are kept. Jets whose inputs are not finite (an empty or one-particle jet: no resolved
     mass) are dropped, with a warning that counts them. Deterministic for a given ``seed``,
     thread count and machine; the global torch RNG is not touched.
+
+    ``prong_share`` / ``prong_angle``: the ranges of the synthetic prongs' energy share and
+    Delta R (:func:`lgae_hep.contrastive.exposure_views`), recorded in ``config["fit"]``. The
+    defaults are the recipe of the bundled ``lgae-mix`` head.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
@@ -84,8 +90,15 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     n = int(p4.shape[0])
     if n < 20:
         raise ValueError(f"fit_exposure_head needs at least 20 jets, got {n}")
+    # two prongs share at most 2 hi of the jet's energy; angles stay inside a hemisphere
+    for label, (lo, hi), top in (("prong_share", prong_share, 0.5),
+                                 ("prong_angle", prong_angle, math.pi / 2)):
+        if not 0.0 < lo <= hi < top:
+            raise ValueError(f"{label} must be (lo, hi) with 0 < lo <= hi < {top:.3g}; got "
+                             f"{(lo, hi)!r}")
     gen = torch.Generator().manual_seed(seed)
-    pq, mq, pn, mn = exposure_views(p4, mask, gen, split_prob=split_prob)
+    pq, mq, pn, mn = exposure_views(p4, mask, gen, split_prob=split_prob,
+                                    share=tuple(prong_share), angle=tuple(prong_angle))
     xq, names = exposure_features(model, None, pq, mq)
     xn, _ = exposure_features(model, None, pn, mn)
     ok = np.isfinite(xq).all(1) & np.isfinite(xn).all(1)
@@ -107,6 +120,8 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                             fit={"seed": seed, "jets": int(ok.sum()), "epochs": epochs,
                                  "lr": lr, "weight_decay": weight_decay,
                                  "split_prob": split_prob, "batch_size": batch_size,
+                                 "prong_share": [float(x) for x in prong_share],
+                                 "prong_angle": [float(x) for x in prong_angle],
                                  "views": "lgae_hep.contrastive.exposure_views"}).double()
     idx = np.flatnonzero(ok)
     perm = torch.randperm(len(idx), generator=gen).numpy()

@@ -84,6 +84,25 @@ def test_fit_is_deterministic_in_its_seed_and_leaves_the_global_rng():
     assert h1.config["fit"]["seed"] == 0 and np.isfinite(h1.config["fit"]["best_val_loss"])
 
 
+def test_prong_ranges_are_recorded_change_the_fit_and_are_checked():
+    model = _model()
+    p4, mask = make_jets(64, 21)
+    kw = dict(seed=0, epochs=2, hidden=8, n_quantiles=16, batch_size=16, progress=False)
+    base = fit_exposure_head(model, p4, mask, **kw)
+    soft = fit_exposure_head(model, p4, mask, prong_share=(0.05, 0.35), **kw)
+    assert base.config["fit"]["prong_share"] == [0.15, 0.35]
+    assert soft.config["fit"]["prong_share"] == [0.05, 0.35]
+    assert base.config["fit"]["prong_angle"] == [0.2, 0.6]
+    assert not torch.equal(base.mlp[0].weight, soft.mlp[0].weight)
+    # the default ranges are the views' defaults: the same draws, the same head
+    same = fit_exposure_head(model, p4, mask, prong_share=(0.15, 0.35), **kw)
+    assert all(torch.equal(v, same.state_dict()[k]) for k, v in base.state_dict().items())
+    for bad in ({"prong_share": (0.2, 0.5)}, {"prong_share": (0.3, 0.2)},
+                {"prong_angle": (0.0, 0.4)}, {"prong_angle": (0.2, 1.6)}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            fit_exposure_head(model, p4, mask, **bad, **kw)
+
+
 def test_score_is_lorentz_and_permutation_invariant_within_the_latent_bound(random_lorentz):
     model = _model(1)
     head = _fitted(model)
