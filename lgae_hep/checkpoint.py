@@ -244,15 +244,11 @@ def save_checkpoint(
             "only lgae-hep models (LGAE, GNNAE) can be checkpointed"
         )
     extra = dict(extra or {})
-    density = getattr(bare, "latent_density", None)
-    if density is not None and "latent_density" not in extra:
-        extra["latent_density"] = density.to_state()
-    head = getattr(bare, "aux_head", None)
-    if head is not None and "aux_head" not in extra:
-        extra["aux_head"] = head.to_state()
-    exposure = getattr(bare, "exposure_head", None)
-    if exposure is not None and "exposure_head" not in extra:
-        extra["exposure_head"] = exposure.to_state()
+    # the scoring parts a model carries as plain attributes, each stored as its to_state()
+    for key in ("latent_density", "aux_head", "exposure_head"):
+        part = getattr(bare, key, None)
+        if part is not None and key not in extra:
+            extra[key] = part.to_state()
     maps = getattr(bare, "decorrelation", None)
     if maps and "decorrelation" not in extra:
         extra["decorrelation"] = {k: v.to_state() for k, v in maps.items()}

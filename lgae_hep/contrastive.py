@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .scoring.aux_head import TrainingHead
+from .scoring.aux_head import TrainingHead, silu_mlp
 
 __all__ = ["ContrastiveHead", "collinear_split", "contrastive_loss", "exposure_views",
            "hard_prongs", "keep_hardest", "narrow_to_mass", "positive_view", "soft_smear"]
@@ -255,7 +255,7 @@ class ContrastiveHead(TrainingHead):
     def __init__(self, n_in: int, hidden: int = 64, n_out: int = 32) -> None:
         super().__init__()
         self.config = {"n_in": int(n_in), "hidden": int(hidden), "n_out": int(n_out)}
-        self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+        self.mlp = silu_mlp(n_in, hidden, 1, n_out)
 
     def forward(self, invariants: torch.Tensor) -> torch.Tensor:
         y = self.mlp(torch.asinh(invariants.to(self.mlp[0].weight.dtype)))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ["AUX_TARGETS", "AuxHead", "TrainingHead", "aux_head_columns", "aux_head_errors",
-           "latent_invariants"]
+           "latent_invariants", "silu_mlp"]
 
 #: the targets of the head, in its output order (standardised log m, tau21, tau32, log D2)
 AUX_TARGETS = ("log_mass", "tau21", "tau32", "log_d2")
@@ -51,6 +51,18 @@ def latent_invariants(latent: Any) -> torch.Tensor:
     i, j = torch.triu_indices(vecs.shape[1], vecs.shape[1], device=vecs.device)
     parts.append(gram[:, i, j])
     return torch.cat(parts, 1)
+
+
+def silu_mlp(n_in: int, hidden: int, depth: int, n_out: int) -> nn.Sequential:
+    """``depth`` hidden ``Linear -> SiLU`` layers of width ``hidden``, then ``Linear`` to
+    ``n_out``: the MLP of the training heads (auxiliary, contrastive, exposure)."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
 
 
 class TrainingHead(nn.Module):
@@ -93,13 +105,7 @@ class AuxHead(TrainingHead):
         super().__init__()
         self.config = {"n_in": int(n_in), "n_out": int(n_out), "hidden": int(hidden),
                        "depth": int(depth), "names": [str(x) for x in names]}
-        layers: list[nn.Module] = []
-        width = n_in
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, n_out))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = silu_mlp(n_in, hidden, depth, n_out)
         self.register_buffer("mean", torch.zeros(n_out) if mean is None
                              else torch.as_tensor(mean, dtype=torch.float32).clone())
         self.register_buffer("std", torch.ones(n_out) if std is None

@@ -242,20 +242,17 @@ def forward_batches(
                 mass, resolved = jet_mass(x64, m)  # float64, of the kept particles
             if encode_only:
                 s = torch.full((k,), float("nan"), dtype=torch.float64)
-            elif density is not None:
-                # -log p of the jet's latent invariants (and log mass) under the QCD density
+            elif density is not None or exposure is not None:
+                # a score of the jet's latent invariants and its log mass (float64)
                 cols, inv = latent_columns({key: z.detach().cpu().numpy()
                                             for key, z in out.latent.items()})
-                if head is not None:  # the auxiliary head's predicted substructure
-                    cols = {**cols, **aux_head_columns(head, cols, inv)}
-                s = torch.from_numpy(density.score(
-                    density.transform(cols, mass.cpu().numpy()), base))
-                unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()
-            elif exposure is not None:
-                # the exposure head's logit of the latent invariants and log mass (float64)
-                cols, inv = latent_columns({key: z.detach().cpu().numpy()
-                                            for key, z in out.latent.items()})
-                s = torch.from_numpy(exposure_scores(exposure, cols, inv, mass.cpu().numpy()))
+                mass_np = mass.cpu().numpy()
+                if exposure is not None:  # the exposure head's logit
+                    s = torch.from_numpy(exposure_scores(exposure, cols, inv, mass_np))
+                else:  # -log p under the QCD density
+                    if head is not None:  # the auxiliary head's predicted substructure
+                        cols = {**cols, **aux_head_columns(head, cols, inv)}
+                    s = torch.from_numpy(density.score(density.transform(cols, mass_np), base))
                 unresolved[start:stop] = (~resolved & m.any(1)).cpu().numpy()
             else:
                 # The clouds the score compares: GeV, or the model's per-jet units (a

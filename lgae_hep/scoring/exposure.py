@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from lgae_hep.scoring.aux_head import TrainingHead
+from lgae_hep.scoring.aux_head import TrainingHead, silu_mlp
 
 __all__ = ["EXPOSURE_FEATURES", "ExposureHead", "exposure_errors", "exposure_inputs",
            "exposure_scores"]
@@ -64,13 +63,7 @@ class ExposureHead(TrainingHead):
         self.config = {"n_in": int(n_in), "hidden": int(hidden), "depth": int(depth),
                        "n_quantiles": int(n_quantiles), "names": names,
                        "fit": dict(fit or {})}
-        layers: list[nn.Module] = []
-        width = n_in
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = silu_mlp(n_in, hidden, depth, 1)
         k = (torch.linspace(-1.0, 1.0, n_quantiles).repeat(n_in, 1) if knots is None
              else torch.as_tensor(knots, dtype=torch.float64).clone())
         if k.shape != (n_in, n_quantiles):
@@ -128,8 +121,7 @@ def exposure_inputs(head: ExposureHead | None, columns: Mapping[str, Any],
                          f"{head.config['names'] or head.config['n_in']}; this latent gives "
                          f"{names} (a head fitted on another model)")
     m = np.asarray(mass, dtype=np.float64).reshape(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logm = np.where(m > 0, np.log(np.where(m > 0, m, 1.0)), np.nan)
+    logm = np.where(m > 0, np.log(np.where(m > 0, m, 1.0)), np.nan)  # NaN m: not > 0
     return np.stack([*(np.asarray(v, dtype=np.float64) for v in feats.values()), logm], 1), names
 
 
