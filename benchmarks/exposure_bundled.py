@@ -36,18 +36,18 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the exposure recipe (EXPOSURE_JETS), the data folder and _summary; its _load_sibling gives
+# anomaly_scores (measure, the data recipe)
+import substructure_latent as sl  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data" / "generated" / "anomaly_scores"
 OUT = REPO / "runs" / "exposure_bundled"
 PRETRAINED = REPO / "models" / "pretrained"
-VAL = {"qcd": "val_qcd_qcd_n10000_s302", "t": "val_t_t_n2000_s303",
-       "W": "val_w_w_n2000_s304", "Z": "val_z_z_n2000_s305"}
-TEST = {"qcd": "test_qcd_qcd_n10000_s401", "t": "test_t_t_n10000_s402",
-        "W": "test_w_w_n10000_s403", "Z": "test_z_z_n10000_s404"}
-TRAIN = "train_qcd_qcd_n50000_s301"
+#: class -> set of benchmarks/anomaly_scores.py's recipe
+VAL = {"qcd": "val_qcd", "t": "val_t", "W": "val_w", "Z": "val_z"}
+TEST = {"qcd": "test_qcd", "t": "test_t", "W": "test_w", "Z": "test_z"}
 SEEDS = (0, 1, 2)
-#: the exposure head's training jets (substructure_latent.EXPOSURE_JETS)
-EXPOSURE_JETS = 20_000
 N_FIT = 5_000  # val_qcd jets 0-4999 fit the card's densities; 5000-9999 are the background
 MIN_INV_JSD = 5.0
 
@@ -59,7 +59,8 @@ def _log(msg: str) -> None:
 def _read(name: str) -> Any:
     import lgae_hep
 
-    path = DATA / f"{name}.root"
+    an = sl._load_sibling("anomaly_scores")
+    path = an.pc.data_paths(sl.DATA, False, an.recipe())[name]
     if not path.exists():
         raise SystemExit(f"{path} not found: run `python benchmarks/anomaly_scores.py --stages "
                          "data` first")
@@ -87,21 +88,8 @@ def _score(jets: Any, model: Any, metric: str) -> np.ndarray:
 
 
 def _measure(bkg: np.ndarray, mass: np.ndarray, sig: dict[str, np.ndarray]) -> dict[str, Any]:
-    from lgae_hep.metrics.anomaly import anomaly_metrics
-    from lgae_hep.metrics.sculpting import mass_sculpting
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = anomaly_metrics(bkg, sig, eps_b=(0.1, 0.01), roc_points=0)
-        m["sculpting"] = mass_sculpting(bkg, mass)
-    return m
-
-
-def _row(m: dict[str, Any]) -> dict[str, float]:
-    out = {k: m["signals"][k]["auc"] for k in ("t", "W", "Z", "combined")}
-    out["eps_s@0.1"] = m["signals"]["combined"]["eps_s"]["0.1"]
-    out["inv_jsd@0.1"] = m["sculpting"]["inv_jsd"]["0.1"]
-    return out
+    """anomaly_scores.measure: AUCs, eps_s and the sculpting of the background's mass."""
+    return sl._load_sibling("anomaly_scores").measure({"mass": mass}, bkg, sig)
 
 
 def heads(name: str) -> dict[int, Any]:
@@ -120,7 +108,8 @@ def heads(name: str) -> dict[int, Any]:
             continue
         if model is None:
             model = _model(name)
-            t = to_tensors(_read(TRAIN)[:EXPOSURE_JETS], model.config["num_particles"])
+            t = to_tensors(_read("train_qcd")[:sl.EXPOSURE_JETS],
+                           model.config["num_particles"])
         t0 = time.time()
         out[seed] = fit_exposure_head(model, t.p4, t.mask, seed=seed, progress=False)
         _log(f"{name}: head seed {seed} fitted in {time.time() - t0:.0f} s")
@@ -148,7 +137,7 @@ def _evaluate(name: str, sets: dict[str, str], background: slice) -> dict[str, A
         s = {k: _score(v, model, "exposure") for k, v in jets.items()}
         full[f"exposure, head seed {seed}"] = _measure(s["qcd"], mass, {k: s[k] for k in "tWZ"})
     for k, m in full.items():
-        rows[k] = _row(m)
+        rows[k] = sl._summary(m)
         _log(f"{name}: {k}: " + ", ".join(f"{c} {v:.3f}" for c, v in rows[k].items()))
     return {"rows": rows, "measures": full, "default": default}
 
@@ -224,7 +213,7 @@ def stage_bundle(name: str) -> None:
         "inputs": head.config["names"], "hidden": head.config["hidden"],
         "depth": head.config["depth"], "n_quantiles": head.config["n_quantiles"],
         "fit": head.config["fit"],
-        "fit_sample": f"first {EXPOSURE_JETS} jets of train_qcd and one synthetic anomaly of "
+        "fit_sample": f"first {sl.EXPOSURE_JETS} jets of train_qcd and one synthetic anomaly of "
                       "each (lgae_hep.contrastive.exposure_views)",
         "note": "the score is the head's logit; the network is the card's, unchanged"}
     card["selection"] = {"model": card["selection"].get("model"), "seed": seed,
