@@ -209,13 +209,8 @@ def stage_bundle(name: str) -> None:
     card["anomaly_score"] = ("lgae_hep.score(jets) uses score_metric; the exposure head was "
                              "chosen on the validation sets by benchmarks/exposure_bundled.py "
                              "(docs/RESULTS.md)")
-    card["exposure_head"] = {
-        "inputs": head.config["names"], "hidden": head.config["hidden"],
-        "depth": head.config["depth"], "n_quantiles": head.config["n_quantiles"],
-        "fit": head.config["fit"],
-        "fit_sample": f"first {sl.EXPOSURE_JETS} jets of train_qcd and one synthetic anomaly of "
-                      "each (lgae_hep.contrastive.exposure_views)",
-        "note": "the score is the head's logit; the network is the card's, unchanged"}
+    card["exposure_head"] = sl.exposure_card(
+        head, "the score is the head's logit; the network is the card's, unchanged")
     card["selection"] = {"model": card["selection"].get("model"), "seed": seed,
                          "family": "exposure", "metric": "exposure",
                          "val_combined_auc": val["rows"][key]["combined"],

@@ -676,6 +676,18 @@ def exposure_of(model: Any) -> Any:
     return score
 
 
+def exposure_card(head: Any, note: str = "the score is the head's logit; "
+                                          "lgae_hep.exposure.fit_exposure_head") -> dict[str, Any]:
+    """A model card's ``exposure_head`` entry (this stage's bundle, and
+    benchmarks/exposure_bundled.py's)."""
+    cfg = head.config
+    return {"inputs": cfg["names"], "hidden": cfg["hidden"], "depth": cfg["depth"],
+            "n_quantiles": cfg["n_quantiles"], "fit": cfg["fit"],
+            "fit_sample": f"first {EXPOSURE_JETS} jets of train_qcd and one synthetic anomaly "
+                          "of each (lgae_hep.contrastive.exposure_views)",
+            "note": note}
+
+
 #: signal mass windows (GeV) of the in-window diagnostics (../shared/physics-notes.md's)
 WINDOWS = {"t": (150.0, 200.0), "W": (65.0, 95.0), "Z": (75.0, 105.0)}
 #: the classic density yardstick (anomaly_scores.scores_of's name)
@@ -746,6 +758,7 @@ def _windows_of(model: Any, tag: str, label: str, threads: int) -> dict[str, Any
     # a run's exposure head (added in the second session of 2026-12-04; the bundled model's
     # file of that time had none, and earlier windows.json do not have the row)
     logit = exposure_of(model) if tag != "bundled" else None
+    logit_bkg = logit(bkg) if logit is not None else None
     out: dict[str, Any] = {"candidate": label, "features": fs, "windows": {}}
     for name, (lo, hi) in WINDOWS.items():
         s = sig[name]
@@ -780,7 +793,7 @@ def _windows_of(model: Any, tag: str, label: str, threads: int) -> dict[str, Any
             YARDSTICK: auc(yb[YARDSTICK][mb], ys[YARDSTICK]),
         }
         if logit is not None:
-            out["windows"][name]["exposure (the head's logit)"] = auc(logit(bkg)[mb],
+            out["windows"][name]["exposure (the head's logit)"] = auc(logit_bkg[mb],
                                                                        logit(s)[ms])
         _log(f"windows: {label}: {name} {out['windows'][name]}")
     return out
@@ -1199,15 +1212,7 @@ def stage_bundle(pretrained: Path) -> None:
             "depth": head.config["depth"],
             "note": "predicts the jet's log m, tau21, tau32, log D2 from the latent invariants; "
                     "its predictions pred_* are features of the latent density"},
-        "exposure_head": None if not exposure else {
-            "inputs": model.exposure_head.config["names"],
-            "hidden": model.exposure_head.config["hidden"],
-            "depth": model.exposure_head.config["depth"],
-            "n_quantiles": model.exposure_head.config["n_quantiles"],
-            "fit": model.exposure_head.config["fit"],
-            "fit_sample": f"first {EXPOSURE_JETS} jets of train_qcd and one synthetic anomaly "
-                          "of each (lgae_hep.contrastive.exposure_views)",
-            "note": "the score is the head's logit; lgae_hep.exposure.fit_exposure_head"},
+        "exposure_head": exposure_card(model.exposure_head) if exposure else None,
         "selection": {"model": cand, "seed": seed, "family": family, "metric": key,
                       "val_combined_auc": by_score[key],
                       "val_inv_jsd": val_rows[f"new: {family}"]["inv_jsd@0.1"],
