@@ -27,7 +27,8 @@ from lgae_hep.scoring.engine import forward_batches
 from lgae_hep.scoring.exposure import ExposureHead, exposure_inputs
 from lgae_hep.scoring.latent import latent_columns
 
-__all__ = ["attach_exposure_head", "exposure_features", "fit_exposure_head"]
+__all__ = ["attach_exposure_head", "distance_correlation", "exposure_features",
+           "fit_exposure_head"]
 
 
 def attach_exposure_head(model: Any, head: ExposureHead | None) -> None:
@@ -58,12 +59,32 @@ def exposure_features(model: Any, head: ExposureHead | None, p4: torch.Tensor,
     return x, names
 
 
+def distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The squared (sample, V-statistic) distance correlation of two 1-d samples ``x``, ``y``
+    (n,) (Szekely et al. 2007): 0 for independent samples in the large-n limit, 1 for a linear
+    relation; differentiable in both. Fewer than 2 points give 0."""
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"need two (n,) samples, got {tuple(x.shape)}, {tuple(y.shape)}")
+    if x.shape[0] < 2:
+        return x.sum() * 0.0
+
+    def centred(v: torch.Tensor) -> torch.Tensor:
+        d = (v[:, None] - v[None, :]).abs()
+        return d - d.mean(0, keepdim=True) - d.mean(1, keepdim=True) + d.mean()
+
+    a, b = centred(x), centred(y)
+    vxy, vxx, vyy = (a * b).mean(), (a * a).mean(), (b * b).mean()
+    den = torch.sqrt(vxx * vyy)
+    return torch.where(den > 0, vxy / torch.where(den > 0, den, 1.0), vxy * 0.0)
+
+
 def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed: int = 0,
                       epochs: int = 30, hidden: int = 64, depth: int = 2,
                       n_quantiles: int = 200, batch_size: int = 256, lr: float = 1e-3,
                       weight_decay: float = 1e-2, split_prob: float = 0.5,
                       prong_share: tuple[float, float] = (0.15, 0.35),
                       prong_angle: tuple[float, float] = (0.2, 0.6),
+                      disco_weight: float = 0.0,
                       val_fraction: float = 0.1, progress: bool = True) -> ExposureHead:
     """Fit an :class:`~lgae_hep.scoring.exposure.ExposureHead` on QCD jets ``p4`` (n, N, 4) GeV,
     ``mask`` (n, N) and their synthetic anomalies (one view each, drawn with ``seed``).
@@ -78,12 +99,19 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     ``prong_share`` / ``prong_angle``: the ranges of the synthetic prongs' energy share and
     Delta R (:func:`lgae_hep.contrastive.exposure_views`), recorded in ``config["fit"]``. The
     defaults are the recipe of the bundled ``lgae-mix`` head.
+
+    ``disco_weight`` > 0 adds that multiple of the squared distance correlation (DisCo,
+    Kasieczka & Shih 2020) between the logit and ``log m`` of the batch's QCD jets to the
+    loss: a penalty on the score's dependence on the mass, so that a cut sculpts the QCD mass
+    spectrum less (the held-out epoch is chosen on the same total loss).
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0:
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and 0 < val_fraction < 1; got "
                          f"{epochs}, {batch_size}, {val_fraction}")
+    if not (math.isfinite(disco_weight) and disco_weight >= 0.0):
+        raise ValueError(f"disco_weight must be finite and >= 0, got {disco_weight!r}")
     if p4.ndim != 3 or p4.shape[-1] != 4 or mask.shape != p4.shape[:2]:
         raise ValueError(f"p4 must be (n, N, 4) and mask (n, N); got {tuple(p4.shape)}, "
                          f"{tuple(mask.shape)}")
@@ -122,6 +150,7 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                                  "split_prob": split_prob, "batch_size": batch_size,
                                  "prong_share": [float(x) for x in prong_share],
                                  "prong_angle": [float(x) for x in prong_angle],
+                                 "disco_weight": float(disco_weight),
                                  "views": "lgae_hep.contrastive.exposure_views"}).double()
     idx = np.flatnonzero(ok)
     perm = torch.randperm(len(idx), generator=gen).numpy()
@@ -129,23 +158,33 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     parts = {"val": idx[perm[:n_val]], "train": idx[perm[n_val:]]}
     data = {k: (torch.from_numpy(np.concatenate([head.normal_scores(xq[v]),
                                                  head.normal_scores(xn[v])])),
-                torch.cat([torch.zeros(len(v)), torch.ones(len(v))]).double())
+                torch.cat([torch.zeros(len(v)), torch.ones(len(v))]).double(),
+                torch.from_numpy(np.concatenate([xq[v, -1], xn[v, -1]])))
             for k, v in parts.items()}
     opt = torch.optim.AdamW(head.mlp.parameters(), lr=lr, weight_decay=weight_decay)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     best, best_state = math.inf, None
-    xt, yt = data["train"]
+    xt, yt, mt = data["train"]
+
+    def objective(x: torch.Tensor, y: torch.Tensor, logm: torch.Tensor) -> torch.Tensor:
+        z = head.logit(x)
+        loss = bce(z, y)
+        if disco_weight > 0.0:
+            qcd = y == 0
+            loss = loss + disco_weight * distance_correlation(z[qcd], logm[qcd])
+        return loss
+
     bar = tqdm(range(epochs), desc="exposure head", disable=not progress, leave=False)
     for _ in bar:
         head.train()
         for b in torch.randperm(len(xt), generator=gen).split(batch_size):
-            loss = bce(head.logit(xt[b]), yt[b])
+            loss = objective(xt[b], yt[b], mt[b])
             opt.zero_grad()
             loss.backward()
             opt.step()
         head.eval()
         with torch.no_grad():
-            vl = float(bce(head.logit(data["val"][0]), data["val"][1]))
+            vl = float(objective(*data["val"]))
         bar.set_postfix(val_loss=f"{vl:.4f}")
         if vl < best:
             best = vl

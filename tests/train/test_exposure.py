@@ -22,7 +22,11 @@ from lgae_hep.models import build_model  # noqa: E402
 
 from lgae_hep.checkpoint import CheckpointError, load_model_file, save_checkpoint  # noqa: E402
 from lgae_hep.contrastive import exposure_views  # noqa: E402
-from lgae_hep.exposure import attach_exposure_head, fit_exposure_head  # noqa: E402
+from lgae_hep.exposure import (  # noqa: E402
+    attach_exposure_head,
+    distance_correlation,
+    fit_exposure_head,
+)
 from lgae_hep.inference import latent_columns  # noqa: E402
 from lgae_hep.nn.io import jet_mass  # noqa: E402
 from lgae_hep.precision import path_rtol  # noqa: E402
@@ -101,6 +105,48 @@ def test_prong_ranges_are_recorded_change_the_fit_and_are_checked():
                 {"prong_angle": (0.0, 0.4)}, {"prong_angle": (0.2, 1.6)}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             fit_exposure_head(model, p4, mask, **bad, **kw)
+
+
+def test_distance_correlation_identities():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(50, generator=g, dtype=torch.float64)
+    y = torch.randn(50, generator=g, dtype=torch.float64)
+    # float64 means over n^2 = 2500 terms: a relative rounding of a few 1e-13
+    tol = 50 * 50 * torch.finfo(torch.float64).eps * 4
+    # 1 for an affine relation of either sign; invariant under shifts and positive scales;
+    # symmetric; 0 against a constant
+    for z in (x, 2.5 * x + 3.0, -0.5 * x):
+        assert abs(float(distance_correlation(x, z)) - 1.0) < tol
+    d = float(distance_correlation(x, y))
+    assert abs(float(distance_correlation(3.0 * x - 1.0, 0.2 * y + 7.0)) - d) < tol
+    assert abs(float(distance_correlation(y, x)) - d) < tol
+    assert float(distance_correlation(x, torch.full_like(x, 2.0))) == 0.0
+    # a dependence that the linear correlation misses: y = x^2 of a symmetric sample
+    s = torch.linspace(-1.0, 1.0, 41, dtype=torch.float64)
+    assert abs(float(torch.corrcoef(torch.stack([s, s * s]))[0, 1])) < 1e-12
+    assert float(distance_correlation(s, s * s)) > 0.1
+    assert 0.0 <= d < 1.0
+    # differentiable (the fit's penalty): analytic against numerical gradients
+    xs, ys = x[:8].clone().requires_grad_(True), y[:8].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(distance_correlation, (xs, ys))
+    with pytest.raises(ValueError, match="two"):
+        distance_correlation(x, y[:10])
+
+
+def test_disco_weight_is_recorded_changes_the_fit_and_is_checked():
+    model = _model()
+    p4, mask = make_jets(64, 21)
+    kw = dict(seed=0, epochs=2, hidden=8, n_quantiles=16, batch_size=16, progress=False)
+    base = fit_exposure_head(model, p4, mask, **kw)
+    zero = fit_exposure_head(model, p4, mask, disco_weight=0.0, **kw)
+    disco = fit_exposure_head(model, p4, mask, disco_weight=1.0, **kw)
+    assert base.config["fit"]["disco_weight"] == 0.0 and disco.config["fit"]["disco_weight"] == 1.0
+    # weight 0 is the plain fit, bit for bit; a weight moves the weights
+    assert all(torch.equal(v, zero.state_dict()[k]) for k, v in base.state_dict().items())
+    assert not torch.equal(base.mlp[0].weight, disco.mlp[0].weight)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="disco_weight"):
+            fit_exposure_head(model, p4, mask, disco_weight=bad, **kw)
 
 
 def test_score_is_lorentz_and_permutation_invariant_within_the_latent_bound(random_lorentz):
