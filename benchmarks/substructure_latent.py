@@ -1260,9 +1260,13 @@ def stage_bundle(pretrained: Path) -> None:
                      "train_seconds": done.get("epoch_seconds_total"),
                      "torch_threads": done.get("torch_threads"),
                      "device": done.get("device", "cpu"),
-                     "hardware": (f"trained on {done.get('device', 'cpu')} (parallel runs of "
-                                  "benchmarks/substructure_parallel.sh where a GPU was lent); "
-                                  "densities, heads and card on 2 CPU cores, torch 2.13.0+cpu")},
+                     "hardware": ((f"trained on {done.get('device')} (parallel runs of "
+                                   "benchmarks/substructure_parallel.sh on a lent GPU)"
+                                   if done.get("device", "cpu") != "cpu" else
+                                   f"trained on the CPU ({done.get('torch_threads')} torch "
+                                   "thread(s))")
+                                  + "; densities, heads and card on 2 CPU cores, "
+                                  "torch 2.13.0+cpu")},
         "training_domain": {"collection": "FatJet", "pt_range": [800.0, 1600.0],
                             "eta_max": 2.5, "jet_radius": 0.8},
         "test_sets": {k: v for k, v in an.recipe().items() if k.startswith("test")},

@@ -274,21 +274,23 @@ def test_compress_uses_the_compression_model_by_default(tmp_path, generated_file
     assert lgae_hep.compress(jets).metadata["model"]["name"] == COMPRESSION_MODEL
 
 
-@pytest.mark.parametrize("name", ["lgae-compress", "lgae-mix"])
-def test_files_of_a_superseded_compression_model_still_decompress(generated_file, name):
+@pytest.mark.parametrize(("name", "kept"), [("lgae-compress", "lgae-compress-v1"),
+                                            ("lgae-mix", "lgae-mix-v1"),
+                                            ("lgae-mix", "lgae-mix-v2")])
+def test_files_of_a_superseded_compression_model_still_decompress(generated_file, name, kept):
     """A file compressed with a superseded bundle (recorded name "lgae-compress" or
     "lgae-mix", the old weights' file hash) decodes with those weights, kept as
-    ``<name>-v1``, not with today's model of that name (whose checksum would not match); a
-    hash no bundled file has falls back to the name, and the checksum check still refuses
-    it."""
+    ``<name>-v1`` / ``-v2``, not with today's model of that name (whose checksum would not
+    match); a hash no bundled file has falls back to the name, and the checksum check still
+    refuses it."""
     from lgae_hep.zoo import bundled_models
 
-    assert {name, f"{name}-v1"} <= set(bundled_models())
+    assert {name, kept} <= set(bundled_models())
     jets = lgae_hep.read_nanoaod(generated_file, flat=True)[:8]
-    old = lgae_hep.compress(jets, f"{name}-v1")
+    old = lgae_hep.compress(jets, kept)
     old.metadata["model"]["name"] = name  # what a file of that time records
     got = lgae_hep.decompress(old, physical=False)
-    want = lgae_hep.decompress(old, f"{name}-v1", physical=False)
+    want = lgae_hep.decompress(old, kept, physical=False)
     for f in ("E", "px", "py", "pz"):
         assert ak.all(ak.flatten(got[f], axis=None) == ak.flatten(want[f], axis=None))
     with pytest.raises(ValueError, match="model mismatch"):
