@@ -1221,7 +1221,11 @@ def stage_bundle(pretrained: Path) -> None:
         "description": f"LGAE-Mix (tau_v={cfg['tau_v']}), GeV input, angular loss"
                        + (f", reference vectors {cfg['references']}" if cfg.get("references")
                           else "")
-                       + (", with an auxiliary substructure head" if uses_head else "")
+                       + (", with an auxiliary substructure head" if uses_head else
+                          ", trained with an auxiliary substructure head (not in the file)"
+                          if CANDIDATES[cand]["aux_weight"] else "")
+                       + (", with the normalised-autoencoder term"
+                          if CANDIDATES[cand].get("nae_weight") else "")
                        + " trained on MPI-on generated QCD jets; default score "
                        + ("exposure (a classifier head on the latent invariants and log m: "
                           "QCD jet or QCD jet with extra hard prongs at its own mass)"
