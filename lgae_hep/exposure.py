@@ -28,7 +28,10 @@ from lgae_hep.scoring.exposure import ExposureHead, exposure_inputs
 from lgae_hep.scoring.latent import latent_columns
 
 __all__ = ["attach_exposure_head", "distance_correlation", "exposure_features",
-           "fit_exposure_head"]
+           "fit_exposure_head", "flat_mass_weights"]
+
+#: the ``mass_weighting`` choices of :func:`fit_exposure_head`
+MASS_WEIGHTINGS = ("none", "flat")
 
 
 def attach_exposure_head(model: Any, head: ExposureHead | None) -> None:
@@ -78,13 +81,43 @@ def distance_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, vxy / torch.where(den > 0, den, 1.0), vxy * 0.0)
 
 
+def flat_mass_weights(log_mass: np.ndarray, n_bins: int = 20, max_weight: float = 10.0
+                      ) -> np.ndarray:
+    """Per-jet weights that make the distribution of ``log_mass`` flat ("planing").
+
+    ``n_bins`` equal-width bins span the 0.5 % to 99.5 % quantiles of ``log_mass`` (a jet
+    outside counts in the end bin on its side); a jet's weight is inversely proportional to
+    its bin's count, so every non-empty bin carries the same total weight, and the weights
+    average 1. With a finite ``max_weight``, weights are then capped at ``max_weight`` times
+    the mean and renormalised to mean 1, so that a sparse bin in the tail cannot let a few
+    jets dominate a fit (its bins then carry less than the others)."""
+    x = np.asarray(log_mass, dtype=np.float64)
+    if x.ndim != 1 or len(x) == 0 or not np.isfinite(x).all():
+        raise ValueError("flat_mass_weights wants a non-empty 1-d array of finite log masses")
+    if not (isinstance(n_bins, int) and n_bins >= 1):
+        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    if not max_weight > 1.0:  # also refuses NaN
+        raise ValueError(f"max_weight must be > 1 (or inf), got {max_weight!r}")
+    lo, hi = np.quantile(x, [0.005, 0.995])
+    if hi > lo:
+        b = np.clip(np.floor((x - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(np.int64)
+    else:  # one mass: one bin
+        b = np.zeros(len(x), dtype=np.int64)
+    counts = np.bincount(b, minlength=n_bins)
+    w = len(x) / (np.count_nonzero(counts) * counts[b])
+    if math.isfinite(max_weight):
+        w = np.minimum(w, max_weight)
+        w = w / w.mean()
+    return w
+
+
 def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed: int = 0,
                       epochs: int = 30, hidden: int = 64, depth: int = 2,
                       n_quantiles: int = 200, batch_size: int = 256, lr: float = 1e-3,
                       weight_decay: float = 1e-2, split_prob: float = 0.5,
                       prong_share: tuple[float, float] = (0.15, 0.35),
                       prong_angle: tuple[float, float] = (0.2, 0.6),
-                      disco_weight: float = 0.0,
+                      disco_weight: float = 0.0, mass_weighting: str = "none",
                       val_fraction: float = 0.1, progress: bool = True) -> ExposureHead:
     """Fit an :class:`~lgae_hep.scoring.exposure.ExposureHead` on QCD jets ``p4`` (n, N, 4) GeV,
     ``mask`` (n, N) and their synthetic anomalies (one view each, drawn with ``seed``).
@@ -104,6 +137,13 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     Kasieczka & Shih 2020) between the logit and ``log m`` of the batch's QCD jets to the
     loss: a penalty on the score's dependence on the mass, so that a cut sculpts the QCD mass
     spectrum less (the held-out epoch is chosen on the same total loss).
+
+    ``mass_weighting="flat"`` weights each jet's two views in the cross-entropy by
+    :func:`flat_mass_weights` of the QCD jets' log m (20 bins, weights capped at 10 times the
+    mean), so that the head learns the jets of every mass as much as those where QCD is
+    dense, instead of mostly the low masses, where most QCD jets are; an anomaly of unknown
+    mass may sit anywhere. The DisCo penalty stays unweighted. ``"none"`` (the default) is
+    the unweighted fit of before, bit for bit.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
@@ -112,6 +152,9 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                          f"{epochs}, {batch_size}, {val_fraction}")
     if not (math.isfinite(disco_weight) and disco_weight >= 0.0):
         raise ValueError(f"disco_weight must be finite and >= 0, got {disco_weight!r}")
+    if mass_weighting not in MASS_WEIGHTINGS:
+        raise ValueError(f"mass_weighting must be one of {MASS_WEIGHTINGS}, got "
+                         f"{mass_weighting!r}")
     if p4.ndim != 3 or p4.shape[-1] != 4 or mask.shape != p4.shape[:2]:
         raise ValueError(f"p4 must be (n, N, 4) and mask (n, N); got {tuple(p4.shape)}, "
                          f"{tuple(mask.shape)}")
@@ -151,24 +194,32 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                                  "prong_share": [float(x) for x in prong_share],
                                  "prong_angle": [float(x) for x in prong_angle],
                                  "disco_weight": float(disco_weight),
+                                 "mass_weighting": mass_weighting,
                                  "views": "lgae_hep.contrastive.exposure_views"}).double()
     idx = np.flatnonzero(ok)
     perm = torch.randperm(len(idx), generator=gen).numpy()
     n_val = max(1, int(round(val_fraction * len(idx))))
     parts = {"val": idx[perm[:n_val]], "train": idx[perm[n_val:]]}
+    # both views of a jet have its mass (the anomalous one is narrowed back to it)
+    weight = np.ones(n)
+    if mass_weighting == "flat":
+        weight[idx] = flat_mass_weights(xq[idx, -1])
     data = {k: (torch.from_numpy(np.concatenate([head.normal_scores(xq[v]),
                                                  head.normal_scores(xn[v])])),
                 torch.cat([torch.zeros(len(v)), torch.ones(len(v))]).double(),
-                torch.from_numpy(np.concatenate([xq[v, -1], xn[v, -1]])))
+                torch.from_numpy(np.concatenate([xq[v, -1], xn[v, -1]])),
+                torch.from_numpy(np.concatenate([weight[v], weight[v]])))
             for k, v in parts.items()}
     opt = torch.optim.AdamW(head.mlp.parameters(), lr=lr, weight_decay=weight_decay)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     best, best_state = math.inf, None
-    xt, yt, mt = data["train"]
+    xt, yt, mt, wt = data["train"]
+    flat = mass_weighting == "flat"
 
-    def objective(x: torch.Tensor, y: torch.Tensor, logm: torch.Tensor) -> torch.Tensor:
+    def objective(x: torch.Tensor, y: torch.Tensor, logm: torch.Tensor,
+                  w: torch.Tensor) -> torch.Tensor:
         z = head.logit(x)
-        loss = bce(z, y)
+        loss = bce(z, y, weight=w) if flat else bce(z, y)
         if disco_weight > 0.0:
             qcd = y == 0
             loss = loss + disco_weight * distance_correlation(z[qcd], logm[qcd])
@@ -178,7 +229,7 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     for _ in bar:
         head.train()
         for b in torch.randperm(len(xt), generator=gen).split(batch_size):
-            loss = objective(xt[b], yt[b], mt[b])
+            loss = objective(xt[b], yt[b], mt[b], wt[b])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -26,6 +26,7 @@ from lgae_hep.exposure import (  # noqa: E402
     attach_exposure_head,
     distance_correlation,
     fit_exposure_head,
+    flat_mass_weights,
 )
 from lgae_hep.inference import latent_columns  # noqa: E402
 from lgae_hep.nn.io import jet_mass  # noqa: E402
@@ -147,6 +148,54 @@ def test_disco_weight_is_recorded_changes_the_fit_and_is_checked():
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="disco_weight"):
             fit_exposure_head(model, p4, mask, disco_weight=bad, **kw)
+
+
+def test_flat_mass_weights_flatten_the_mass_and_cap_the_tail():
+    rng = np.random.default_rng(3)
+    # a falling spectrum like QCD's: most jets light, a sparse heavy tail
+    logm = np.log(20.0 + rng.exponential(40.0, size=5000))
+    n_bins = 20
+    lo, hi = np.quantile(logm, [0.005, 0.995])
+    b = np.clip(np.floor((logm - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(int)
+    counts = np.bincount(b, minlength=n_bins)
+    # uncapped: every non-empty bin carries the same total weight and the mean is 1; each
+    # total is a sum of <= 5000 weights, so its relative rounding is < 5000 float64 eps
+    w = flat_mass_weights(logm, n_bins=n_bins, max_weight=float("inf"))
+    totals = np.bincount(b, weights=w, minlength=n_bins)[counts > 0]
+    tol = 5000 * np.finfo(np.float64).eps
+    assert np.allclose(totals, totals[0], rtol=tol, atol=0)
+    assert abs(w.mean() - 1.0) < tol
+    assert w.max() / w.min() > 10.0  # the tail was sparse: the cap below has work to do
+    # capped: proportional to min(w, cap), mean 1, and the same jet order of weights
+    c = flat_mass_weights(logm, n_bins=n_bins, max_weight=5.0)
+    ref = np.minimum(w, 5.0)
+    assert np.allclose(c * ref.mean(), ref, rtol=tol, atol=0)
+    assert abs(c.mean() - 1.0) < tol
+    # one mass: one bin, all weights 1
+    assert np.array_equal(flat_mass_weights(np.full(7, 4.0)), np.ones(7))
+    for bad in (np.array([]), np.array([1.0, np.nan]), np.ones((2, 2))):
+        with pytest.raises(ValueError, match="finite log masses"):
+            flat_mass_weights(bad)
+    with pytest.raises(ValueError, match="n_bins"):
+        flat_mass_weights(logm, n_bins=0)
+    with pytest.raises(ValueError, match="max_weight"):
+        flat_mass_weights(logm, max_weight=1.0)
+
+
+def test_mass_weighting_is_recorded_changes_the_fit_and_is_checked():
+    model = _model()
+    p4, mask = make_jets(64, 21)
+    kw = dict(seed=0, epochs=2, hidden=8, n_quantiles=16, batch_size=16, progress=False)
+    base = fit_exposure_head(model, p4, mask, **kw)
+    none = fit_exposure_head(model, p4, mask, mass_weighting="none", **kw)
+    flat = fit_exposure_head(model, p4, mask, mass_weighting="flat", **kw)
+    assert base.config["fit"]["mass_weighting"] == "none"
+    assert flat.config["fit"]["mass_weighting"] == "flat"
+    # "none" is the plain fit, bit for bit; the weights move the fit
+    assert all(torch.equal(v, none.state_dict()[k]) for k, v in base.state_dict().items())
+    assert not torch.equal(base.mlp[0].weight, flat.mlp[0].weight)
+    with pytest.raises(ValueError, match="mass_weighting"):
+        fit_exposure_head(model, p4, mask, mass_weighting="uniform", **kw)
 
 
 def test_score_is_lorentz_and_permutation_invariant_within_the_latent_bound(random_lorentz):
