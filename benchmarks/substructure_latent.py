@@ -575,6 +575,8 @@ def recipe_jets(recipe: str) -> int:
     """How many of train_qcd's first jets fit ``recipe``'s head (:data:`EXPOSURE_JETS` unless
     the recipe names its own)."""
     return int(EXPOSURE_RECIPES[recipe][1].get("jets", EXPOSURE_JETS))
+
+
 YARDSTICKS = ("jet mass", "-log D2", "1 - tau21", "density (tau21, tau32 | m)")
 
 
