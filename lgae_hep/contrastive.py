@@ -107,10 +107,15 @@ def positive_view(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
     return soft_smear(p4, mask, gen, soft_scale=soft_scale)
 
 
+#: particles per wide prong (:func:`hard_prongs`' ``spread``)
+PRONG_PARTICLES = 4
+
+
 def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
                 share: tuple[float, float] = (0.15, 0.35),
                 angle: tuple[float, float] = (0.2, 0.6),
-                keep_mass: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                keep_mass: bool = False, spread: tuple[float, float] | None = None,
+                spread_particles: int = PRONG_PARTICLES) -> tuple[torch.Tensor, torch.Tensor]:
     """The anomalous view: one or two new massless prongs per jet, each with an energy share
     ``f ~ U(share)`` of the jet, at ``Delta R ~ U(angle)`` from the jet axis in a random
     direction; every original particle is scaled by ``1 - sum f``, and the prongs' transverse
@@ -121,8 +126,21 @@ def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
     The prongs nearly always make the jet heavier. With ``keep_mass``, such a view is then
     narrowed back to the original jet mass (:func:`narrow_to_mass`): a jet with more prongs at
     its own mass, the structure a density given the mass should find rare (a view that came
-    out lighter is kept as it is). The random draws are the same either way."""
+    out lighter is kept as it is). The random draws are the same either way.
+
+    ``spread=None`` makes each prong one massless particle. ``spread=(lo, hi)`` makes it a
+    *wide* prong, as a real subjet with its own mass: ``spread_particles`` massless particles
+    that share the prong's energy with fractions drawn uniformly on the simplex
+    (Dirichlet(1, ..., 1)), their directions moved from the prong's by Gaussian angles of width
+    ``sigma ~ U(lo, hi)`` (one per prong) in the plane transverse to it, so the prong's mass is
+    about ``sigma`` times its energy. These draws come after all the others, so that
+    ``spread=None`` is the single-particle view of before, bit for bit."""
     _check(p4, mask)
+    if spread is not None and not (0.0 < spread[0] <= spread[1] < 0.5):
+        raise ValueError(f"spread must be (lo, hi) with 0 < lo <= hi < 0.5; got {spread!r}")
+    if spread is not None and not (isinstance(spread_particles, int)
+                                   and spread_particles >= 2):
+        raise ValueError(f"spread_particles must be an int >= 2, got {spread_particles!r}")
     b, n, _ = p4.shape
     dev, dt = p4.device, p4.dtype
     zero = torch.zeros((), dtype=dt, device=dev)
@@ -150,6 +168,10 @@ def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
                                                      * v.unsqueeze(1)))
     e_prong = f * e_jet.unsqueeze(1)  # (B, 2)
     prongs = torch.cat([e_prong.unsqueeze(-1), e_prong.unsqueeze(-1) * direction], -1)
+    real = torch.stack([torch.ones_like(two), two], 1)  # (B, 2): which prongs exist
+    if spread is not None:
+        prongs = _wide_prongs(direction, e_prong, gen, spread, spread_particles)
+        real = real.repeat_interleave(spread_particles, 1)
     scale = (1 - f.sum(1)).view(b, 1, 1)
     rest = p4 * scale
     # balance the prongs' momentum transverse to the axis with the scaled particles
@@ -163,13 +185,40 @@ def hard_prongs(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
     rest_e = torch.maximum(rest[..., 0], rest[..., 1:].norm(dim=-1))
     rest = torch.cat([rest_e.unsqueeze(-1), rest[..., 1:]], -1)
     cand = torch.cat([rest, prongs], 1)
-    cmask = torch.cat([mask, torch.stack([torch.ones_like(two), two], 1)], 1)
+    cmask = torch.cat([mask, real], 1)
     cand = torch.where(cmask.unsqueeze(-1), cand, zero)
     out, keep = keep_hardest(cand, cmask, n)
     if keep_mass:
         m2 = jet[:, 0] ** 2 - (jet[:, 1:] ** 2).sum(-1)
         out = narrow_to_mass(out, keep, m2.clamp_min(0).sqrt())
     return out, keep
+
+
+def _wide_prongs(direction: torch.Tensor, energy: torch.Tensor, gen: torch.Generator,
+                 spread: tuple[float, float], k: int) -> torch.Tensor:
+    """``k`` massless particles per prong (:func:`hard_prongs`' ``spread``): prongs of unit
+    directions ``direction`` (B, 2, 3) and energies ``energy`` (B, 2) -> (B, 2 k, 4), the
+    particles of prong 0 first. The fractions are normalised exponential draws (uniform on the
+    simplex), so the particles' energies add up to the prong's (to rounding)."""
+    b, n_p, _ = direction.shape
+    dev, dt = direction.device, direction.dtype
+    lo, hi = spread
+    sigma = lo + (hi - lo) * torch.rand((b, n_p, 1), generator=gen, device=dev, dtype=dt)
+    frac = -torch.log1p(-torch.rand((b, n_p, k), generator=gen, device=dev, dtype=dt))
+    frac = frac / frac.sum(-1, keepdim=True)
+    off = torch.randn((b, n_p, k, 2), generator=gen, device=dev, dtype=dt) * sigma.unsqueeze(-1)
+    # an orthonormal pair perpendicular to each prong's direction
+    helper = torch.where(direction[..., 2:3].abs() < 0.9,
+                         torch.tensor([0.0, 0.0, 1.0], dtype=dt, device=dev),
+                         torch.tensor([1.0, 0.0, 0.0], dtype=dt, device=dev))
+    u = torch.linalg.cross(direction, helper.expand_as(direction))
+    u = u / u.norm(dim=-1, keepdim=True)
+    v = torch.linalg.cross(direction, u)
+    d = (direction.unsqueeze(2) + off[..., :1] * u.unsqueeze(2) + off[..., 1:] * v.unsqueeze(2))
+    d = d / d.norm(dim=-1, keepdim=True)
+    e = frac * energy.unsqueeze(-1)  # (B, 2, k)
+    parts = torch.cat([e.unsqueeze(-1), e.unsqueeze(-1) * d], -1)  # (B, 2, k, 4)
+    return parts.reshape(b, n_p * k, 4)
 
 
 #: bisection steps of :func:`narrow_to_mass`: the factor's interval shrinks to 2^-60, below
@@ -179,7 +228,8 @@ NARROW_STEPS = 60
 
 def exposure_views(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
                    split_prob: float = 0.5, share: tuple[float, float] = (0.15, 0.35),
-                   angle: tuple[float, float] = (0.2, 0.6)
+                   angle: tuple[float, float] = (0.2, 0.6),
+                   spread: tuple[float, float] | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The two classes of the ``exposure`` head (:mod:`lgae_hep.scoring.exposure`):
     ``(p4_qcd, mask_qcd, p4_anomalous, mask_anomalous)``.
@@ -190,8 +240,10 @@ def exposure_views(p4: torch.Tensor, mask: torch.Tensor, gen: torch.Generator,
     (collinear splittings with probability ``split_prob``, soft smearing), so that a prong is a
     spray of collinear particles like a real subjet, not one particle that no QCD jet has, and
     the head cannot tell the classes apart by the splitting itself. The draws come from ``gen``
-    in a fixed order (prongs, then the anomalous view's splits, then the QCD view's)."""
-    pn, mn = hard_prongs(p4, mask, gen, share=share, angle=angle, keep_mass=True)
+    in a fixed order (prongs, then the anomalous view's splits, then the QCD view's).
+    ``spread``: :func:`hard_prongs`' wide prongs (``None``: one particle per prong)."""
+    pn, mn = hard_prongs(p4, mask, gen, share=share, angle=angle, keep_mass=True,
+                         spread=spread)
     pn, mn = positive_view(pn, mn, gen, split_prob=split_prob)
     pq, mq = positive_view(p4, mask, gen, split_prob=split_prob)
     return pq, mq, pn, mn

@@ -117,6 +117,7 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                       weight_decay: float = 1e-2, split_prob: float = 0.5,
                       prong_share: tuple[float, float] = (0.15, 0.35),
                       prong_angle: tuple[float, float] = (0.2, 0.6),
+                      prong_spread: tuple[float, float] | None = None,
                       disco_weight: float = 0.0, mass_weighting: str = "none",
                       val_fraction: float = 0.1, progress: bool = True) -> ExposureHead:
     """Fit an :class:`~lgae_hep.scoring.exposure.ExposureHead` on QCD jets ``p4`` (n, N, 4) GeV,
@@ -131,7 +132,10 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
 
     ``prong_share`` / ``prong_angle``: the ranges of the synthetic prongs' energy share and
     Delta R (:func:`lgae_hep.contrastive.exposure_views`), recorded in ``config["fit"]``. The
-    defaults are the recipe of the bundled ``lgae-mix`` head.
+    defaults are the recipe of the bundled ``lgae-mix`` head. ``prong_spread=(lo, hi)`` makes
+    every synthetic prong a wide one, a few particles spread by angles of width ``U(lo, hi)``
+    (:func:`lgae_hep.contrastive.hard_prongs`' ``spread``), like a real subjet with its own
+    mass; ``None`` (the default) keeps one particle per prong, bit for bit as before.
 
     ``disco_weight`` > 0 adds that multiple of the squared distance correlation (DisCo,
     Kasieczka & Shih 2020) between the logit and ``log m`` of the batch's QCD jets to the
@@ -167,9 +171,15 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
         if not 0.0 < lo <= hi < top:
             raise ValueError(f"{label} must be (lo, hi) with 0 < lo <= hi < {top:.3g}; got "
                              f"{(lo, hi)!r}")
+    if prong_spread is not None:
+        prong_spread = (float(prong_spread[0]), float(prong_spread[1]))
+        if not 0.0 < prong_spread[0] <= prong_spread[1] < 0.5:
+            raise ValueError(f"prong_spread must be (lo, hi) with 0 < lo <= hi < 0.5; got "
+                             f"{prong_spread!r}")
     gen = torch.Generator().manual_seed(seed)
     pq, mq, pn, mn = exposure_views(p4, mask, gen, split_prob=split_prob,
-                                    share=tuple(prong_share), angle=tuple(prong_angle))
+                                    share=tuple(prong_share), angle=tuple(prong_angle),
+                                    spread=prong_spread)
     xq, names = exposure_features(model, None, pq, mq)
     xn, _ = exposure_features(model, None, pn, mn)
     ok = np.isfinite(xq).all(1) & np.isfinite(xn).all(1)
@@ -193,6 +203,8 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                                  "split_prob": split_prob, "batch_size": batch_size,
                                  "prong_share": [float(x) for x in prong_share],
                                  "prong_angle": [float(x) for x in prong_angle],
+                                 "prong_spread": (None if prong_spread is None
+                                                  else list(prong_spread)),
                                  "disco_weight": float(disco_weight),
                                  "mass_weighting": mass_weighting,
                                  "views": "lgae_hep.contrastive.exposure_views"}).double()

@@ -23,6 +23,7 @@ from lgae_hep.models import build_model  # noqa: E402
 from lgae_hep.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from lgae_hep.contrastive import (  # noqa: E402
     ContrastiveHead,
+    _wide_prongs,
     collinear_split,
     contrastive_loss,
     hard_prongs,
@@ -153,6 +154,71 @@ def test_hard_prongs_keep_mass_gives_more_prongs_at_the_jet_mass():
     assert torch.equal(out[~om], torch.zeros_like(out[~om]))
 
 
+def _padded(p4, mask, slots):
+    """The jets with ``slots`` free (zero) particle slots appended."""
+    b = p4.shape[0]
+    return (torch.cat([p4, p4.new_zeros(b, slots, 4)], 1),
+            torch.cat([mask, mask.new_zeros(b, slots)], 1))
+
+
+def test_wide_prong_particles_are_massless_share_the_prong_energy_and_spread_as_asked():
+    gen = _gen(11)
+    b, k, sigma = 2000, 4, 0.05
+    direction = torch.randn(b, 2, 3, generator=gen, dtype=torch.float64)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    energy = 1 + 99 * torch.rand(b, 2, generator=gen, dtype=torch.float64)
+    parts = _wide_prongs(direction, energy, gen, (sigma, sigma), k).view(b, 2, k, 4)
+    e, p = parts[..., 0], parts[..., 1:]
+    # massless to the rounding of one normalised direction (a few eps of E)
+    assert ((e - p.norm(dim=-1)).abs() <= 8 * EPS64 * e).all()
+    # the fractions add up to one: the energies to the prong's, to k roundings
+    assert ((e.sum(-1) - energy).abs() <= 4 * k * EPS64 * energy).all()
+    # every particle near its prong: a 2D Gaussian offset of width sigma passes 8 sigma with
+    # probability exp(-32) ~ 1e-14, never among these 16,000
+    cos = (p * direction.unsqueeze(2)).sum(-1) / p.norm(dim=-1)
+    assert (cos > math.cos(8 * sigma)).all()
+    # the prong's own mass: m^2 = sum_ij E_i E_j (1 - cos theta_ij), E[theta_ij^2] = 4 sigma^2
+    # (small angles) and E[f_i f_j] = 1 / (k (k + 1)) on the simplex, so
+    # E[m^2 / E^2] = k (k - 1) / 2 * 4 sigma^2 / (k (k + 1)) = 2 (k - 1) sigma^2 / (k + 1);
+    # the mean of 4,000 prongs to 10 %: the ratio spreads by about its own size from prong to
+    # prong, so the mean's standard error is about 1/sqrt(4000) ~ 1.6 %, and the small-angle
+    # terms dropped above are O(sigma^2) ~ 0.3 %
+    tot = parts.sum(2)
+    m2 = tot[..., 0] ** 2 - (tot[..., 1:] ** 2).sum(-1)
+    expect = 2 * (k - 1) * sigma ** 2 / (k + 1)
+    ratio = (m2 / energy ** 2).mean() / expect
+    assert 0.9 < float(ratio) < 1.1
+
+
+def test_hard_prongs_spread_makes_k_particles_per_prong_from_the_same_draws():
+    p4, mask = _padded(*_jets(64, 6, 8), 2 * 4)
+    one, om1 = hard_prongs(p4, mask, _gen(7))
+    wide, omw = hard_prongs(p4, mask, _gen(7), spread=(0.02, 0.10), spread_particles=4)
+    n_in = mask.sum(1)
+    # with free slots nothing is dropped: one or two prongs, k particles each, and the same
+    # one-or-two draw as the single-particle view
+    n_prongs = om1.sum(1) - n_in
+    assert set(n_prongs.tolist()) == {1, 2}
+    assert torch.equal(omw.sum(1) - n_in, 4 * n_prongs)
+    # spread=None is the view of before, bit for bit
+    again, oma = hard_prongs(p4, mask, _gen(7), spread=None)
+    assert torch.equal(again, one) and torch.equal(oma, om1)
+    # the jet direction is kept, and the view keeps the original jet mass with keep_mass
+    jin, jout = p4.sum(1), wide.sum(1)
+    cosang = (jin[:, 1:] * jout[:, 1:]).sum(-1) / (jin[:, 1:].norm(dim=-1)
+                                                   * jout[:, 1:].norm(dim=-1))
+    assert (cosang > 0.99).all()
+    heavy = _mass(wide) > _mass(p4)
+    assert heavy.float().mean() > 0.9
+    kept, km = hard_prongs(p4, mask, _gen(7), keep_mass=True, spread=(0.02, 0.10))
+    assert torch.equal(km, omw)
+    m_in = _mass(p4)
+    n_max = int(km.sum(1).max())
+    tol = 8 * n_max * EPS64 * (kept.sum(1)[:, 0] ** 2 / m_in ** 2)
+    assert ((_mass(kept) - m_in).abs() / m_in <= tol + 2.0 ** -50)[heavy].all()
+    assert (kept[..., 0][km] >= kept[..., 1:].norm(dim=-1)[km] * (1 - 8 * EPS64)).all()
+
+
 def test_narrow_to_mass_leaves_lighter_jets_and_is_permutation_covariant():
     p4, mask = _jets(32, 8, 8)
     m = _mass(p4)
@@ -171,6 +237,11 @@ def test_augmentations_refuse_bad_input():
         collinear_split(p4, mask.int(), _gen())
     with pytest.raises(ValueError, match=r"\(B, N, 4\)"):
         hard_prongs(p4[..., :3], mask, _gen())
+    for bad in ((0.0, 0.1), (0.1, 0.05), (0.1, 0.5)):
+        with pytest.raises(ValueError, match="spread"):
+            hard_prongs(p4, mask, _gen(), spread=bad)
+    with pytest.raises(ValueError, match="spread_particles"):
+        hard_prongs(p4, mask, _gen(), spread=(0.02, 0.1), spread_particles=1)
 
 
 def test_contrastive_loss_closed_form():

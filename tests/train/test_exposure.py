@@ -108,6 +108,23 @@ def test_prong_ranges_are_recorded_change_the_fit_and_are_checked():
             fit_exposure_head(model, p4, mask, **bad, **kw)
 
 
+def test_prong_spread_is_recorded_changes_the_fit_and_is_checked():
+    model = _model()
+    p4, mask = make_jets(64, 21)
+    kw = dict(seed=0, epochs=2, hidden=8, n_quantiles=16, batch_size=16, progress=False)
+    base = fit_exposure_head(model, p4, mask, **kw)
+    none = fit_exposure_head(model, p4, mask, prong_spread=None, **kw)
+    wide = fit_exposure_head(model, p4, mask, prong_spread=(0.02, 0.1), **kw)
+    assert base.config["fit"]["prong_spread"] is None
+    assert wide.config["fit"]["prong_spread"] == [0.02, 0.1]
+    # None is the single-particle fit, bit for bit; wide prongs move the fit
+    assert all(torch.equal(v, none.state_dict()[k]) for k, v in base.state_dict().items())
+    assert not torch.equal(base.mlp[0].weight, wide.mlp[0].weight)
+    for bad in ((0.0, 0.1), (0.1, 0.05), (0.1, 0.6)):
+        with pytest.raises(ValueError, match="prong_spread"):
+            fit_exposure_head(model, p4, mask, prong_spread=bad, **kw)
+
+
 def test_distance_correlation_identities():
     g = torch.Generator().manual_seed(4)
     x = torch.randn(50, generator=g, dtype=torch.float64)
