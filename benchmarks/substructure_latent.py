@@ -543,7 +543,11 @@ NEW_SCORES = ("latent-density [gram]", "latent-density-given-mass [gram]", "cham
               "exposure [soft prongs, flat mass]",
               "exposure [soft prongs, flat mass] mass-decorrelated",
               "exposure [soft prongs, 50k jets]",
-              "exposure [soft prongs, 50k jets] mass-decorrelated")
+              "exposure [soft prongs, 50k jets] mass-decorrelated",
+              "exposure [soft, wide prongs]",
+              "exposure [soft, wide prongs] mass-decorrelated",
+              "exposure [soft, wide prongs, flat mass]",
+              "exposure [soft, wide prongs, flat mass] mass-decorrelated")
 #: the exposure head's training jets: the first 20,000 of train_qcd and one synthetic anomaly
 #: of each (lgae_hep.exposure.fit_exposure_head, fixed before it was fitted on a candidate)
 EXPOSURE_JETS = 20_000
@@ -556,7 +560,10 @@ EXPOSURE_JETS = 20_000
 #: anomalies at masses where QCD is sparse (issue 21's unseen classes): the soft-prong recipe
 #: with the QCD mass flattened in the loss (fit_exposure_head(mass_weighting="flat")), and the
 #: soft-prong recipe on all 50,000 training jets instead of 20,000 ("jets", the one option that
-#: is this script's, not fit_exposure_head's)
+#: is this script's, not fit_exposure_head's). The two "wide prongs" recipes were added in the
+#: third session of 2026-12-05, again before any of their numbers was seen: each synthetic prong
+#: four particles spread by angles of width U(0.02, 0.10) (a subjet with its own mass, as a b
+#: quark's is, rather than one particle), without and with the flattened mass
 EXPOSURE_RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "exposure": ("exposure", {}),
     "exposure [soft prongs]": ("exposure-soft", {"prong_share": (0.05, 0.35)}),
@@ -568,6 +575,13 @@ EXPOSURE_RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
                                            "mass_weighting": "flat"}),
     "exposure [soft prongs, 50k jets]": ("exposure-soft-50k",
                                          {"prong_share": (0.05, 0.35), "jets": 50_000}),
+    "exposure [soft, wide prongs]": ("exposure-soft-wide",
+                                     {"prong_share": (0.05, 0.35),
+                                      "prong_spread": (0.02, 0.10)}),
+    "exposure [soft, wide prongs, flat mass]": ("exposure-soft-wide-flat",
+                                                {"prong_share": (0.05, 0.35),
+                                                 "prong_spread": (0.02, 0.10),
+                                                 "mass_weighting": "flat"}),
 }
 
 
