@@ -305,9 +305,14 @@ def test_model_file_carries_the_head_and_the_engine_scores_with_it(tmp_path):
     # the engine's own float64 latent, the same batches: the same arithmetic, bit for bit
     res = forward_batches(again, p4.double(), mask, batch_size=8, want_latent=True,
                           want_reco=False, encode_only=True)
-    cols, inv = latent_columns(res.latent)
     mass = jet_mass(p4.double(), mask)[0].numpy()
-    np.testing.assert_array_equal(s, exposure_scores(again.exposure_head, cols, inv, mass))
+    # and the head on the same 8-jet batches as the engine: a matrix product over another
+    # number of rows may take another kernel (AVX2 does), which is rounding, not a bug
+    want = []
+    for i in range(0, len(p4), 8):
+        cols, inv = latent_columns({k: v[i:i + 8] for k, v in res.latent.items()})
+        want.append(exposure_scores(again.exposure_head, cols, inv, mass[i:i + 8]))
+    np.testing.assert_array_equal(s, np.concatenate(want))
     # a corrupt stored head names the file
     ck = torch.load(tmp_path / "m.pt", weights_only=True)
     ck["extra"]["exposure_head"]["state_dict"]["knots"][0] = 0.0
