@@ -1253,6 +1253,11 @@ def stage_bundle(pretrained: Path) -> None:
                  name[5:] + (" (not bundled)" if name[5:] == key else "")): row["combined"]
                 for name, row in val_rows.items() if name.startswith("new: ")}
     cfg = model.config
+    shown = ROOT.relative_to(REPO) if ROOT.is_relative_to(REPO) else ROOT
+    run_arg = "" if ROOT == REPO / "runs" / "substructure_latent" else f" --run-dir {shown}"
+    opts = done.get("options") or {}
+    train_args = (f" --threads {done.get('torch_threads') or 1} --budget-min 50"
+                  + (f" --max-epochs {opts['epochs']}" if "epochs" in opts else "") + run_arg)
     card = {
         "name": "lgae-mix",
         "file": "lgae-mix.pt",
@@ -1266,7 +1271,10 @@ def stage_bundle(pretrained: Path) -> None:
                           if CANDIDATES[cand].get("nae_weight") else "")
                        + " trained on MPI-on generated QCD jets; default score "
                        + ("exposure (a classifier head on the latent invariants and log m: "
-                          "QCD jet or QCD jet with extra hard prongs at its own mass)"
+                          "QCD jet or QCD jet with extra hard prongs at its own mass"
+                          + (", each prong a few particles spread like a subjet"
+                             if model.exposure_head.config["fit"].get("prong_spread") else "")
+                          + ")"
                           if exposure else f"{metric} on the '{feats_kind}' features"),
         "architecture": cfg["architecture"],
         "config": cfg,
@@ -1318,11 +1326,16 @@ def stage_bundle(pretrained: Path) -> None:
                     for k, v in meas["signals"].items()},
         "sculpting": meas["sculpting"],
         "retrain": f"python benchmarks/anomaly_scores.py --stages data && python "
-                   f"benchmarks/substructure_latent.py --stages data && python "
-                   f"benchmarks/substructure_latent.py --candidate {cand} --seed {seed} "
-                   f"--stages train eval test card && python benchmarks/substructure_latent.py "
-                   f"--stages summary bundle && python benchmarks/decorrelation.py --bundle "
-                   f"--models lgae-mix && python tools/score_axes.py --write --models lgae-mix",
+                   f"benchmarks/substructure_latent.py --stages data && for S in "
+                   f"{' '.join(map(str, seeds))}; do python benchmarks/substructure_latent.py "
+                   f"--candidate {cand} --seed $S --stages train eval test{train_args}; done "
+                   f"&& python benchmarks/substructure_latent.py --candidate {cand} --seed "
+                   f"{seed} --stages card{run_arg} && python benchmarks/substructure_latent.py "
+                   f"--stages summary bundle{run_arg} && python benchmarks/decorrelation.py "
+                   f"--bundle --models lgae-mix && python tools/score_axes.py --write --models "
+                   f"lgae-mix",
+        "retrain_note": "the rule compares the mean over all seeds, so every seed is trained; "
+                        "on another CPU the training trajectories, and so the weights, differ",
     }
     pretrained.mkdir(parents=True, exist_ok=True)
     save_checkpoint(pretrained / "lgae-mix.pt", model, rng_state=False,

@@ -276,13 +276,14 @@ def test_compress_uses_the_compression_model_by_default(tmp_path, generated_file
 
 @pytest.mark.parametrize(("name", "kept"), [("lgae-compress", "lgae-compress-v1"),
                                             ("lgae-mix", "lgae-mix-v1"),
-                                            ("lgae-mix", "lgae-mix-v2")])
+                                            ("lgae-mix", "lgae-mix-v2"),
+                                            ("lgae-mix", "lgae-mix-v3")])
 def test_files_of_a_superseded_compression_model_still_decompress(generated_file, name, kept):
     """A file compressed with a superseded bundle (recorded name "lgae-compress" or
     "lgae-mix", the old weights' file hash) decodes with those weights, kept as
-    ``<name>-v1`` / ``-v2``, not with today's model of that name (whose checksum would not
-    match); a hash no bundled file has falls back to the name, and the checksum check still
-    refuses it."""
+    ``<name>-v1`` / ``-v2`` / ``-v3``, not with today's model of that name (whose checksum
+    would not match); a hash no bundled file has falls back to the name, and the checksum
+    check still refuses it."""
     from lgae_hep.zoo import bundled_models
 
     assert {name, kept} <= set(bundled_models())
