@@ -1123,12 +1123,17 @@ def _training_table() -> str:
     return "\n".join(lines)
 
 
+def _shown_root() -> Path:
+    """The run folder as docs and commands show it: relative to the repository when inside."""
+    return ROOT.relative_to(REPO) if ROOT.is_relative_to(REPO) else ROOT
+
+
 def write_docs(summary: dict[str, Any], path: Path = REPO / "docs" / "RESULTS.md",
                block: str = "substructure-candidates") -> None:
     """The validation and test tables between ``<!-- <block>:begin/end -->`` of
     docs/RESULTS.md (``--docs-block``: a study in its own ``--run-dir`` has its own block)."""
     begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-    shown = ROOT.relative_to(REPO) if ROOT.is_relative_to(REPO) else ROOT
+    shown = _shown_root()
     text = path.read_text()
     if begin not in text or end not in text:
         raise SystemExit(f"{path} has no {begin} ... {end} markers")
@@ -1253,7 +1258,7 @@ def stage_bundle(pretrained: Path) -> None:
                  name[5:] + (" (not bundled)" if name[5:] == key else "")): row["combined"]
                 for name, row in val_rows.items() if name.startswith("new: ")}
     cfg = model.config
-    shown = ROOT.relative_to(REPO) if ROOT.is_relative_to(REPO) else ROOT
+    shown = _shown_root()
     run_arg = "" if ROOT == REPO / "runs" / "substructure_latent" else f" --run-dir {shown}"
     opts = done.get("options") or {}
     train_args = (f" --threads {done.get('torch_threads') or 1} --budget-min 50"

@@ -166,20 +166,19 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
     if n < 20:
         raise ValueError(f"fit_exposure_head needs at least 20 jets, got {n}")
     # two prongs share at most 2 hi of the jet's energy; angles stay inside a hemisphere
-    for label, (lo, hi), top in (("prong_share", prong_share, 0.5),
-                                 ("prong_angle", prong_angle, math.pi / 2)):
+    # (a wide prong's spread: the angular width of its particles, well inside the jet)
+    ranges = [("prong_share", prong_share, 0.5), ("prong_angle", prong_angle, math.pi / 2)]
+    if prong_spread is not None:
+        ranges.append(("prong_spread", prong_spread, 0.5))
+    for label, (lo, hi), top in ranges:
         if not 0.0 < lo <= hi < top:
             raise ValueError(f"{label} must be (lo, hi) with 0 < lo <= hi < {top:.3g}; got "
                              f"{(lo, hi)!r}")
-    if prong_spread is not None:
-        prong_spread = (float(prong_spread[0]), float(prong_spread[1]))
-        if not 0.0 < prong_spread[0] <= prong_spread[1] < 0.5:
-            raise ValueError(f"prong_spread must be (lo, hi) with 0 < lo <= hi < 0.5; got "
-                             f"{prong_spread!r}")
     gen = torch.Generator().manual_seed(seed)
     pq, mq, pn, mn = exposure_views(p4, mask, gen, split_prob=split_prob,
                                     share=tuple(prong_share), angle=tuple(prong_angle),
-                                    spread=prong_spread)
+                                    spread=None if prong_spread is None
+                                    else tuple(prong_spread))
     xq, names = exposure_features(model, None, pq, mq)
     xn, _ = exposure_features(model, None, pn, mn)
     ok = np.isfinite(xq).all(1) & np.isfinite(xn).all(1)
@@ -204,7 +203,7 @@ def fit_exposure_head(model: Any, p4: torch.Tensor, mask: torch.Tensor, *, seed:
                                  "prong_share": [float(x) for x in prong_share],
                                  "prong_angle": [float(x) for x in prong_angle],
                                  "prong_spread": (None if prong_spread is None
-                                                  else list(prong_spread)),
+                                                  else [float(x) for x in prong_spread]),
                                  "disco_weight": float(disco_weight),
                                  "mass_weighting": mass_weighting,
                                  "views": "lgae_hep.contrastive.exposure_views"}).double()
